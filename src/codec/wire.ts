@@ -1,0 +1,110 @@
+// Typed access to the deltafs.v1 protobuf schema. The .proto file is the
+// truth; these interfaces mirror it so that no untyped object leaves here.
+import { fileURLToPath } from 'node:url'
+import protobuf from 'protobufjs'
+import { DeltafsError } from '../util/errors.js'
+
+export interface TxId { deviceId: string; deviceSeq: number }
+
+export interface SetAttrOp {
+  hasMode?: boolean; mode?: number
+  hasMtime?: boolean; mtimeNs?: number
+  hasAtime?: boolean; atimeNs?: number
+}
+
+export type Op =
+  | { create: { mode: number } }
+  | { write: { offset: number; data: Uint8Array } }
+  | { truncate: { size: number } }
+  | { unlink: Record<string, never> }
+  | { mkdir: { mode: number } }
+  | { rmdir: Record<string, never> }
+  | { rename: { to: string } }
+  | { symlink: { target: string } }
+  | { setAttr: SetAttrOp }
+  | { link: { to: string } }
+
+export interface Transaction {
+  txId: TxId
+  volume: string
+  fileId: string
+  baseVersion: number
+  path: string
+  ops: Op[]
+  mtimeNs: number
+}
+
+export enum PayloadCodec { UNSPECIFIED = 0, NONE = 1, ZSTD = 2 }
+
+export interface FrameHeader {
+  volume: string
+  txId: TxId
+  fileId: string
+  baseVersion: number
+  codec: PayloadCodec
+  encrypted: boolean
+  rawSize: number
+}
+
+export interface Frame { header: FrameHeader; payload: Uint8Array }
+
+export enum AckStatus { UNSPECIFIED = 0, OK = 1, DUPLICATE = 2, REJECTED = 3 }
+
+export interface Ack { txId: TxId; seq: number; status: AckStatus; error: string }
+export interface SubscribeRequest { volume: string; fromSeq: number; deviceId: string }
+export interface Delivery { seq: number; frame: Frame }
+export interface VolumeInfoRequest { volume: string }
+export interface VolumeInfo { volume: string; headSeq: number }
+
+const protoPath = fileURLToPath(new URL('../../../proto/deltafs/v1/deltafs.proto', import.meta.url))
+const root = protobuf.loadSync(protoPath)
+
+const toObjectOptions: protobuf.IConversionOptions = {
+  longs: Number, enums: Number, bytes: Buffer as unknown as protobuf.IConversionOptions['bytes'], defaults: true, oneofs: false,
+}
+
+/** A typed encoder/decoder pair for one message type of the schema. */
+export interface MessageCodec<T> {
+  encode(value: T): Uint8Array
+  /** Throws DeltafsError('BAD_MESSAGE') on malformed input instead of a protobufjs error. */
+  decode(bytes: Uint8Array): T
+}
+
+function messageCodec<T> (name: string): MessageCodec<T> {
+  const type = root.lookupType(`deltafs.v1.${name}`)
+  return {
+    encode (value: T): Uint8Array {
+      return type.encode(type.fromObject(value as Record<string, unknown>)).finish()
+    },
+    decode (bytes: Uint8Array): T {
+      try {
+        return type.toObject(type.decode(bytes), toObjectOptions) as T
+      } catch (err) {
+        throw new DeltafsError('BAD_MESSAGE', `malformed ${name}: ${(err as Error).message}`, { cause: err })
+      }
+    },
+  }
+}
+
+export const OpCodec = messageCodec<Op>('Op')
+export const TransactionCodec = messageCodec<Transaction>('Transaction')
+export const FrameCodec = messageCodec<Frame>('Frame')
+export const AckCodec = messageCodec<Ack>('Ack')
+export const SubscribeRequestCodec = messageCodec<SubscribeRequest>('SubscribeRequest')
+export const DeliveryCodec = messageCodec<Delivery>('Delivery')
+export const VolumeInfoRequestCodec = messageCodec<VolumeInfoRequest>('VolumeInfoRequest')
+export const VolumeInfoCodec = messageCodec<VolumeInfo>('VolumeInfo')
+
+/** The kind of an op, i.e. the name of the oneof member that is set. */
+export function opKind (op: Op): keyof UnionKeys<Op> {
+  return Object.keys(op).find(k => (op as Record<string, unknown>)[k] != null) as keyof UnionKeys<Op>
+}
+type UnionKeys<T> = T extends unknown ? { [K in keyof T]: true } : never
+
+/**
+ * Delivery bytes built around already-encoded frame bytes, so the node can
+ * forward what it stored without decoding it (field 1: seq, field 2: frame).
+ */
+export function encodeDelivery (seq: number, frameBytes: Uint8Array): Uint8Array {
+  return protobuf.Writer.create().uint32(8).uint64(seq).uint32(18).bytes(frameBytes).finish()
+}

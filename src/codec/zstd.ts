@@ -1,0 +1,41 @@
+// zstd through zstd-codec (emscripten). Its heap is small, so callers keep
+// inputs to a few MiB; transactions are capped well below that.
+import zc from 'zstd-codec'
+import { DeltafsError } from '../util/errors.js'
+
+export interface Compressor {
+  /** Compressed bytes; a standard zstd frame. */
+  compress (raw: Uint8Array): Uint8Array
+  /** Decompresses and checks that exactly `rawSize` bytes came out. */
+  decompress (data: Uint8Array, rawSize: number): Uint8Array
+}
+
+let loading: Promise<Compressor> | undefined
+
+export function loadZstd (level = 1): Promise<Compressor> {
+  loading ??= new Promise(resolve => {
+    zc.ZstdCodec.run(binding => {
+      const simple = new binding.Simple()
+      resolve({
+        compress (raw) {
+          const out = simple.compress(raw, level)
+          if (out == null) throw new DeltafsError('BAD_FRAME', 'zstd compression failed')
+          return out
+        },
+        decompress (data, rawSize) {
+          let out: Uint8Array | null
+          try {
+            out = simple.decompress(data)
+          } catch (err) {
+            throw new DeltafsError('BAD_FRAME', `zstd payload does not decompress: ${String(err)}`, { cause: err })
+          }
+          if (out == null || out.length !== rawSize) {
+            throw new DeltafsError('BAD_FRAME', `zstd payload expands to ${out?.length ?? 'nothing'} bytes, header says ${rawSize}`)
+          }
+          return out
+        },
+      })
+    })
+  })
+  return loading
+}

@@ -1,0 +1,60 @@
+// The FUSE edge: each fuse-native callback calls the Vfs and maps the outcome
+// to a status exactly once. No filesystem logic lives here.
+import type { FuseOps, FuseStat } from 'fuse-native'
+import type { Stats } from 'node:fs'
+import type { Vfs } from './vfs.js'
+import { toErrno } from '../util/errors.js'
+import type { Logger } from '../util/log.js'
+
+function toFuseStat (s: Stats): FuseStat {
+  return {
+    mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: s.dev, nlink: s.nlink, ino: s.ino,
+    rdev: s.rdev, blksize: s.blksize, blocks: s.blocks, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs,
+  }
+}
+
+export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
+  const fail = (op: string, err: unknown): number => {
+    const { errno, known } = toErrno(err)
+    if (!known) log.error({ op, err }, 'unexpected error, returning EIO')
+    return errno
+  }
+  // Settles a FUSE callback from a promise: value callbacks get (0, value),
+  // failures get the negative errno.
+  function status (op: string, p: Promise<unknown>, cb: (status: number) => void): void {
+    p.then(() => cb(0), err => cb(fail(op, err)))
+  }
+  function value<T> (op: string, p: Promise<T>, cb: (status: number, value?: T) => void): void {
+    p.then(v => cb(0, v), err => cb(fail(op, err)))
+  }
+  function count (op: string, p: Promise<number>, cb: (result: number) => void): void {
+    p.then(n => cb(n), err => cb(fail(op, err)))
+  }
+
+  return {
+    getattr: (p, cb) => value('getattr', vfs.getattr(p).then(toFuseStat), cb),
+    fgetattr: (p, _fd, cb) => value('fgetattr', vfs.getattr(p).then(toFuseStat), cb),
+    readdir: (p, cb) => value('readdir', vfs.readdir(p), cb),
+    access: (p, mode, cb) => status('access', vfs.access(p, mode), cb),
+    statfs: (p, cb) => value('statfs', vfs.statfs(p).then(s => ({ ...s, fsid: 0, flag: 0 })), cb),
+    open: (p, flags, cb) => value('open', vfs.open(p, flags), cb),
+    create: (p, mode, cb) => value('create', vfs.create(p, mode), cb),
+    read: (p, fd, buf, len, pos, cb) => count('read', vfs.read(p, fd, buf, len, pos), cb),
+    write: (p, fd, buf, len, pos, cb) => count('write', vfs.write(p, fd, buf, len, pos), cb),
+    flush: (p, fd, cb) => status('flush', vfs.flush(p, fd), cb),
+    fsync: (p, datasync, fd, cb) => status('fsync', vfs.fsync(p, fd, datasync), cb),
+    release: (p, fd, cb) => status('release', vfs.release(p, fd), cb),
+    truncate: (p, size, cb) => status('truncate', vfs.truncate(p, size), cb),
+    ftruncate: (p, fd, size, cb) => status('ftruncate', vfs.ftruncate(p, fd, size), cb),
+    unlink: (p, cb) => status('unlink', vfs.unlink(p), cb),
+    mkdir: (p, mode, cb) => status('mkdir', vfs.mkdir(p, mode), cb),
+    rmdir: (p, cb) => status('rmdir', vfs.rmdir(p), cb),
+    rename: (from, to, cb) => status('rename', vfs.rename(from, to), cb),
+    symlink: (target, p, cb) => status('symlink', vfs.symlink(target, p), cb),
+    readlink: (p, cb) => value('readlink', vfs.readlink(p), cb),
+    link: (existing, p, cb) => status('link', vfs.link(existing, p), cb),
+    chmod: (p, mode, cb) => status('chmod', vfs.chmod(p, mode), cb),
+    chown: (p, uid, gid, cb) => status('chown', vfs.chown(p, uid, gid), cb),
+    utimens: (p, atime, mtime, cb) => status('utimens', vfs.utimens(p, atime, mtime), cb),
+  }
+}

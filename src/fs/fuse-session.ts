@@ -1,0 +1,51 @@
+// A fuse-native session with the mount options deltafs needs. fuse-native
+// has no switch for big_writes/max_write and drops zero timeouts, so the
+// option string is built here.
+import Fuse, { type FuseOps } from 'fuse-native'
+import { promisify } from 'node:util'
+
+export interface FuseSessionOptions {
+  fsname: string
+  /** Seconds the kernel may cache attributes and lookups; 0 = ask every time. */
+  attrTimeout: number
+}
+
+class DeltafsFuse extends Fuse {
+  constructor (mnt: string, ops: FuseOps, private readonly extra: string[]) {
+    super(mnt, ops, { timeout: 30_000 })
+  }
+
+  protected override _fuseOptions (): string {
+    return '-o' + this.extra.join(',')
+  }
+}
+
+export class FuseSession {
+  private fuse: DeltafsFuse | undefined
+
+  constructor (readonly mountpoint: string, private readonly ops: FuseOps, private readonly opts: FuseSessionOptions) {}
+
+  async open (): Promise<void> {
+    if (this.fuse) return
+    const t = this.opts.attrTimeout
+    const fuse = new DeltafsFuse(this.mountpoint, this.ops, [
+      // libfuse2 caps writes at 4 KiB without big_writes.
+      'big_writes', 'max_write=131072', 'max_read=131072',
+      // Close-to-open coherence: the kernel revalidates attributes, and drops
+      // cached pages on open when mtime or size changed (a remote apply).
+      'auto_cache', `attr_timeout=${t}`, `entry_timeout=${t}`, `negative_timeout=${t}`, `ac_attr_timeout=${t}`,
+      // The kernel checks modes, as a local filesystem does.
+      'default_permissions',
+      `fsname=${this.opts.fsname.replace(/[,\\]/g, '_')}`, 'subtype=deltafs',
+    ])
+    await promisify(fuse.mount.bind(fuse))()
+    this.fuse = fuse
+  }
+
+  async close (): Promise<void> {
+    const fuse = this.fuse
+    if (!fuse) return
+    this.fuse = undefined
+    await promisify(fuse.unmount.bind(fuse))()
+  }
+}

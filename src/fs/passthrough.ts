@@ -1,0 +1,103 @@
+// Passthrough: the Vfs over a real backing directory. Handles are the
+// backing file descriptors themselves, so read and write are one syscall.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import type { StatFs, Vfs } from './vfs.js'
+
+const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
+// The kernel has already resolved O_CREAT/O_EXCL (lookup) and O_TRUNC
+// (setattr) and computes append offsets itself; passing them on would
+// re-truncate or, for O_APPEND, make every pwrite land at EOF.
+const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY!
+
+// fs.read/fs.write carry their own promisified forms, which resolve to
+// objects; these resolve to the byte count, without a FileHandle.
+function readP (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => err ? reject(err) : resolve(n)))
+}
+function writeP (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => err ? reject(err) : resolve(n)))
+}
+const openP = promisify(fs.open)
+const closeP = promisify(fs.close)
+
+export class Passthrough implements Vfs {
+  constructor (readonly root: string) {}
+
+  /** The backing path of a volume path. FUSE hands us normalized absolute paths. */
+  real (p: string): string {
+    return path.join(this.root, p)
+  }
+
+  getattr (p: string): Promise<fs.Stats> { return fsp.lstat(this.real(p)) }
+
+  async readdir (p: string): Promise<string[]> { return fsp.readdir(this.real(p)) }
+
+  access (p: string, mode: number): Promise<void> { return fsp.access(this.real(p), mode) }
+
+  async statfs (p: string): Promise<StatFs> {
+    const s = await fsp.statfs(this.real(p))
+    return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, namemax: 255 }
+  }
+
+  async open (p: string, flags: number): Promise<number> {
+    const clean = flags & ~STRIPPED_FLAGS
+    // Write-only handles are opened read-write so that capture can compare
+    // old bytes; if the mode forbids reading we fall back to write-only.
+    if ((clean & O_ACCMODE) === O_WRONLY) {
+      try { return await openP(this.real(p), (clean & ~O_ACCMODE) | O_RDWR!) } catch { /* fall through */ }
+    }
+    return openP(this.real(p), clean)
+  }
+
+  create (p: string, mode: number): Promise<number> {
+    return openP(this.real(p), O_CREAT! | O_RDWR!, mode)
+  }
+
+  read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    return readP(fh, buf, 0, len, pos)
+  }
+
+  async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    let done = 0
+    while (done < len) done += await writeP(fh, buf, done, len - done, pos + done)
+    return done
+  }
+
+  async flush (): Promise<void> {}
+
+  fsync (_p: string, fh: number, datasync: boolean): Promise<void> {
+    return promisify(datasync ? fs.fdatasync : fs.fsync)(fh)
+  }
+
+  release (_p: string, fh: number): Promise<void> { return closeP(fh) }
+
+  truncate (p: string, size: number): Promise<void> { return fsp.truncate(this.real(p), size) }
+
+  ftruncate (_p: string, fh: number, size: number): Promise<void> { return promisify(fs.ftruncate)(fh, size) }
+
+  unlink (p: string): Promise<void> { return fsp.unlink(this.real(p)) }
+
+  mkdir (p: string, mode: number): Promise<void> { return fsp.mkdir(this.real(p), { mode }) }
+
+  rmdir (p: string): Promise<void> { return fsp.rmdir(this.real(p)) }
+
+  rename (from: string, to: string): Promise<void> { return fsp.rename(this.real(from), this.real(to)) }
+
+  symlink (target: string, p: string): Promise<void> { return fsp.symlink(target, this.real(p)) }
+
+  readlink (p: string): Promise<string> { return fsp.readlink(this.real(p)) }
+
+  link (existing: string, newPath: string): Promise<void> { return fsp.link(this.real(existing), this.real(newPath)) }
+
+  chmod (p: string, mode: number): Promise<void> { return fsp.chmod(this.real(p), mode) }
+
+  chown (p: string, uid: number, gid: number): Promise<void> { return fsp.lchown(this.real(p), uid, gid) }
+
+  utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    return fsp.lutimes(this.real(p), atimeMs / 1000, mtimeMs / 1000)
+  }
+}
+

@@ -1,0 +1,57 @@
+// Vfs: the filesystem operations the FUSE edge calls, as promises. Paths are
+// volume paths ("/", "/a/b"); fh is the handle returned by open/create.
+import type { Stats } from 'node:fs'
+
+export interface StatFs {
+  bsize: number; frsize: number; blocks: number; bfree: number; bavail: number
+  files: number; ffree: number; favail: number; namemax: number
+}
+
+export interface Vfs {
+  /** lstat of a path. */
+  getattr (path: string): Promise<Stats>
+  /** Names in a directory, without "." and "..". */
+  readdir (path: string): Promise<string[]>
+  /** Checks access(2) mode bits. */
+  access (path: string, mode: number): Promise<void>
+  /** Usage of the backing store. */
+  statfs (path: string): Promise<StatFs>
+  /** Opens an existing file; returns a handle. */
+  open (path: string, flags: number): Promise<number>
+  /** Creates and opens a file; returns a handle. */
+  create (path: string, mode: number): Promise<number>
+  /** Reads into buf; returns the byte count. */
+  read (path: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number>
+  /** Writes buf; returns the byte count. buf may be reused once the promise settles. */
+  write (path: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number>
+  /** Called on every close(2) of a descriptor. */
+  flush (path: string, fh: number): Promise<void>
+  /** fsync/fdatasync of an open file. */
+  fsync (path: string, fh: number, datasync: boolean): Promise<void>
+  /** Last close of a handle. */
+  release (path: string, fh: number): Promise<void>
+  /** Sets the size of a file by path. */
+  truncate (path: string, size: number): Promise<void>
+  /** Sets the size of an open file. */
+  ftruncate (path: string, fh: number, size: number): Promise<void>
+  /** Removes a file, symlink or other non-directory. */
+  unlink (path: string): Promise<void>
+  /** Creates a directory. */
+  mkdir (path: string, mode: number): Promise<void>
+  /** Removes an empty directory. */
+  rmdir (path: string): Promise<void>
+  /** Renames, replacing the target as rename(2) does. */
+  rename (from: string, to: string): Promise<void>
+  /** Creates a symlink at path pointing to target. */
+  symlink (target: string, path: string): Promise<void>
+  /** The target of a symlink. */
+  readlink (path: string): Promise<string>
+  /** Creates a hard link newPath to existing. */
+  link (existing: string, newPath: string): Promise<void>
+  /** Sets permission bits. */
+  chmod (path: string, mode: number): Promise<void>
+  /** Sets owner and group. */
+  chown (path: string, uid: number, gid: number): Promise<void>
+  /** Sets access and modification times, in milliseconds since the epoch. */
+  utimens (path: string, atimeMs: number, mtimeMs: number): Promise<void>
+}

@@ -1,0 +1,49 @@
+// Journal: the mount's write-ahead log of captured transactions, its outbox
+// to the storage node, and its record of what has been applied from others.
+import type { Op, Transaction } from '../codec/wire.js'
+
+export interface FileRecord { version: number; size: number; mtimeNs: number }
+
+/** A closed transaction waiting for its ack, ready to be framed. */
+export interface PendingTx { deviceSeq: number; tx: Transaction; bytes: number }
+
+export interface AppliedUpdate {
+  seq: number
+  /** Records to set (value) or drop (null) in the same batch as the cursor. */
+  records: Map<string, FileRecord | null>
+}
+
+export type CounterName = 'txClosed' | 'txAcked' | 'txApplied' | 'bytesApplied'
+
+export interface Journal {
+  /** Opens (creating if needed) and recovers transactions left open by a crash; idempotent. */
+  open (): Promise<void>
+  /** Closes the store; idempotent. */
+  close (): Promise<void>
+  /** This mount's device id. */
+  readonly deviceId: string
+  /** A fresh id for a transaction about to be captured. */
+  beginTx (path: string): number
+  /** Appends ops to an open transaction, durable against a process crash once resolved. */
+  appendOps (openId: number, firstIndex: number, ops: Op[]): Promise<number>
+  /** Closes a transaction so that it can be pushed; returns its device seq. */
+  closeTx (openId: number, opCount: number, mtimeNs: number, size: number): Promise<number>
+  /** Makes everything journaled so far survive power loss. */
+  sync (): Promise<void>
+  /** Closed transactions with deviceSeq > after, oldest first. */
+  readOutbox (after: number, limit: number): Promise<PendingTx[]>
+  /** Drops an acked transaction and stamps its file with the volume seq. */
+  ack (pending: PendingTx, seq: number): Promise<void>
+  /** The last volume seq applied from the node. */
+  applied (): number
+  /** Moves the applied cursor and updates file records in one batch. */
+  recordApplied (update: AppliedUpdate, bytes: number): Promise<void>
+  /** The record of a file, if any. */
+  record (path: string): Promise<FileRecord | undefined>
+  /** Persisted counters. */
+  counters (): Record<CounterName, number>
+  /** Transactions and data bytes not yet acked. */
+  pending (): { tx: number; bytes: number }
+  /** Called after each closeTx, so the pusher can wake. */
+  onClosed (listener: () => void): void
+}

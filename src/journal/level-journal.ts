@@ -1,0 +1,207 @@
+// The Journal on LevelDB. Captured ops are plain puts (LevelDB's own log makes
+// them survive a process crash); sync() forces that log to disk.
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { Level } from 'level'
+import { type Op, OpCodec, type Transaction } from '../codec/wire.js'
+import type { AppliedUpdate, CounterName, FileRecord, Journal, PendingTx } from './journal.js'
+import { recordChanges } from './records.js'
+import { keys, readU64, u64 } from './keys.js'
+import { DeltafsError } from '../util/errors.js'
+import { logger } from '../util/log.js'
+
+const log = logger('journal')
+
+interface OutboxEntry { openId: number; opCount: number; path: string; mtimeNs: number; size: number; bytes: number }
+type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+
+const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied']
+
+function json (value: unknown): Buffer { return Buffer.from(JSON.stringify(value)) }
+function parse<T> (value: Uint8Array): T { return JSON.parse(Buffer.from(value).toString()) as T }
+
+export class LevelJournal implements Journal {
+  private readonly db: Level<string, Uint8Array>
+  private opened = false
+  private _deviceId = ''
+  private deviceSeq = 0
+  private appliedSeq = 0
+  private lastOpenId = 0
+  private readonly openTx = new Map<number, { path: string; bytes: number }>()
+  private readonly counts = Object.fromEntries(COUNTERS.map(c => [c, 0])) as Record<CounterName, number>
+  private pendingTx = 0
+  private pendingBytes = 0
+  private readonly events = new EventEmitter()
+
+  constructor (readonly dir: string, private readonly volume: string) {
+    this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  }
+
+  get deviceId (): string { return this._deviceId }
+
+  async open (): Promise<void> {
+    if (this.opened) return
+    try {
+      await this.db.open()
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message
+      throw new DeltafsError('JOURNAL', `cannot open journal ${this.dir}: ${cause}`, { cause: err })
+    }
+    this.opened = true
+    const device = await this.db.get(keys.device)
+    if (device === undefined) {
+      this._deviceId = 'd' + randomBytes(8).toString('hex')
+      await this.db.put(keys.device, Buffer.from(this._deviceId), { sync: true })
+    } else {
+      this._deviceId = Buffer.from(device).toString()
+    }
+    this.deviceSeq = readU64(await this.db.get(keys.deviceSeq))
+    this.appliedSeq = readU64(await this.db.get(keys.applied))
+    for (const c of COUNTERS) this.counts[c] = readU64(await this.db.get(keys.counter(c)))
+    for await (const value of this.db.values({ gte: keys.outboxPrefix, lt: 't"' })) {
+      const e = parse<OutboxEntry>(value)
+      this.pendingTx++
+      this.pendingBytes += e.bytes
+      this.lastOpenId = Math.max(this.lastOpenId, e.openId)
+    }
+    await this.recoverOpen()
+  }
+
+  /** Transactions that were being captured when the process died hold acknowledged writes: close them. */
+  private async recoverOpen (): Promise<void> {
+    const heads: Array<[number, string]> = []
+    for await (const [key, value] of this.db.iterator({ gte: keys.headPrefix, lt: 'h"' })) {
+      heads.push([parseInt(key.slice(2), 16), parse<{ path: string }>(value).path])
+    }
+    for (const [openId, path] of heads) {
+      this.lastOpenId = Math.max(this.lastOpenId, openId)
+      let count = 0
+      let bytes = 0
+      for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) { count++; bytes += value.length }
+      this.openTx.set(openId, { path, bytes })
+      const seq = await this.closeTx(openId, count, 0, -1)
+      log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
+    }
+  }
+
+  async close (): Promise<void> {
+    if (!this.opened) return
+    this.opened = false
+    await this.db.close()
+  }
+
+  beginTx (path: string): number {
+    const id = ++this.lastOpenId
+    this.openTx.set(id, { path, bytes: 0 })
+    return id
+  }
+
+  async appendOps (openId: number, firstIndex: number, ops: Op[]): Promise<number> {
+    const open = this.openTx.get(openId)
+    if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
+    const batch: BatchOp[] = []
+    if (firstIndex === 0) batch.push({ type: 'put', key: keys.head(openId), value: json({ path: open.path }) })
+    let bytes = 0
+    ops.forEach((op, i) => {
+      const value = OpCodec.encode(op)
+      bytes += value.length
+      batch.push({ type: 'put', key: keys.op(openId, firstIndex + i), value })
+    })
+    await this.db.batch(batch)
+    open.bytes += bytes
+    return bytes
+  }
+
+  async closeTx (openId: number, opCount: number, mtimeNs: number, size: number): Promise<number> {
+    const open = this.openTx.get(openId)
+    if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
+    this.openTx.delete(openId)
+    const deviceSeq = ++this.deviceSeq
+    const entry: OutboxEntry = { openId, opCount, path: open.path, mtimeNs, size, bytes: open.bytes }
+    this.counts.txClosed++
+    await this.db.batch([
+      { type: 'put', key: keys.outbox(deviceSeq), value: json(entry) },
+      { type: 'del', key: keys.head(openId) },
+      { type: 'put', key: keys.deviceSeq, value: u64(deviceSeq) },
+      { type: 'put', key: keys.counter('txClosed'), value: u64(this.counts.txClosed) },
+    ])
+    this.pendingTx++
+    this.pendingBytes += open.bytes
+    this.events.emit('closed')
+    return deviceSeq
+  }
+
+  async sync (): Promise<void> {
+    await this.db.put(keys.syncMarker, new Uint8Array(0), { sync: true })
+  }
+
+  async readOutbox (after: number, limit: number): Promise<PendingTx[]> {
+    const out: PendingTx[] = []
+    for await (const [key, value] of this.db.iterator({ gt: keys.outbox(after), lt: 't"', limit })) {
+      const e = parse<OutboxEntry>(value)
+      const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, i))
+      const encoded = await this.db.getMany(opKeys)
+      const ops = encoded.map((v, i) => {
+        if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
+        return OpCodec.decode(v)
+      })
+      const deviceSeq = parseInt(key.slice(2), 16)
+      const record = await this.record(e.path)
+      const tx: Transaction = {
+        txId: { deviceId: this._deviceId, deviceSeq },
+        volume: this.volume,
+        fileId: '',
+        baseVersion: record?.version ?? 0,
+        path: e.path,
+        ops,
+        mtimeNs: e.mtimeNs,
+      }
+      out.push({ deviceSeq, tx, bytes: e.bytes })
+    }
+    return out
+  }
+
+  async ack (pending: PendingTx, seq: number): Promise<void> {
+    const raw = await this.db.get(keys.outbox(pending.deviceSeq))
+    if (raw === undefined) return // acked before, e.g. a duplicate ack after reconnect
+    const e = parse<OutboxEntry>(raw)
+    const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
+    for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, i) })
+    for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs })) {
+      batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
+    }
+    this.counts.txAcked++
+    batch.push({ type: 'put', key: keys.counter('txAcked'), value: u64(this.counts.txAcked) })
+    await this.db.batch(batch)
+    this.pendingTx--
+    this.pendingBytes -= e.bytes
+  }
+
+  applied (): number { return this.appliedSeq }
+
+  async recordApplied (update: AppliedUpdate, bytes: number): Promise<void> {
+    this.counts.txApplied++
+    this.counts.bytesApplied += bytes
+    const batch: BatchOp[] = [
+      { type: 'put', key: keys.applied, value: u64(update.seq) },
+      { type: 'put', key: keys.counter('txApplied'), value: u64(this.counts.txApplied) },
+      { type: 'put', key: keys.counter('bytesApplied'), value: u64(this.counts.bytesApplied) },
+    ]
+    for (const [path, rec] of update.records) {
+      batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
+    }
+    await this.db.batch(batch)
+    this.appliedSeq = update.seq
+  }
+
+  async record (path: string): Promise<FileRecord | undefined> {
+    const value = await this.db.get(keys.record(path))
+    return value === undefined ? undefined : parse<FileRecord>(value)
+  }
+
+  counters (): Record<CounterName, number> { return { ...this.counts } }
+
+  pending (): { tx: number; bytes: number } { return { tx: this.pendingTx, bytes: this.pendingBytes } }
+
+  onClosed (listener: () => void): void { this.events.on('closed', listener) }
+}

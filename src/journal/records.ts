@@ -1,0 +1,22 @@
+// How a transaction changes the file records: the record follows the file
+// through renames and goes away with it.
+import type { Transaction } from '../codec/wire.js'
+import type { FileRecord } from './journal.js'
+
+export interface FileFacts { size: number; mtimeNs: number }
+
+export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): Map<string, FileRecord | null> {
+  const changes = new Map<string, FileRecord | null>()
+  let subject = tx.path
+  let gone = false
+  for (const op of tx.ops) {
+    if ('rename' in op && op.rename) {
+      changes.set(subject, null)
+      subject = op.rename.to
+    } else if (('unlink' in op && op.unlink) || ('rmdir' in op && op.rmdir)) {
+      gone = true
+    }
+  }
+  changes.set(subject, gone ? null : { version: seq, size: facts.size, mtimeNs: facts.mtimeNs })
+  return changes
+}

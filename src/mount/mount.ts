@@ -1,0 +1,118 @@
+// A Mount wires one mount daemon together: the backing directory and its
+// Passthrough, capture, the journal, the FUSE session, the sync client and
+// the status socket. open() and close() are idempotent.
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { Passthrough } from '../fs/passthrough.js'
+import { fuseOps } from '../fs/fuse-ops.js'
+import { FuseSession } from '../fs/fuse-session.js'
+import { CaptureVfs } from '../capture/capture-vfs.js'
+import { newCaptureStats } from '../capture/capture-stats.js'
+import { TxRecorder } from '../capture/tx-recorder.js'
+import { LevelJournal } from '../journal/level-journal.js'
+import { ZstdCodec } from '../codec/codec.js'
+import { loadZstd } from '../codec/zstd.js'
+import { Applier } from '../sync/applier.js'
+import { SyncClient } from '../sync/sync-client.js'
+import { newSyncStats } from '../sync/sync-stats.js'
+import { ControlServer, controlSocketPath } from './control-socket.js'
+import { prepareMountpoint } from './mountpoint.js'
+import { checkVolumeName } from '../util/names.js'
+import { logger } from '../util/log.js'
+
+const log = logger('mount')
+
+export interface MountOptions {
+  volume: string
+  mountpoint: string
+  node: string
+  /** Holds <volume>/files (backing directory) and <volume>/journal. */
+  dataDir: string
+  quietMs?: number
+  maxTxBytes?: number
+}
+
+export class Mount {
+  private readonly captureStats = newCaptureStats()
+  private readonly syncStats = newSyncStats()
+  private journal: LevelJournal | undefined
+  private recorder: TxRecorder | undefined
+  private session: FuseSession | undefined
+  private sync: SyncClient | undefined
+  private control: ControlServer | undefined
+  private state: 'new' | 'opening' | 'open' | 'closed' = 'new'
+  mountpoint = ''
+
+  constructor (private readonly opts: MountOptions) {}
+
+  async open (): Promise<void> {
+    if (this.state !== 'new') return
+    this.state = 'opening'
+    const { volume, dataDir } = this.opts
+    checkVolumeName(volume)
+    this.mountpoint = await prepareMountpoint(this.opts.mountpoint, log)
+    const volumeDir = path.resolve(dataDir, volume)
+    const filesDir = path.join(volumeDir, 'files')
+    await fsp.mkdir(filesDir, { recursive: true, mode: 0o755 })
+    // Modes in the backing directory must be exactly what applications asked for.
+    process.umask(0)
+
+    try {
+      this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume)
+      await this.journal.open()
+      const codec = new ZstdCodec(await loadZstd())
+      const passthrough = new Passthrough(filesDir)
+      this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
+        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20),
+      })
+      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats)
+      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0 })
+      await this.session.open()
+      this.sync = new SyncClient({ node: this.opts.node, volume, journal: this.journal, codec, applier: new Applier(filesDir), stats: this.syncStats })
+      this.sync.open()
+      this.control = new ControlServer(controlSocketPath(this.mountpoint), () => this.status())
+      await this.control.open()
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+    this.state = 'open'
+    log.info({ volume, mountpoint: this.mountpoint, node: this.opts.node, deviceId: this.journal.deviceId }, 'mounted')
+  }
+
+  async close (): Promise<void> {
+    if (this.state === 'closed' || this.state === 'new') return
+    this.state = 'closed'
+    await this.control?.close().catch(err => log.warn({ err }, 'closing the status socket failed'))
+    // Unmount first so no new writes arrive, then close what they left open.
+    await this.session?.close().catch(err => log.error({ err }, 'unmount failed'))
+    await this.recorder?.closeAll().catch(err => log.error({ err }, 'closing open transactions failed'))
+    await this.sync?.close()
+    await this.journal?.sync().catch(() => undefined)
+    await this.journal?.close()
+    log.info({ mountpoint: this.mountpoint }, 'unmounted')
+  }
+
+  status (): Record<string, unknown> {
+    const j = this.journal
+    const pending = j?.pending() ?? { tx: 0, bytes: 0 }
+    return {
+      volume: this.opts.volume,
+      mountpoint: this.mountpoint,
+      node: this.opts.node,
+      deviceId: j?.deviceId,
+      connected: this.syncStats.connected,
+      pendingTx: pending.tx,
+      pendingBytes: pending.bytes,
+      lastPushedSeq: this.syncStats.lastPushedSeq,
+      lastAppliedSeq: j?.applied() ?? 0,
+      ...this.captureStats,
+      bytesPushed: this.syncStats.bytesPushed,
+      framesPushed: this.syncStats.framesPushed,
+      bytesReceived: this.syncStats.bytesReceived,
+      txRefused: this.syncStats.txRefused,
+      ...(j?.counters() ?? {}),
+      lastError: this.syncStats.lastError,
+    }
+  }
+}

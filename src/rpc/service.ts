@@ -1,0 +1,78 @@
+// The deltafs.v1.Sync service as a grpc-js definition, with protobufjs
+// (de)serializers. Push frames cross as pre-encoded bytes so that the sender
+// encodes once and knows exactly what it put on the wire.
+import * as grpc from '@grpc/grpc-js'
+import {
+  type Ack, AckCodec, type Delivery, DeliveryCodec, type Frame, FrameCodec, type MessageCodec,
+  type SubscribeRequest, SubscribeRequestCodec, type VolumeInfo, VolumeInfoCodec,
+  type VolumeInfoRequest, VolumeInfoRequestCodec,
+} from '../codec/wire.js'
+import { MAX_FRAME_BYTES } from '../codec/codec.js'
+import { DeltafsError } from '../util/errors.js'
+
+/** A frame as the node receives it: decoded, plus the exact bytes to store. */
+export interface ReceivedFrame { frame: Frame; bytes: Buffer }
+
+function ser<T> (codec: MessageCodec<T>) {
+  return (value: T): Buffer => Buffer.from(codec.encode(value))
+}
+function de<T> (codec: MessageCodec<T>) {
+  return (bytes: Buffer): T => codec.decode(bytes)
+}
+
+export const SyncService = {
+  push: {
+    path: '/deltafs.v1.Sync/Push',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    requestDeserialize: (bytes: Buffer): ReceivedFrame => ({ frame: FrameCodec.decode(bytes), bytes }),
+    responseSerialize: ser<Ack>(AckCodec),
+    responseDeserialize: de<Ack>(AckCodec),
+  },
+  subscribe: {
+    path: '/deltafs.v1.Sync/Subscribe',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: ser<SubscribeRequest>(SubscribeRequestCodec),
+    requestDeserialize: de<SubscribeRequest>(SubscribeRequestCodec),
+    // The node stores Delivery-ready frame bytes; see storage-node/sync-server.ts.
+    responseSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    responseDeserialize: de<Delivery>(DeliveryCodec),
+  },
+  info: {
+    path: '/deltafs.v1.Sync/Info',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: ser<VolumeInfoRequest>(VolumeInfoRequestCodec),
+    requestDeserialize: de<VolumeInfoRequest>(VolumeInfoRequestCodec),
+    responseSerialize: ser<VolumeInfo>(VolumeInfoCodec),
+    responseDeserialize: de<VolumeInfo>(VolumeInfoCodec),
+  },
+} satisfies grpc.ServiceDefinition
+
+export const channelOptions: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
+  'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+}
+
+export const serverOptions: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
+  'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+}
+
+export function parseHostPort (value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value)
+  const port = m ? Number(m[2]) : NaN
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new DeltafsError('BAD_ARGUMENT', `"${value}" is not HOST:PORT (for example 127.0.0.1:7070)`)
+  }
+  return { host: m[1]!, port }
+}

@@ -1,0 +1,19 @@
+// Key schema of the embedded LevelDB volume log (values in parentheses):
+//
+//   v!<volume>!head                        (uint64 BE)  last assigned seq
+//   v!<volume>!s!<seq: 16 hex>             (Entry)       device id + frame bytes
+//   v!<volume>!t!<device>!<devseq: 16 hex> (uint64 BE)  seq given to that tx id
+//
+// Fixed-width hex keeps iteration order equal to sequence order. Volume and
+// device names are validated to [A-Za-z0-9._-] so '!' never appears in them.
+
+export function hex16 (n: number): string {
+  return n.toString(16).padStart(16, '0')
+}
+
+export const keys = {
+  head: (volume: string) => `v!${volume}!head`,
+  entry: (volume: string, seq: number) => `v!${volume}!s!${hex16(seq)}`,
+  entryPrefix: (volume: string) => `v!${volume}!s!`,
+  txId: (volume: string, deviceId: string, deviceSeq: number) => `v!${volume}!t!${deviceId}!${hex16(deviceSeq)}`,
+}

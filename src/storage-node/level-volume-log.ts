@@ -1,0 +1,123 @@
+// The embedded VolumeLog: one LevelDB for all volumes of a node. Appends are
+// group-committed: every append that arrives while a synced batch is being
+// written goes into the next batch, so durability costs one fsync per batch
+// instead of one per transaction.
+import { Level } from 'level'
+import { type AppendRequest, type AppendResult, type LogEntry, type VolumeLog } from './volume-log.js'
+import { keys } from './level-keys.js'
+import { DeltafsError } from '../util/errors.js'
+
+interface Pending { req: AppendRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }
+
+function u64 (n: number): Uint8Array {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64BE(BigInt(n))
+  return b
+}
+function readU64 (b: Uint8Array): number {
+  return Number(Buffer.from(b.buffer, b.byteOffset, b.byteLength).readBigUInt64BE(0))
+}
+
+function encodeEntry (deviceId: string, frame: Uint8Array): Uint8Array {
+  const id = Buffer.from(deviceId)
+  const out = Buffer.allocUnsafe(1 + id.length + frame.length)
+  out[0] = id.length
+  id.copy(out, 1)
+  out.set(frame, 1 + id.length)
+  return out
+}
+function decodeEntry (seq: number, value: Uint8Array): LogEntry {
+  const len = value[0] ?? 0
+  return {
+    seq,
+    deviceId: Buffer.from(value.buffer, value.byteOffset + 1, len).toString(),
+    frame: value.subarray(1 + len),
+  }
+}
+
+export class LevelVolumeLog implements VolumeLog {
+  private readonly db: Level<string, Uint8Array>
+  private readonly heads = new Map<string, number>()
+  private queue: Pending[] = []
+  private flushing = false
+  private opened = false
+
+  constructor (dir: string) {
+    this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  }
+
+  async open (): Promise<void> {
+    if (this.opened) return
+    await this.db.open()
+    this.opened = true
+  }
+
+  async close (): Promise<void> {
+    if (!this.opened) return
+    while (this.flushing || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    this.opened = false
+    await this.db.close()
+  }
+
+  append (req: AppendRequest): Promise<AppendResult> {
+    if (!this.opened) return Promise.reject(new DeltafsError('CLOSED', 'volume log is closed'))
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req, resolve, reject })
+      if (!this.flushing) setImmediate(() => { void this.flush() })
+    })
+  }
+
+  async head (volume: string): Promise<number> {
+    const cached = this.heads.get(volume)
+    if (cached !== undefined) return cached
+    const value = await this.db.get(keys.head(volume))
+    const head = value === undefined ? 0 : readU64(value)
+    this.heads.set(volume, head)
+    return head
+  }
+
+  async read (volume: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
+    const out: LogEntry[] = []
+    const prefix = keys.entryPrefix(volume)
+    for await (const [key, value] of this.db.iterator({ gt: keys.entry(volume, afterSeq), lt: prefix + '~', limit })) {
+      out.push(decodeEntry(parseInt(key.slice(prefix.length), 16), value))
+    }
+    return out
+  }
+
+  private async flush (): Promise<void> {
+    if (this.flushing || this.queue.length === 0) return
+    this.flushing = true
+    const batch = this.queue
+    this.queue = []
+    try {
+      const txKeys = batch.map(p => keys.txId(p.req.volume, p.req.deviceId, p.req.deviceSeq))
+      const known = await this.db.getMany(txKeys)
+      const ops: Array<{ type: 'put'; key: string; value: Uint8Array }> = []
+      const results: AppendResult[] = []
+      const inBatch = new Map<string, number>()
+      const touched = new Map<string, number>()
+      for (let i = 0; i < batch.length; i++) {
+        const { req } = batch[i]!
+        const txKey = txKeys[i]!
+        const earlier = known[i] !== undefined ? readU64(known[i]!) : inBatch.get(txKey)
+        if (earlier !== undefined) { results.push({ seq: earlier, duplicate: true }); continue }
+        const seq = (touched.get(req.volume) ?? await this.head(req.volume)) + 1
+        touched.set(req.volume, seq)
+        inBatch.set(txKey, seq)
+        ops.push({ type: 'put', key: keys.entry(req.volume, seq), value: encodeEntry(req.deviceId, req.frame) })
+        ops.push({ type: 'put', key: txKey, value: u64(seq) })
+        results.push({ seq, duplicate: false })
+      }
+      for (const [volume, seq] of touched) ops.push({ type: 'put', key: keys.head(volume), value: u64(seq) })
+      if (ops.length > 0) await this.db.batch(ops, { sync: true })
+      for (const [volume, seq] of touched) this.heads.set(volume, seq)
+      batch.forEach((p, i) => p.resolve(results[i]!))
+    } catch (err) {
+      for (const p of batch) p.reject(err)
+    } finally {
+      this.flushing = false
+      if (this.queue.length > 0) setImmediate(() => { void this.flush() })
+    }
+  }
+}

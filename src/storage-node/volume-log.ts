@@ -1,0 +1,31 @@
+// VolumeLog: the storage node's durable, ordered, de-duplicated log of one
+// volume's transactions. Sequence numbers start at 1 and have no gaps.
+
+export interface AppendRequest {
+  volume: string
+  deviceId: string
+  deviceSeq: number
+  /** The encoded Frame, stored and forwarded as is. */
+  frame: Uint8Array
+}
+
+export interface AppendResult {
+  seq: number
+  /** True when this transaction id was already in the log; seq is the original one. */
+  duplicate: boolean
+}
+
+export interface LogEntry { seq: number; deviceId: string; frame: Uint8Array }
+
+export interface VolumeLog {
+  /** Opens the backing store; idempotent. */
+  open (): Promise<void>
+  /** Flushes and closes; idempotent. */
+  close (): Promise<void>
+  /** Appends durably (resolves only once on disk) or returns the earlier seq of a retry. */
+  append (req: AppendRequest): Promise<AppendResult>
+  /** Up to `limit` entries with seq > afterSeq, in order. */
+  read (volume: string, afterSeq: number, limit: number): Promise<LogEntry[]>
+  /** The last assigned sequence number of the volume, 0 when empty. */
+  head (volume: string): Promise<number>
+}

@@ -1,0 +1,124 @@
+// Applies a remote transaction straight into the backing directory (not
+// through FUSE, so nothing is captured again). Every op is idempotent, so a
+// crash between the data and the cursor update only repeats harmless work.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import type { Op, Transaction } from '../codec/wire.js'
+import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
+import type { FileFacts } from '../journal/records.js'
+import { DeltafsError, isErrno } from '../util/errors.js'
+
+const { O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants
+/** Largest offset + length a Write or Truncate may reach (8 EiB would overflow doubles). */
+const MAX_FILE_END = 2 ** 52
+
+export interface ApplyResult { path: string; facts: FileFacts; bytes: number }
+
+export class Applier {
+  constructor (private readonly root: string) {}
+
+  async apply (tx: Transaction): Promise<ApplyResult> {
+    let subject = checkVolumePath(tx.path)
+    let bytes = 0
+    let fh: fsp.FileHandle | undefined
+    const closeFile = async (): Promise<void> => { await fh?.close(); fh = undefined }
+    try {
+      for (const op of tx.ops) {
+        if ('write' in op && op.write) {
+          const { offset, data } = op.write
+          checkRange(offset, data.length)
+          fh ??= await fsp.open(await resolveInside(this.root, subject), O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
+          await fh.write(data, 0, data.length, offset)
+          bytes += data.length
+          continue
+        }
+        await closeFile()
+        subject = await this.applyOther(subject, op)
+      }
+      await closeFile()
+      return { path: subject, facts: await this.finish(subject, tx.mtimeNs), bytes }
+    } finally {
+      await closeFile()
+    }
+  }
+
+  /** Applies one non-Write op; returns the path later ops act on. */
+  private async applyOther (subject: string, op: Op): Promise<string> {
+    const real = await resolveInside(this.root, subject)
+    if ('create' in op && op.create) {
+      const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, op.create.mode & 0o7777)
+      await fh.chmod(op.create.mode & 0o7777)
+      await fh.close()
+    } else if ('truncate' in op && op.truncate) {
+      checkRange(op.truncate.size, 0)
+      const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
+      try { await fh.truncate(op.truncate.size) } finally { await fh.close() }
+    } else if ('unlink' in op && op.unlink) {
+      await ignore(fsp.unlink(real), 'ENOENT')
+    } else if ('mkdir' in op && op.mkdir) {
+      await ignore(fsp.mkdir(real, { mode: op.mkdir.mode & 0o7777 }), 'EEXIST')
+      await fsp.chmod(real, op.mkdir.mode & 0o7777)
+    } else if ('rmdir' in op && op.rmdir) {
+      await ignore(fsp.rmdir(real), 'ENOENT')
+    } else if ('rename' in op && op.rename) {
+      const to = await resolveInside(this.root, checkVolumePath(op.rename.to))
+      const sourceGone = !(await exists(real))
+      // A replay after a crash finds the rename done already.
+      if (!(sourceGone && await exists(to))) await fsp.rename(real, to)
+      return op.rename.to
+    } else if ('symlink' in op && op.symlink) {
+      const target = op.symlink.target
+      if (typeof target !== 'string' || target.length === 0 || target.includes('\0')) throw new DeltafsError('BAD_PATH', 'bad symlink target')
+      const current = await fsp.readlink(real).catch(() => undefined)
+      if (current !== target) {
+        if (current !== undefined) await fsp.unlink(real)
+        await fsp.symlink(target, real)
+      }
+    } else if ('link' in op && op.link) {
+      const to = await resolveInside(this.root, checkVolumePath(op.link.to))
+      await ignore(fsp.link(real, to), 'EEXIST')
+    } else if ('setAttr' in op && op.setAttr) {
+      const a = op.setAttr
+      const st = await fsp.lstat(real)
+      if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & 0o7777)
+      if (a.hasMtime || a.hasAtime) {
+        const atime = a.hasAtime ? (a.atimeNs ?? 0) / 1e9 : st.atimeMs / 1000
+        const mtime = a.hasMtime ? (a.mtimeNs ?? 0) / 1e9 : st.mtimeMs / 1000
+        await fsp.lutimes(real, atime, mtime)
+      }
+    } else {
+      throw new DeltafsError('BAD_FRAME', 'transaction has an op of unknown kind')
+    }
+    return subject
+  }
+
+  /** Gives the file the author's mtime and returns what its record holds. */
+  private async finish (subject: string, mtimeNs: number): Promise<FileFacts> {
+    const real = await resolveInside(this.root, subject)
+    try {
+      let st = await fsp.lstat(real, { bigint: true })
+      if (mtimeNs > 0 && st.isFile()) {
+        await fsp.utimes(real, Number(st.atimeNs) / 1e9, mtimeNs / 1e9)
+        st = await fsp.lstat(real, { bigint: true })
+      }
+      return { size: Number(st.size), mtimeNs: Number(st.mtimeNs) }
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0 }
+      throw err
+    }
+  }
+}
+
+function checkRange (offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > MAX_FILE_END) {
+    throw new DeltafsError('BAD_FRAME', `offset ${offset} + ${length} is out of range`)
+  }
+}
+
+async function ignore (p: Promise<unknown>, code: string): Promise<void> {
+  try { await p } catch (err) { if (!isErrno(err, code)) throw err }
+}
+
+async function exists (real: string): Promise<boolean> {
+  try { await fsp.lstat(real); return true } catch { return false }
+}

@@ -1,0 +1,199 @@
+// The sync client: keeps one session with the storage node alive, pushing
+// the journal's outbox on a Push stream and applying what Subscribe delivers.
+// When the node goes away it retries with backoff; the outbox and the applied
+// cursor live in the journal, so nothing is lost or applied twice.
+import { setTimeout as sleep } from 'node:timers/promises'
+import type * as grpc from '@grpc/grpc-js'
+import type { Ack, Delivery } from '../codec/wire.js'
+import { AckStatus, FrameCodec } from '../codec/wire.js'
+import type { Codec } from '../codec/codec.js'
+import type { Journal, PendingTx } from '../journal/journal.js'
+import { recordChanges } from '../journal/records.js'
+import { SyncStub } from '../rpc/client.js'
+import type { Applier } from './applier.js'
+import type { SyncStats } from './sync-stats.js'
+import { DeltafsError } from '../util/errors.js'
+import { logger } from '../util/log.js'
+
+const log = logger('sync')
+
+/** Unacked frames and bytes allowed on the Push stream. */
+const PUSH_WINDOW = 256
+const PUSH_WINDOW_BYTES = 16 << 20
+/** Deliveries buffered before Subscribe is paused. */
+const APPLY_HIGH_WATER = 64
+/** Errors that say the local disk is in trouble: retry the delivery later instead of skipping it. */
+const RETRYABLE = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM'])
+
+export interface SyncClientOptions {
+  node: string
+  volume: string
+  journal: Journal
+  codec: Codec
+  applier: Applier
+  stats: SyncStats
+}
+
+export class SyncClient {
+  private stub: SyncStub | undefined
+  private loop: Promise<void> | undefined
+  private closed = false
+  private wake: (() => void) | undefined
+  private endSession: (() => void) | undefined
+  private acks: Promise<void> = Promise.resolve()
+
+  constructor (private readonly opts: SyncClientOptions) {
+    opts.journal.onClosed(() => this.wake?.())
+  }
+
+  open (): void {
+    if (this.loop) return
+    this.stub = new SyncStub(this.opts.node)
+    this.loop = this.run()
+  }
+
+  async close (): Promise<void> {
+    if (!this.loop || this.closed) return
+    this.closed = true
+    this.endSession?.()
+    await this.loop
+    await this.acks.catch(() => undefined)
+    this.stub?.close()
+  }
+
+  private async run (): Promise<void> {
+    const stub = this.stub!
+    let backoff = 100
+    let offlineSaid = false
+    while (!this.closed) {
+      try {
+        await stub.waitForReady(2000)
+      } catch {
+        if (!offlineSaid) log.warn({ node: this.opts.node }, 'storage node unreachable: working offline, will keep retrying')
+        offlineSaid = true
+        await sleep(backoff)
+        backoff = Math.min(backoff * 2, 2000)
+        continue
+      }
+      offlineSaid = false
+      backoff = 100
+      this.opts.stats.connected = true
+      log.info({ node: this.opts.node }, 'connected to storage node')
+      try {
+        await this.session(stub)
+      } catch (err) {
+        this.opts.stats.lastError = (err as Error).message
+        if (!this.closed) log.warn({ err: (err as Error).message }, 'connection to storage node lost, reconnecting')
+      }
+      this.opts.stats.connected = false
+      if (!this.closed) await sleep(backoff)
+    }
+  }
+
+  private async session (stub: SyncStub): Promise<void> {
+    await this.acks.catch(() => undefined)
+    const { journal, codec, stats, volume } = this.opts
+    const push = stub.push()
+    const sub = stub.subscribe({ volume, fromSeq: journal.applied(), deviceId: journal.deviceId })
+    const inflight: Array<{ pending: PendingTx; size: number }> = []
+    let inflightBytes = 0
+    let lastSent = 0
+    let pumping = false
+    let again = false
+    let applies: Promise<void> = Promise.resolve()
+    let queued = 0
+
+    await new Promise<void>((resolve, reject) => {
+      let done = false
+      const finish = (err?: unknown): void => {
+        if (done) return
+        done = true
+        this.wake = undefined
+        this.endSession = undefined
+        push.cancel()
+        sub.cancel()
+        if (err) reject(err instanceof Error ? err : new Error(String(err)))
+        else resolve()
+      }
+      this.endSession = () => finish()
+      const streamEnded = (name: string) => (err?: grpc.ServiceError) => finish(err ?? new Error(`${name} stream ended`))
+      push.on('error', streamEnded('push'))
+      push.on('end', streamEnded('push'))
+      sub.on('error', streamEnded('subscribe'))
+      sub.on('end', streamEnded('subscribe'))
+
+      const pump = async (): Promise<void> => {
+        if (pumping) { again = true; return }
+        pumping = true
+        try {
+          do {
+            again = false
+            while (!done && inflight.length < PUSH_WINDOW && inflightBytes < PUSH_WINDOW_BYTES) {
+              const batch = await journal.readOutbox(lastSent, Math.min(32, PUSH_WINDOW - inflight.length))
+              if (batch.length === 0 || done) break
+              for (const pending of batch) {
+                const bytes = FrameCodec.encode(codec.seal(pending.tx))
+                push.write(bytes)
+                stats.bytesPushed += bytes.length
+                stats.framesPushed++
+                inflight.push({ pending, size: bytes.length })
+                inflightBytes += bytes.length
+                lastSent = pending.deviceSeq
+              }
+            }
+          } while (again && !done)
+        } catch (err) {
+          finish(err)
+        } finally {
+          pumping = false
+        }
+      }
+      this.wake = () => { void pump() }
+
+      push.on('data', (ack: Ack) => {
+        const head = inflight.shift()
+        if (!head || ack.txId?.deviceSeq !== head.pending.deviceSeq) { finish(new Error('storage node acked out of order')); return }
+        inflightBytes -= head.size
+        if (ack.status === AckStatus.REJECTED) {
+          log.error({ deviceSeq: head.pending.deviceSeq, path: head.pending.tx.path, error: ack.error }, 'storage node refused a transaction; it stays in the outbox')
+          finish(new Error(`storage node refused transaction ${head.pending.deviceSeq}: ${ack.error}`))
+          return
+        }
+        this.acks = this.acks.then(async () => {
+          await journal.ack(head.pending, ack.seq)
+          stats.lastPushedSeq = Math.max(stats.lastPushedSeq, ack.seq)
+        })
+        this.acks.then(() => pump(), finish)
+      })
+
+      sub.on('data', (d: Delivery) => {
+        stats.bytesReceived += d.frame?.payload?.length ?? 0
+        if (++queued >= APPLY_HIGH_WATER) sub.pause()
+        applies = applies.then(() => this.applyDelivery(d)).then(() => {
+          if (--queued < APPLY_HIGH_WATER / 2) sub.resume()
+        })
+        applies.catch(finish)
+      })
+
+      void pump()
+    })
+  }
+
+  private async applyDelivery (d: Delivery): Promise<void> {
+    const { journal, codec, applier, stats, volume } = this.opts
+    if (d.seq <= journal.applied()) return
+    try {
+      const tx = codec.open(d.frame)
+      if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
+      const result = await applier.apply(tx)
+      await journal.recordApplied({ seq: d.seq, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (!(err instanceof DeltafsError) && (code === undefined || RETRYABLE.has(code))) throw err
+      // A transaction that can never apply here must not block the ones after it.
+      stats.txRefused++
+      log.error({ seq: d.seq, err: (err as Error).message }, 'remote transaction refused and skipped')
+      await journal.recordApplied({ seq: d.seq, records: new Map() }, 0)
+    }
+  }
+}

@@ -1,0 +1,18 @@
+// Counters of the sync client, reported by `deltafs status`.
+export interface SyncStats {
+  connected: boolean
+  /** Frame bytes put on the wire by Push, retries included. */
+  bytesPushed: number
+  framesPushed: number
+  /** Highest volume seq the node gave one of our transactions. */
+  lastPushedSeq: number
+  /** Delivery bytes received by Subscribe. */
+  bytesReceived: number
+  /** Transactions refused as malformed or unsafe and skipped. */
+  txRefused: number
+  lastError: string
+}
+
+export function newSyncStats (): SyncStats {
+  return { connected: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '' }
+}
