@@ -1,0 +1,53 @@
+// A storage node plus mounts of one volume in a temp dir, torn down with the test.
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Test } from 'tap'
+import { type MountHandle, type NodeHandle, startMount, startNode, tempDir } from './processes.js'
+import { SyncStub } from '../../src/rpc/client.js'
+
+export class Cluster {
+  readonly dir = tempDir()
+  node: NodeHandle | undefined
+  readonly mounts: MountHandle[] = []
+  private n = 0
+
+  constructor (readonly volume = 'vol') {}
+
+  static async start (t: Test, mounts: number, volume = 'vol'): Promise<Cluster> {
+    const c = new Cluster(volume)
+    t.teardown(() => c.destroy())
+    await c.startNode()
+    for (let i = 0; i < mounts; i++) await c.addMount()
+    return c
+  }
+
+  async startNode (port = 0): Promise<NodeHandle> {
+    this.node = await startNode(path.join(this.dir, 'node'), port || this.node?.port || 0)
+    return this.node
+  }
+
+  async addMount (name = String.fromCharCode(97 + this.n++), node = this.node!.address): Promise<MountHandle> {
+    const m = await startMount(this.volume, path.join(this.dir, `mnt-${name}`), path.join(this.dir, `data-${name}`), node)
+    this.mounts.push(m)
+    return m
+  }
+
+  async headSeq (): Promise<number> {
+    const stub = new SyncStub(this.node!.address)
+    try { return (await stub.info(this.volume)).headSeq } finally { stub.close() }
+  }
+
+  /** Every log line of every process, for a failing test's diagnostics. */
+  logs (): string {
+    return fs.readdirSync(this.dir, { recursive: true, encoding: 'utf8' })
+      .filter(f => f.endsWith('.log'))
+      .map(f => `== ${f}\n${fs.readFileSync(path.join(this.dir, f), 'utf8').split('\n').slice(-40).join('\n')}`)
+      .join('\n')
+  }
+
+  async destroy (): Promise<void> {
+    await Promise.all(this.mounts.map(m => m.stop()))
+    await this.node?.stop()
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+}
