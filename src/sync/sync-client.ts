@@ -67,7 +67,7 @@ export class SyncClient {
     let offlineSaid = false
     while (!this.closed) {
       try {
-        await stub.waitForReady(2000)
+        await stub.waitForReady(1000)
       } catch {
         if (!offlineSaid) log.warn({ node: this.opts.node }, 'storage node unreachable: working offline, will keep retrying')
         offlineSaid = true
