@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what deltafs needs on a Debian/Ubuntu machine, saying what it does:
+# fuse (fusermount) and libfuse2 from Debian, then the npm dependencies and
+# the build. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say () { printf '[deltafs setup] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+command -v fusermount >/dev/null 2>&1 || missing+=(fuse)
+ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
+for extra in ${DELTAFS_EXTRA_PACKAGES:-}; do
+  dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
+done
+if [ "${#missing[@]}" -gt 0 ] || [ "${DELTAFS_APT_UPDATE:-}" = 1 ]; then
+  say "installing Debian packages: ${missing[*]:-(none missing, refreshing lists)}"
+  $SUDO apt-get update -qq
+  if [ "${#missing[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+if [ ! -e /dev/fuse ]; then
+  say "/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or run where FUSE is available"
+  exit 1
+fi
+if ! command -v node >/dev/null 2>&1; then
+  say "Node.js 20 or newer is needed (for example from the nodejs package or nodesource)"
+  exit 1
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "${CI:-}" = true ]; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+say "building (tsc)"
+npm run --silent build
