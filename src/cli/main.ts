@@ -35,6 +35,8 @@ async function runUntilSignal (resource: { close (): Promise<void> }): Promise<v
     process.on('SIGTERM', stop)
   })
   await resource.close()
+  // The FUSE thread or a gRPC handle can outlive close(); the daemon is done.
+  process.exit(0)
 }
 
 const program = new Command()

@@ -12,6 +12,16 @@ export interface SetAttrOp {
   hasAtime?: boolean; atimeNs?: number
 }
 
+export type Piece = { copy: { offset: number; length: number } } | { insert: { data: Uint8Array } }
+
+export interface RebuildOp {
+  baseVersion: number
+  pieces: Piece[]
+  resultSize: number
+  resultSha256: Uint8Array
+  baseSha256: Uint8Array
+}
+
 export type Op =
   | { create: { mode: number } }
   | { write: { offset: number; data: Uint8Array } }
@@ -23,6 +33,7 @@ export type Op =
   | { symlink: { target: string } }
   | { setAttr: SetAttrOp }
   | { link: { to: string } }
+  | { rebuild: RebuildOp }
 
 export interface Transaction {
   txId: TxId
