@@ -1,4 +1,5 @@
 // The deltafs command line: serve, mount, status.
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
@@ -6,8 +7,11 @@ import { StorageNode } from '../storage-node/storage-node.js'
 import { LevelVolumeLog } from '../storage-node/level-volume-log.js'
 import { Mount } from '../mount/mount.js'
 import { fetchStatus } from '../mount/control-socket.js'
+import { TokenStore } from '../storage-node/token-store.js'
+import { keyFromPassphrase, readKeyFile } from '../codec/volume-key.js'
 import { parseHostPort } from '../rpc/service.js'
 import { DeltafsError } from '../util/errors.js'
+
 import { logger } from '../util/log.js'
 
 const log = logger('cli')
@@ -22,8 +26,27 @@ function defaultDataDir (): string {
   return path.join(base, 'deltafs')
 }
 
-/** Runs a resource until SIGINT/SIGTERM, then closes it once. */
-async function runUntilSignal (resource: { close (): Promise<void> }): Promise<void> {
+function positiveInt (value: string): number {
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number')
+  return n
+}
+
+function readSecretFile (file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim()
+  } catch (err) {
+    throw new DeltafsError('BAD_ARGUMENT', `cannot read ${what} file ${file}: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * Runs a resource until SIGINT/SIGTERM, or until it fails for good, then
+ * closes it once and exits.
+ */
+async function runUntilSignal (resource: { close (): Promise<void> }, failed?: Promise<DeltafsError>): Promise<void> {
+  let failure: DeltafsError | undefined
+  void failed?.then(err => { failure = err; process.emit('SIGTERM') })
   await new Promise<void>(resolve => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'stopping')
@@ -35,6 +58,10 @@ async function runUntilSignal (resource: { close (): Promise<void> }): Promise<v
     process.on('SIGTERM', stop)
   })
   await resource.close()
+  if (failure) {
+    process.stderr.write(`deltafs: ${failure.message}\n`)
+    process.exit(3)
+  }
   // The FUSE thread or a gRPC handle can outlive close(); the daemon is done.
   process.exit(0)
 }
@@ -46,8 +73,25 @@ program.command('serve')
   .description('run a storage node')
   .requiredOption('--data <dir>', 'directory for the volume logs')
   .option('--listen <host:port>', 'address to listen on', hostPort, '127.0.0.1:7070')
-  .action(async (opts: { data: string; listen: string }) => {
-    const node = new StorageNode({ listen: opts.listen, log: new LevelVolumeLog(path.resolve(opts.data, 'log')) })
+  .option('--tls-cert <file>', 'PEM certificate chain for TLS')
+  .option('--tls-key <file>', 'PEM private key for TLS')
+  .option('--tls-client-ca <file>', 'require client certificates signed by this CA (mTLS)')
+  .option('--insecure', 'allow plaintext on a non-loopback address')
+  .option('--max-frame-bytes <n>', 'largest transaction frame accepted', positiveInt)
+  .option('--max-inflight-bytes <n>', 'frame bytes one connection may have waiting to be stored', positiveInt)
+  .option('--max-connections-per-token <n>', 'open streams allowed per token', positiveInt)
+  .action(async (opts: { data: string; listen: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; insecure?: boolean; maxFrameBytes?: number; maxInflightBytes?: number; maxConnectionsPerToken?: number }) => {
+    const node = new StorageNode({
+      listen: opts.listen,
+      log: new LevelVolumeLog(path.resolve(opts.data, 'log')),
+      tokens: TokenStore.forDataDir(path.resolve(opts.data)),
+      tls: { cert: opts.tlsCert, key: opts.tlsKey, clientCa: opts.tlsClientCa, insecure: opts.insecure },
+      limits: {
+        ...(opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+        ...(opts.maxInflightBytes ? { maxInflightBytes: opts.maxInflightBytes } : {}),
+        ...(opts.maxConnectionsPerToken ? { maxConnectionsPerToken: opts.maxConnectionsPerToken } : {}),
+      },
+    })
     await node.open()
     await runUntilSignal(node)
   })
@@ -58,10 +102,34 @@ program.command('mount')
   .argument('<mountpoint>', 'an existing, empty directory')
   .requiredOption('--node <host:port>', 'storage node address', hostPort)
   .option('--data <dir>', 'directory for the backing files and the journal', defaultDataDir())
-  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string }) => {
-    const mount = new Mount({ volume, mountpoint, node: opts.node, dataDir: opts.data })
+  .option('--token-file <file>', 'file holding the volume access token (or set DELTAFS_TOKEN)')
+  .option('--key-file <file>', 'volume key for end-to-end encryption: 32 bytes, hex or base64')
+  .option('--passphrase-file <file>', 'derive the volume key from the passphrase in this file (or set DELTAFS_PASSPHRASE)')
+  .option('--tls-ca <file>', 'CA certificate that signed the node\'s TLS certificate')
+  .option('--tls-cert <file>', 'client certificate for mTLS')
+  .option('--tls-key <file>', 'client private key for mTLS')
+  .option('--insecure', 'allow plaintext to a non-loopback node')
+  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean }) => {
+    const token = opts.tokenFile ? readSecretFile(opts.tokenFile, 'token') : process.env.DELTAFS_TOKEN
+    const passphrase = opts.passphraseFile ? readSecretFile(opts.passphraseFile, 'passphrase') : process.env.DELTAFS_PASSPHRASE
+    if (opts.keyFile && passphrase) throw new DeltafsError('BAD_ARGUMENT', 'give either --key-file or a passphrase, not both')
+    const key = opts.keyFile ? readKeyFile(opts.keyFile) : passphrase ? keyFromPassphrase(passphrase, volume) : undefined
+    const mount = new Mount({
+      volume, mountpoint, node: opts.node, dataDir: opts.data, token: token || undefined, key,
+      tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey, insecure: opts.insecure },
+    })
     await mount.open()
-    await runUntilSignal(mount)
+    await runUntilSignal(mount, mount.failed)
+  })
+
+const token = program.command('token').description('manage volume access tokens on a storage node')
+token.command('create')
+  .description('create an access token for VOLUME; prints it once (only its hash is stored)')
+  .argument('<volume>', 'volume name')
+  .requiredOption('--data <dir>', 'the storage node\'s data directory')
+  .option('--read-only', 'the token can subscribe but not push')
+  .action((volume: string, opts: { data: string; readOnly?: boolean }) => {
+    process.stdout.write(TokenStore.forDataDir(path.resolve(opts.data)).create(volume, Boolean(opts.readOnly)) + '\n')
   })
 
 program.command('status')

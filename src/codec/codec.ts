@@ -1,13 +1,16 @@
 // Codec: a Transaction in, a Frame out, and back. Protobuf, then zstd when it
-// pays; the header carries only what the storage node needs.
+// pays, then AES-256-GCM when the volume has a key. The header carries only
+// what the storage node needs: ids, versions, sizes, never names.
 import { type Frame, PayloadCodec, type Transaction, TransactionCodec } from './wire.js'
 import type { Compressor } from './zstd.js'
+import { zstdContentSize } from './zstd-frame.js'
+import { decryptPayload, encryptPayload } from './aead.js'
 import { DeltafsError } from '../util/errors.js'
 
 /** Frames larger than this are refused before anything is decoded. */
 export const MAX_FRAME_BYTES = 32 << 20
-/** A payload may not claim to expand beyond this. */
-export const MAX_RAW_BYTES = 32 << 20
+/** A payload may not claim to expand beyond this (zstd-codec's heap is small). */
+export const MAX_RAW_BYTES = 16 << 20
 
 export interface Codec {
   /** Encodes and compresses a transaction into a frame. */
@@ -16,8 +19,9 @@ export interface Codec {
   open (frame: Frame): Transaction
 }
 
-export class ZstdCodec implements Codec {
-  constructor (private readonly zstd: Compressor) {}
+export class TxCodec implements Codec {
+  /** @param key the volume key; without one, payloads travel unencrypted. */
+  constructor (private readonly zstd: Compressor, private readonly key?: Buffer) {}
 
   seal (tx: Transaction): Frame {
     const raw = TransactionCodec.encode(tx)
@@ -28,29 +32,34 @@ export class ZstdCodec implements Codec {
       const packed = this.zstd.compress(raw)
       if (packed.length < raw.length) { payload = packed; codec = PayloadCodec.ZSTD }
     }
-    return {
-      header: {
-        volume: tx.volume, txId: tx.txId, fileId: tx.fileId, baseVersion: tx.baseVersion,
-        codec, encrypted: false, rawSize: raw.length,
-      },
-      payload,
+    const header = {
+      volume: tx.volume, txId: tx.txId, fileId: tx.fileId, baseVersion: tx.baseVersion,
+      codec, encrypted: this.key !== undefined, rawSize: raw.length,
     }
+    if (this.key) payload = encryptPayload(this.key, header, payload)
+    return { header, payload }
   }
 
   open (frame: Frame): Transaction {
     const h = frame.header
     if (h == null) throw new DeltafsError('BAD_FRAME', 'frame has no header')
     if (h.rawSize > MAX_RAW_BYTES) throw new DeltafsError('BAD_FRAME', `frame claims ${h.rawSize} raw bytes, limit ${MAX_RAW_BYTES}`)
-    if (h.encrypted) throw new DeltafsError('BAD_FRAME', 'frame is encrypted and this mount has no volume key')
+    if (h.encrypted && !this.key) throw new DeltafsError('KEY', 'the volume is encrypted: mount it with its key (--key-file or DELTAFS_PASSPHRASE)')
+    if (!h.encrypted && this.key) throw new DeltafsError('KEY', 'received an unencrypted transaction on a mount that has a volume key')
+    if (h.codec !== PayloadCodec.NONE && h.codec !== PayloadCodec.ZSTD) throw new DeltafsError('UNSUPPORTED_CODEC', `unknown payload codec ${String(h.codec)}`)
+    const payload = this.key ? decryptPayload(this.key, h, frame.payload) : frame.payload
     let raw: Uint8Array
     switch (h.codec) {
       case PayloadCodec.NONE:
-        raw = frame.payload
+        raw = payload
         if (raw.length !== h.rawSize) throw new DeltafsError('BAD_FRAME', `payload is ${raw.length} bytes, header says ${h.rawSize}`)
         break
-      case PayloadCodec.ZSTD:
-        raw = this.zstd.decompress(frame.payload, h.rawSize)
+      case PayloadCodec.ZSTD: {
+        const declared = zstdContentSize(payload)
+        if (declared !== h.rawSize) throw new DeltafsError('BAD_FRAME', `zstd payload declares ${declared} bytes, header says ${h.rawSize}`)
+        raw = this.zstd.decompress(payload, h.rawSize)
         break
+      }
       default:
         throw new DeltafsError('UNSUPPORTED_CODEC', `unknown payload codec ${String(h.codec)}`)
     }

@@ -65,6 +65,8 @@ export interface Ack { txId: TxId; seq: number; status: AckStatus; error: string
 export interface SubscribeRequest { volume: string; fromSeq: number; deviceId: string }
 export interface Delivery { seq: number; frame: Frame }
 export interface VolumeInfoRequest { volume: string }
+export interface HelloRequest { volume: string; deviceId: string; keyCheck: Uint8Array }
+export interface HelloReply { headSeq: number; keyCheck: Uint8Array; readOnly: boolean }
 export interface VolumeInfo { volume: string; headSeq: number }
 
 const protoPath = fileURLToPath(new URL('../../../proto/deltafs/v1/deltafs.proto', import.meta.url))
@@ -105,6 +107,8 @@ export const SubscribeRequestCodec = messageCodec<SubscribeRequest>('SubscribeRe
 export const DeliveryCodec = messageCodec<Delivery>('Delivery')
 export const VolumeInfoRequestCodec = messageCodec<VolumeInfoRequest>('VolumeInfoRequest')
 export const VolumeInfoCodec = messageCodec<VolumeInfo>('VolumeInfo')
+export const HelloRequestCodec = messageCodec<HelloRequest>('HelloRequest')
+export const HelloReplyCodec = messageCodec<HelloReply>('HelloReply')
 
 /** The kind of an op, i.e. the name of the oneof member that is set. */
 export function opKind (op: Op): keyof UnionKeys<Op> {

@@ -10,7 +10,7 @@ import { CaptureVfs } from '../capture/capture-vfs.js'
 import { newCaptureStats } from '../capture/capture-stats.js'
 import { TxRecorder } from '../capture/tx-recorder.js'
 import { LevelJournal } from '../journal/level-journal.js'
-import { ZstdCodec } from '../codec/codec.js'
+import { TxCodec } from '../codec/codec.js'
 import { loadZstd } from '../codec/zstd.js'
 import { Applier } from '../sync/applier.js'
 import { SyncClient } from '../sync/sync-client.js'
@@ -18,6 +18,9 @@ import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { prepareMountpoint } from './mountpoint.js'
 import { checkVolumeName } from '../util/names.js'
+import { type ClientTlsOptions, clientCredentials } from '../rpc/tls.js'
+import { keyCheck } from '../codec/volume-key.js'
+import type { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 
 const log = logger('mount')
@@ -30,6 +33,11 @@ export interface MountOptions {
   dataDir: string
   quietMs?: number
   maxTxBytes?: number
+  tls?: ClientTlsOptions
+  /** Access token for the volume. */
+  token?: string
+  /** The volume key; payloads are end-to-end encrypted with it. */
+  key?: Buffer
 }
 
 export class Mount {
@@ -42,6 +50,9 @@ export class Mount {
   private control: ControlServer | undefined
   private state: 'new' | 'opening' | 'open' | 'closed' = 'new'
   mountpoint = ''
+  private failWith: ((err: DeltafsError) => void) | undefined
+  /** Settles when syncing stopped for good (wrong key, refused token). */
+  readonly failed = new Promise<DeltafsError>(resolve => { this.failWith = resolve })
 
   constructor (private readonly opts: MountOptions) {}
 
@@ -50,6 +61,7 @@ export class Mount {
     this.state = 'opening'
     const { volume, dataDir } = this.opts
     checkVolumeName(volume)
+    const credentials = clientCredentials(this.opts.node, this.opts.tls ?? {}, log)
     this.mountpoint = await prepareMountpoint(this.opts.mountpoint, log)
     const volumeDir = path.resolve(dataDir, volume)
     const filesDir = path.join(volumeDir, 'files')
@@ -60,7 +72,7 @@ export class Mount {
     try {
       this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume)
       await this.journal.open()
-      const codec = new ZstdCodec(await loadZstd())
+      const codec = new TxCodec(await loadZstd(), this.opts.key)
       const passthrough = new Passthrough(filesDir)
       this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
         quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20),
@@ -68,7 +80,12 @@ export class Mount {
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats)
       this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0 })
       await this.session.open()
-      this.sync = new SyncClient({ node: this.opts.node, volume, journal: this.journal, codec, applier: new Applier(filesDir), stats: this.syncStats })
+      this.sync = new SyncClient({
+        node: this.opts.node, volume, journal: this.journal, codec, applier: new Applier(filesDir), stats: this.syncStats,
+        stub: { credentials, token: this.opts.token },
+        keyCheck: this.opts.key ? keyCheck(this.opts.key, volume) : new Uint8Array(0),
+        onFatal: err => this.failWith?.(err),
+      })
       this.sync.open()
       this.control = new ControlServer(controlSocketPath(this.mountpoint), () => this.status())
       await this.control.open()

@@ -1,21 +1,47 @@
-// A typed client stub for the Sync service.
+// A typed client stub for the Sync service. Every call carries the bearer
+// token; Push also names its volume, which the node authorizes once per stream.
 import * as grpc from '@grpc/grpc-js'
-import type { Ack, Delivery, SubscribeRequest, VolumeInfo } from '../codec/wire.js'
-import { SyncService, channelOptions } from './service.js'
+import type { Ack, Delivery, HelloReply, HelloRequest, SubscribeRequest, VolumeInfo } from '../codec/wire.js'
+import { AUTH_HEADER, SyncService, VOLUME_HEADER, channelOptions } from './service.js'
 
 const Ctor = grpc.makeGenericClientConstructor(SyncService, 'Sync')
 
+type Unary<Req, Res> = (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall
+
 interface RawStub extends grpc.Client {
-  push (): grpc.ClientDuplexStream<Uint8Array, Ack>
-  subscribe (req: SubscribeRequest): grpc.ClientReadableStream<Delivery>
-  info (req: { volume: string }, cb: (err: grpc.ServiceError | null, res?: VolumeInfo) => void): grpc.ClientUnaryCall
+  hello: Unary<HelloRequest, HelloReply>
+  info: Unary<{ volume: string }, VolumeInfo>
+  push (md: grpc.Metadata): grpc.ClientDuplexStream<Uint8Array, Ack>
+  subscribe (req: SubscribeRequest, md: grpc.Metadata): grpc.ClientReadableStream<Delivery>
+}
+
+export interface StubOptions {
+  credentials?: grpc.ChannelCredentials
+  /** Bearer token for the volume, if the node requires one. */
+  token?: string
 }
 
 export class SyncStub {
   private readonly raw: RawStub
 
-  constructor (readonly address: string) {
-    this.raw = new Ctor(address, grpc.credentials.createInsecure(), channelOptions) as unknown as RawStub
+  constructor (readonly address: string, private readonly opts: StubOptions = {}) {
+    this.raw = new Ctor(address, opts.credentials ?? grpc.credentials.createInsecure(), channelOptions) as unknown as RawStub
+  }
+
+  private metadata (volume?: string): grpc.Metadata {
+    const md = new grpc.Metadata()
+    if (this.opts.token) md.set(AUTH_HEADER, `Bearer ${this.opts.token}`)
+    if (volume) md.set(VOLUME_HEADER, volume)
+    return md
+  }
+
+  private unary<Req, Res> (fn: Unary<Req, Res>, req: Req, timeoutMs: number): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      fn.call(this.raw, req, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err || !res) reject(err ?? new Error('empty reply'))
+        else resolve(res)
+      })
+    })
   }
 
   /** Resolves once the channel is connected, rejects after timeoutMs. */
@@ -25,16 +51,13 @@ export class SyncStub {
     })
   }
 
-  push (): grpc.ClientDuplexStream<Uint8Array, Ack> { return this.raw.push() }
+  hello (req: HelloRequest, timeoutMs = 10_000): Promise<HelloReply> { return this.unary(this.raw.hello, req, timeoutMs) }
 
-  subscribe (req: SubscribeRequest): grpc.ClientReadableStream<Delivery> { return this.raw.subscribe(req) }
+  info (volume: string, timeoutMs = 5000): Promise<VolumeInfo> { return this.unary(this.raw.info, { volume }, timeoutMs) }
 
-  info (volume: string, timeoutMs = 5000): Promise<VolumeInfo> {
-    return new Promise((resolve, reject) => {
-      this.raw.info({ volume }, (err, res) => err || !res ? reject(err ?? new Error('empty reply')) : resolve(res))
-      setTimeout(() => reject(new Error('info timed out')), timeoutMs).unref()
-    })
-  }
+  push (volume: string): grpc.ClientDuplexStream<Uint8Array, Ack> { return this.raw.push(this.metadata(volume)) }
+
+  subscribe (req: SubscribeRequest): grpc.ClientReadableStream<Delivery> { return this.raw.subscribe(req, this.metadata()) }
 
   close (): void { this.raw.close() }
 }

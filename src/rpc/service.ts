@@ -6,6 +6,7 @@ import {
   type Ack, AckCodec, type Delivery, DeliveryCodec, type Frame, FrameCodec, type MessageCodec,
   type SubscribeRequest, SubscribeRequestCodec, type VolumeInfo, VolumeInfoCodec,
   type VolumeInfoRequest, VolumeInfoRequestCodec,
+  type HelloRequest, HelloRequestCodec, type HelloReply, HelloReplyCodec,
 } from '../codec/wire.js'
 import { MAX_FRAME_BYTES } from '../codec/codec.js'
 import { DeltafsError } from '../util/errors.js'
@@ -21,6 +22,15 @@ function de<T> (codec: MessageCodec<T>) {
 }
 
 export const SyncService = {
+  hello: {
+    path: '/deltafs.v1.Sync/Hello',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: ser<HelloRequest>(HelloRequestCodec),
+    requestDeserialize: de<HelloRequest>(HelloRequestCodec),
+    responseSerialize: ser<HelloReply>(HelloReplyCodec),
+    responseDeserialize: de<HelloReply>(HelloReplyCodec),
+  },
   push: {
     path: '/deltafs.v1.Sync/Push',
     requestStream: true,
@@ -51,6 +61,10 @@ export const SyncService = {
   },
 } satisfies grpc.ServiceDefinition
 
+/** Metadata keys: the bearer token, and the volume a Push stream writes to. */
+export const AUTH_HEADER = 'authorization'
+export const VOLUME_HEADER = 'x-deltafs-volume'
+
 export const channelOptions: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
   'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
@@ -61,11 +75,17 @@ export const channelOptions: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 }
 
-export const serverOptions: grpc.ServerOptions = {
-  'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
-  'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
-  'grpc.keepalive_permit_without_calls': 1,
-  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+export function serverOptions (maxFrameBytes: number): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': maxFrameBytes,
+    'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  }
+}
+
+export function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]'
 }
 
 export function parseHostPort (value: string): { host: string; port: number } {

@@ -1,6 +1,7 @@
 // Key schema of the embedded LevelDB volume log (values in parentheses):
 //
 //   v!<volume>!head                        (uint64 BE)  last assigned seq
+//   v!<volume>!keycheck                    (bytes)       HMAC proving mounts share the volume key
 //   v!<volume>!s!<seq: 16 hex>             (Entry)       device id + frame bytes
 //   v!<volume>!t!<device>!<devseq: 16 hex> (uint64 BE)  seq given to that tx id
 //
@@ -13,6 +14,7 @@ export function hex16 (n: number): string {
 
 export const keys = {
   head: (volume: string) => `v!${volume}!head`,
+  keyCheck: (volume: string) => `v!${volume}!keycheck`,
   entry: (volume: string, seq: number) => `v!${volume}!s!${hex16(seq)}`,
   entryPrefix: (volume: string) => `v!${volume}!s!`,
   txId: (volume: string, deviceId: string, deviceSeq: number) => `v!${volume}!t!${deviceId}!${hex16(deviceSeq)}`,

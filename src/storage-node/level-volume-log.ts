@@ -76,6 +76,23 @@ export class LevelVolumeLog implements VolumeLog {
     return head
   }
 
+  private keyChecks: Promise<unknown> = Promise.resolve()
+
+  keyCheck (volume: string, proposed: Uint8Array): Promise<Uint8Array> {
+    // Serialized, so two first mounts with different keys cannot both win.
+    const result = this.keyChecks.then(() => this.keyCheckOnce(volume, proposed))
+    this.keyChecks = result.catch(() => undefined)
+    return result
+  }
+
+  private async keyCheckOnce (volume: string, proposed: Uint8Array): Promise<Uint8Array> {
+    const stored = await this.db.get(keys.keyCheck(volume))
+    if (stored !== undefined) return stored
+    if (proposed.length === 0 || await this.head(volume) > 0) return new Uint8Array(0)
+    await this.db.put(keys.keyCheck(volume), proposed, { sync: true })
+    return proposed
+  }
+
   async read (volume: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
     const out: LogEntry[] = []
     const prefix = keys.entryPrefix(volume)

@@ -1,54 +1,92 @@
-// The storage node: a gRPC Sync service over a VolumeLog. It sequences pushed
-// transactions, acks each once durable, and streams the log to subscribers.
+// The storage node: a gRPC Sync service over a VolumeLog. It checks access,
+// sequences pushed transactions, acks each once durable, and streams the log
+// to subscribers. It never decodes payloads: with a volume key they are
+// ciphertext to it.
 import { EventEmitter, once } from 'node:events'
 import * as grpc from '@grpc/grpc-js'
 import { type VolumeLog } from './volume-log.js'
-import { type ReceivedFrame, SyncService, serverOptions, parseHostPort } from '../rpc/service.js'
+import type { Grant, TokenStore } from './token-store.js'
+import { AUTH_HEADER, type ReceivedFrame, SyncService, VOLUME_HEADER, serverOptions, parseHostPort, isLoopbackHost } from '../rpc/service.js'
+import { type ServerTlsOptions, serverCredentials } from '../rpc/tls.js'
 import {
-  type Ack, AckStatus, encodeDelivery, type SubscribeRequest, type VolumeInfo, type VolumeInfoRequest,
+  type Ack, AckStatus, encodeDelivery, type HelloReply, type HelloRequest, type SubscribeRequest,
+  type VolumeInfo, type VolumeInfoRequest,
 } from '../codec/wire.js'
+import { MAX_FRAME_BYTES } from '../codec/codec.js'
 import { isValidName } from '../util/names.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 
 const log = logger('storage-node')
 
-/** Frames a single Push stream may have waiting for the log before it is paused. */
-const MAX_IN_FLIGHT_PER_STREAM = 4096
 const SUBSCRIBE_BATCH = 256
 
-export interface StorageNodeOptions { listen: string; log: VolumeLog }
+export interface NodeLimits {
+  /** Largest frame accepted on Push. */
+  maxFrameBytes: number
+  /** Bytes of frames one Push stream may have waiting for the log before it is paused. */
+  maxInflightBytes: number
+  /** Open streams allowed per token (or per anonymous volume). */
+  maxConnectionsPerToken: number
+}
+
+export const DEFAULT_LIMITS: NodeLimits = { maxFrameBytes: MAX_FRAME_BYTES, maxInflightBytes: 64 << 20, maxConnectionsPerToken: 64 }
+
+export interface StorageNodeOptions {
+  listen: string
+  log: VolumeLog
+  tokens: TokenStore
+  tls?: ServerTlsOptions
+  limits?: Partial<NodeLimits>
+}
+
+class RpcError extends Error {
+  constructor (readonly code: grpc.status, readonly details: string) { super(details) }
+}
+
+function bearer (md: grpc.Metadata): string | undefined {
+  const v = md.get(AUTH_HEADER)[0]
+  const m = typeof v === 'string' ? /^Bearer (\S+)$/.exec(v) : null
+  return m?.[1]
+}
 
 export class StorageNode {
   private server: grpc.Server | undefined
   private readonly appended = new EventEmitter()
   private readonly versions = new Map<string, number>()
+  private readonly connections = new Map<string, number>()
+  private readonly limits: NodeLimits
+  private requireTokens = true
   private closing = false
   port = 0
 
   constructor (private readonly opts: StorageNodeOptions) {
     this.appended.setMaxListeners(0)
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
   }
 
   async open (): Promise<void> {
     if (this.server) return
     const { host, port } = parseHostPort(this.opts.listen)
+    const credentials = serverCredentials(this.opts.listen, this.opts.tls ?? {}, log)
+    // Reachable from the network: every volume needs a token.
+    this.requireTokens = !isLoopbackHost(host)
     await this.opts.log.open()
-    const server = new grpc.Server(serverOptions)
+    const server = new grpc.Server(serverOptions(this.limits.maxFrameBytes + 1024))
     server.addService(SyncService, {
+      hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => { void this.hello(call, cb) },
       push: (call: grpc.ServerDuplexStream<ReceivedFrame, Ack>) => this.push(call),
       subscribe: (call: grpc.ServerWritableStream<SubscribeRequest, Uint8Array>) => { void this.subscribe(call) },
       info: (call: grpc.ServerUnaryCall<VolumeInfoRequest, VolumeInfo>, cb: grpc.sendUnaryData<VolumeInfo>) => { void this.info(call, cb) },
     })
-    const bindHost = host.startsWith('[') ? host : host
     this.port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${bindHost}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
         if (err) reject(new DeltafsError('LISTEN', `cannot listen on ${this.opts.listen}: ${err.message}`, { cause: err }))
         else resolve(bound)
       })
     }).catch(async err => { await this.opts.log.close(); throw err })
     this.server = server
-    log.info({ address: `${host}:${this.port}` }, 'listening')
+    log.info({ address: `${host}:${this.port}`, tls: Boolean(this.opts.tls?.cert), requireTokens: this.requireTokens }, 'listening')
   }
 
   async close (): Promise<void> {
@@ -65,37 +103,99 @@ export class StorageNode {
     log.info('stopped')
   }
 
+  /** Checks the caller's token for a volume; throws RpcError(PERMISSION_DENIED) otherwise. */
+  private authorize (md: grpc.Metadata, volume: unknown, write: boolean): Grant {
+    if (!isValidName(volume)) throw new RpcError(grpc.status.INVALID_ARGUMENT, `bad volume name ${JSON.stringify(volume)}`)
+    if (!this.requireTokens && !this.opts.tokens.hasTokens(volume)) return { volume, readOnly: false, tokenId: `anonymous:${volume}` }
+    const grant = this.opts.tokens.check(volume, bearer(md))
+    if (!grant) {
+      log.warn({ volume }, 'refused: missing or wrong access token')
+      throw new RpcError(grpc.status.PERMISSION_DENIED, `missing or wrong access token for volume "${volume}"`)
+    }
+    if (write && grant.readOnly) {
+      log.warn({ volume, token: grant.tokenId }, 'refused: read-only token tried to push')
+      throw new RpcError(grpc.status.PERMISSION_DENIED, `the token for volume "${volume}" is read-only`)
+    }
+    return grant
+  }
+
+  /** Counts an open stream against its token; returns the release function. */
+  private connect (grant: Grant): () => void {
+    const n = this.connections.get(grant.tokenId) ?? 0
+    if (n >= this.limits.maxConnectionsPerToken) {
+      throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `too many open streams for this token (limit ${this.limits.maxConnectionsPerToken})`)
+    }
+    this.connections.set(grant.tokenId, n + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.connections.set(grant.tokenId, (this.connections.get(grant.tokenId) ?? 1) - 1)
+    }
+  }
+
+  private async hello (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>): Promise<void> {
+    try {
+      const grant = this.authorize(call.metadata, call.request.volume, false)
+      const keyCheck = await this.opts.log.keyCheck(grant.volume, call.request.keyCheck ?? new Uint8Array(0))
+      cb(null, { headSeq: await this.opts.log.head(grant.volume), keyCheck, readOnly: grant.readOnly })
+    } catch (err) {
+      cb(this.toStatus(err))
+    }
+  }
+
+  private toStatus (err: unknown): Partial<grpc.StatusObject> {
+    if (err instanceof RpcError) return { code: err.code, details: err.details }
+    log.error({ err }, 'request failed')
+    return { code: grpc.status.INTERNAL, details: 'storage node error' }
+  }
+
   private push (call: grpc.ServerDuplexStream<ReceivedFrame, Ack>): void {
+    let grant: Grant
+    let release: () => void
+    try {
+      const volume = call.metadata.get(VOLUME_HEADER)[0]
+      grant = this.authorize(call.metadata, volume, true)
+      release = this.connect(grant)
+    } catch (err) {
+      call.emit('error', this.toStatus(err))
+      return
+    }
+    call.on('close', release)
+    call.on('error', err => { release(); log.debug({ err: err.message }, 'push stream ended') })
     let acks: Promise<void> = Promise.resolve()
-    let inFlight = 0
+    let inflightBytes = 0
     call.on('data', (received: ReceivedFrame) => {
       // Appends start at once so that they share group commits; acks are
       // written in arrival order by chaining on the previous ack.
-      const result = this.ingest(received)
-      if (++inFlight >= MAX_IN_FLIGHT_PER_STREAM) call.pause()
+      const size = received.bytes.length
+      const result = this.ingest(grant.volume, received)
+      inflightBytes += size
+      if (inflightBytes >= this.limits.maxInflightBytes) call.pause()
       acks = acks.then(async () => {
         const ack = await result
-        if (--inFlight < MAX_IN_FLIGHT_PER_STREAM) call.resume()
+        inflightBytes -= size
+        if (inflightBytes < this.limits.maxInflightBytes) call.resume()
         if (!call.destroyed) call.write(ack)
       })
     })
     call.on('end', () => { void acks.then(() => call.end()) })
-    call.on('error', err => log.debug({ err: err.message }, 'push stream ended'))
   }
 
-  private async ingest ({ frame, bytes }: ReceivedFrame): Promise<Ack> {
+  private async ingest (volume: string, { frame, bytes }: ReceivedFrame): Promise<Ack> {
     const h = frame.header
     const txId = h?.txId ?? { deviceId: '', deviceSeq: 0 }
     const reject = (error: string): Ack => {
-      log.warn({ volume: h?.volume, txId, error }, 'frame rejected')
+      log.warn({ volume, txId, error }, 'frame rejected')
       return { txId, seq: 0, status: AckStatus.REJECTED, error }
     }
     if (h == null || h.txId == null) return reject('frame has no header or transaction id')
-    if (!isValidName(h.volume)) return reject(`bad volume name "${String(h.volume)}"`)
-    if (!isValidName(txId.deviceId) || !(txId.deviceSeq > 0)) return reject('bad transaction id')
+    if (h.volume !== volume) return reject(`frame is for volume "${String(h.volume)}" but the stream is for "${volume}"`)
+    if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
     try {
-      const { seq, duplicate } = await this.opts.log.append({ volume: h.volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes })
-      if (!duplicate) this.notify(h.volume, seq)
+      const { seq, duplicate } = await this.opts.log.append({ volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes })
+      if (duplicate) log.info({ volume, txId, seq }, 'duplicate transaction id: acked with its original seq')
+      else this.notify(volume, seq)
       return { txId, seq, status: duplicate ? AckStatus.DUPLICATE : AckStatus.OK, error: '' }
     } catch (err) {
       log.error({ err }, 'append failed')
@@ -110,13 +210,16 @@ export class StorageNode {
 
   private async subscribe (call: grpc.ServerWritableStream<SubscribeRequest, Uint8Array>): Promise<void> {
     const req = call.request
-    if (!isValidName(req.volume)) {
-      call.destroy(Object.assign(new Error(`bad volume name "${String(req.volume)}"`), { code: grpc.status.INVALID_ARGUMENT }))
+    let release: () => void
+    try {
+      release = this.connect(this.authorize(call.metadata, req.volume, false))
+    } catch (err) {
+      call.emit('error', this.toStatus(err))
       return
     }
-    let cursor = Math.max(0, req.fromSeq)
+    let cursor = Number.isSafeInteger(req.fromSeq) ? Math.max(0, req.fromSeq) : 0
     let ended = false
-    const stop = (): void => { ended = true; this.appended.emit(req.volume) }
+    const stop = (): void => { ended = true; release(); this.appended.emit(req.volume) }
     call.on('cancelled', stop)
     call.on('close', stop)
     call.on('error', stop)
@@ -136,6 +239,8 @@ export class StorageNode {
         for (const e of entries) {
           cursor = e.seq
           if (e.deviceId === req.deviceId) continue
+          // Backpressure: a subscriber that does not read stops this loop,
+          // so the node holds at most one batch for it.
           if (!call.write(encodeDelivery(e.seq, e.frame))) {
             await Promise.race([once(call, 'drain'), once(this.appended, 'close'), once(call, 'close')])
           }
@@ -144,20 +249,20 @@ export class StorageNode {
       }
     } catch (err) {
       log.error({ err }, 'subscribe failed')
-      call.destroy(Object.assign(new Error('storage node read failed'), { code: grpc.status.INTERNAL }))
+      call.emit('error', { code: grpc.status.INTERNAL, details: 'storage node read failed' })
       return
+    } finally {
+      release()
     }
     if (!call.destroyed) call.end()
   }
 
   private async info (call: grpc.ServerUnaryCall<VolumeInfoRequest, VolumeInfo>, cb: grpc.sendUnaryData<VolumeInfo>): Promise<void> {
-    const volume = call.request.volume
-    if (!isValidName(volume)) { cb({ code: grpc.status.INVALID_ARGUMENT, details: 'bad volume name' }); return }
     try {
-      cb(null, { volume, headSeq: await this.opts.log.head(volume) })
+      const grant = this.authorize(call.metadata, call.request.volume, false)
+      cb(null, { volume: grant.volume, headSeq: await this.opts.log.head(grant.volume) })
     } catch (err) {
-      log.error({ err }, 'info failed')
-      cb({ code: grpc.status.INTERNAL, details: 'storage node read failed' })
+      cb(this.toStatus(err))
     }
   }
 }

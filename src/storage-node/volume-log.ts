@@ -28,4 +28,9 @@ export interface VolumeLog {
   read (volume: string, afterSeq: number, limit: number): Promise<LogEntry[]>
   /** The last assigned sequence number of the volume, 0 when empty. */
   head (volume: string): Promise<number>
+  /**
+   * The volume's key check value. A non-empty proposal is stored when the
+   * volume has none yet and an empty log; the stored value is returned.
+   */
+  keyCheck (volume: string, proposed: Uint8Array): Promise<Uint8Array>
 }

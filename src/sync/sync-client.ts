@@ -3,13 +3,13 @@
 // When the node goes away it retries with backoff; the outbox and the applied
 // cursor live in the journal, so nothing is lost or applied twice.
 import { setTimeout as sleep } from 'node:timers/promises'
-import type * as grpc from '@grpc/grpc-js'
+import * as grpc from '@grpc/grpc-js'
 import type { Ack, Delivery } from '../codec/wire.js'
 import { AckStatus, FrameCodec } from '../codec/wire.js'
 import type { Codec } from '../codec/codec.js'
 import type { Journal, PendingTx } from '../journal/journal.js'
 import { recordChanges } from '../journal/records.js'
-import { SyncStub } from '../rpc/client.js'
+import { SyncStub, type StubOptions } from '../rpc/client.js'
 import type { Applier } from './applier.js'
 import type { SyncStats } from './sync-stats.js'
 import { DeltafsError } from '../util/errors.js'
@@ -32,6 +32,21 @@ export interface SyncClientOptions {
   codec: Codec
   applier: Applier
   stats: SyncStats
+  stub?: StubOptions
+  /** HMAC proving which volume key this mount holds; empty without a key. */
+  keyCheck: Uint8Array
+  /** Called once when syncing cannot go on (wrong key, refused token). */
+  onFatal: (err: DeltafsError) => void
+}
+
+/** Errors after which retrying cannot help: the mount must stop and say why. */
+function fatalError (err: unknown): DeltafsError | undefined {
+  if (err instanceof DeltafsError && (err.code === 'KEY' || err.code === 'AUTH')) return err
+  const e = err as Partial<grpc.ServiceError>
+  if (e.code === grpc.status.PERMISSION_DENIED || e.code === grpc.status.UNAUTHENTICATED) {
+    return new DeltafsError('AUTH', `the storage node refused access: ${e.details ?? e.message ?? ''}`, { cause: err })
+  }
+  return undefined
 }
 
 export class SyncClient {
@@ -48,7 +63,7 @@ export class SyncClient {
 
   open (): void {
     if (this.loop) return
-    this.stub = new SyncStub(this.opts.node)
+    this.stub = new SyncStub(this.opts.node, this.opts.stub)
     this.loop = this.run()
   }
 
@@ -80,9 +95,18 @@ export class SyncClient {
       this.opts.stats.connected = true
       log.info({ node: this.opts.node }, 'connected to storage node')
       try {
+        await this.hello(stub)
         await this.session(stub)
       } catch (err) {
         this.opts.stats.lastError = (err as Error).message
+        const fatal = fatalError(err)
+        if (fatal) {
+          this.opts.stats.connected = false
+          log.error({ err: fatal.message }, 'sync stopped')
+          this.closed = true
+          this.opts.onFatal(fatal)
+          return
+        }
         if (!this.closed) log.warn({ err: (err as Error).message }, 'connection to storage node lost, reconnecting')
       }
       this.opts.stats.connected = false
@@ -90,10 +114,23 @@ export class SyncClient {
     }
   }
 
+  /** Checks access and that this mount holds the same volume key as the others. */
+  private async hello (stub: SyncStub): Promise<void> {
+    const { volume, journal, keyCheck } = this.opts
+    const reply = await stub.hello({ volume, deviceId: journal.deviceId, keyCheck })
+    if (!Buffer.from(reply.keyCheck).equals(Buffer.from(keyCheck))) {
+      throw new DeltafsError('KEY', keyCheck.length === 0
+        ? `volume "${volume}" is encrypted: mount it with its key (--key-file or DELTAFS_PASSPHRASE)`
+        : reply.keyCheck.length === 0
+          ? `volume "${volume}" is not encrypted (it has unencrypted history): mount it without a key`
+          : `wrong key for volume "${volume}": it does not match the key the volume was created with`)
+    }
+  }
+
   private async session (stub: SyncStub): Promise<void> {
     await this.acks.catch(() => undefined)
     const { journal, codec, stats, volume } = this.opts
-    const push = stub.push()
+    const push = stub.push(volume)
     const sub = stub.subscribe({ volume, fromSeq: journal.applied(), deviceId: journal.deviceId })
     const inflight: Array<{ pending: PendingTx; size: number }> = []
     let inflightBytes = 0
@@ -189,6 +226,7 @@ export class SyncClient {
       await journal.recordApplied({ seq: d.seq, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
+      if (fatalError(err)) throw err
       if (!(err instanceof DeltafsError) && (code === undefined || RETRYABLE.has(code))) throw err
       // A transaction that can never apply here must not block the ones after it.
       stats.txRefused++

@@ -96,7 +96,7 @@ export interface NodeHandle extends Proc { port: number; address: string; dataDi
 export async function startNode (dataDir: string, port = 0): Promise<NodeHandle> {
   fs.mkdirSync(dataDir, { recursive: true })
   const proc = runDeltafs(['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], path.join(dataDir, `node-${Date.now()}.log`))
-  const m = await waitForLog(proc, /"address":"127\.0\.0\.1:(\d+)","msg":"listening"/, 'storage node to listen')
+  const m = await waitForLog(proc, /"address":"127\.0\.0\.1:(\d+)"[^\n]*"msg":"listening"/, 'storage node to listen')
   const bound = Number(m[1])
   return Object.assign(proc, { port: bound, address: `127.0.0.1:${bound}`, dataDir })
 }

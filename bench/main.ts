@@ -1,0 +1,189 @@
+// deltafs benchmark harness.
+//
+//   node dist/bench/main.js throughput|latency|ingest|codec|wire|all [options]
+//   npm run bench -- <part> [options]
+//
+// Each part prints its figures, with ratios against baselines measured in the
+// same run, and appends a Markdown section to bench/RESULTS.md (machine, date,
+// commit, parameters). Every process it starts is stopped by PID and every
+// mount unmounted at the end, also on failure.
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { type BenchOptions, GiB, MiB, Report, fmtBytes, parseSize, repoRoot } from './lib/common.js'
+import { ALL_TARGETS, ALL_TESTS, throughput } from './throughput.js'
+import { latency } from './latency.js'
+import { ingest } from './ingest.js'
+import { codec } from './codec.js'
+import { wire } from './wire.js'
+import { runAllCleanups } from './lib/procs.js'
+
+const PARTS = ['throughput', 'latency', 'ingest', 'codec', 'wire'] as const
+type Part = typeof PARTS[number]
+
+const USAGE = `usage: node dist/bench/main.js <part>... [options]
+parts: ${PARTS.join(' | ')} | all
+options:
+  --size N          big-file size for throughput (seq) and wire (default 1G; e.g. 64M)
+  --runs N          runs per throughput measurement, min/median/max (default 3)
+  --changes N       latency: number of changes (default 1000)
+  --files N         throughput: files for the create test (default 5000)
+  --rand-ops N      throughput: 4 KiB random pwrite's (default 20000)
+  --rand-file N     throughput: file size for random writes (default 256M)
+  --tree-files N    throughput: files in the git/tar tree (default 2000)
+  --tests LIST      throughput: comma list of ${ALL_TESTS.join(',')} (default all)
+  --targets LIST    throughput: comma list of ${ALL_TARGETS.join(',')} (default all)
+  --ingest-tx N     ingest: transactions per configuration (default 20000)
+  --ingest-seconds N ingest: time cap per configuration (default 10)
+  --fanout-tx N     ingest: transactions for fan-out latency (default 1000)
+  --codec-seconds N codec: seconds per measurement (default 1)
+  --native-dir DIR  codec: where zstd-napi is installed (default /tmp/zstd-bench)
+  --no-install      codec: do not npm-install zstd-napi into --native-dir when missing
+  --no-record       do not append to bench/RESULTS.md
+  --keep            keep the temp directory
+`
+
+function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsText: string } {
+  const opts: BenchOptions = {
+    size: GiB, runs: 3, changes: 1000, files: 5000, randOps: 20_000, randFile: 256 * MiB, treeFiles: 2000,
+    ingestTx: 20_000, ingestSeconds: 10, fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...ALL_TARGETS],
+    codecSeconds: 1, nativeDir: '/tmp/zstd-bench', noInstall: false, record: true, keep: false,
+  }
+  const parts: Part[] = []
+  const positiveInt = (flag: string, v: string | undefined): number => {
+    const n = Number(v)
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got "${v ?? ''}"`)
+    return n
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
+    const value = (): string => {
+      if (inline !== undefined) return inline
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${flag} needs a value`)
+      return v
+    }
+    switch (flag) {
+      case '--size': opts.size = parseSize(value()); break
+      case '--runs': opts.runs = positiveInt(flag, value()); break
+      case '--changes': opts.changes = positiveInt(flag, value()); break
+      case '--files': opts.files = positiveInt(flag, value()); break
+      case '--rand-ops': opts.randOps = positiveInt(flag, value()); break
+      case '--rand-file': opts.randFile = parseSize(value()); break
+      case '--tree-files': opts.treeFiles = positiveInt(flag, value()); break
+      case '--tests': opts.tests = value().split(',').filter(Boolean); break
+      case '--targets': opts.targets = value().split(',').filter(Boolean); break
+      case '--ingest-tx': opts.ingestTx = positiveInt(flag, value()); break
+      case '--ingest-seconds': opts.ingestSeconds = positiveInt(flag, value()); break
+      case '--fanout-tx': opts.fanoutTx = positiveInt(flag, value()); break
+      case '--codec-seconds': opts.codecSeconds = Number(value()); break
+      case '--native-dir': opts.nativeDir = path.resolve(value()); break
+      case '--no-install': opts.noInstall = true; break
+      case '--no-record': opts.record = false; break
+      case '--keep': opts.keep = true; break
+      case '-h': case '--help': process.stdout.write(USAGE); process.exit(0); break
+      default:
+        if (a === 'all') parts.push(...PARTS)
+        else if ((PARTS as readonly string[]).includes(a)) parts.push(a as Part)
+        else throw new Error(`unknown argument "${a}"`)
+    }
+  }
+  for (const t of opts.tests) if (!ALL_TESTS.includes(t)) throw new Error(`unknown throughput test "${t}" (${ALL_TESTS.join(', ')})`)
+  for (const t of opts.targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown throughput target "${t}" (${ALL_TARGETS.join(', ')})`)
+  if (parts.length === 0) throw new Error('name at least one part')
+  return { parts: [...new Set(parts)], opts, argsText: argv.join(' ') }
+}
+
+function gitCommit (): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', timeout: 10_000 }).trim()
+    let dirty = false
+    try { execFileSync('git', ['diff', '--quiet', 'HEAD', '--', 'src'], { cwd: repoRoot, timeout: 10_000 }) } catch { dirty = true }
+    return dirty ? `${head} (src/ has uncommitted changes)` : head
+  } catch { return 'unknown' }
+}
+
+function machine (): string[] {
+  const cpu = os.cpus()
+  return [
+    `- machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${(os.totalmem() / GiB).toFixed(1)} GiB memory, kernel ${os.release()}, node ${process.version}`,
+    `- temp filesystem: ${os.tmpdir()}`,
+    `- date: ${new Date().toISOString()}`,
+    `- commit: ${gitCommit()}`,
+  ]
+}
+
+function describe (parts: Part[], o: BenchOptions): string[] {
+  const out: string[] = []
+  for (const p of parts) {
+    if (p === 'throughput') out.push(`- throughput: tests ${o.tests.join(',')}, targets ${o.targets.join(',')}, --size ${fmtBytes(o.size)}, --runs ${o.runs}, --files ${o.files}, --rand-ops ${o.randOps}, --rand-file ${fmtBytes(o.randFile)}, --tree-files ${o.treeFiles}`)
+    if (p === 'latency') out.push(`- latency: --changes ${o.changes}, sizes 100 B to 1 MiB (log-uniform)`)
+    if (p === 'ingest') out.push(`- ingest: --ingest-tx ${o.ingestTx} per configuration, --ingest-seconds ${o.ingestSeconds}, --fanout-tx ${o.fanoutTx}`)
+    if (p === 'codec') out.push(`- codec: --codec-seconds ${o.codecSeconds}, 64 KiB blocks, native from ${o.nativeDir}`)
+    if (p === 'wire') out.push(`- wire: --size ${fmtBytes(o.size)}`)
+  }
+  return out
+}
+
+async function main (): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs>
+  try {
+    parsed = parseArgs(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const { parts, opts, argsText } = parsed
+  const report = new Report()
+  const header = [`## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — \`${argsText}\``, '', ...machine(), ...describe(parts, opts)]
+  process.stdout.write(header.join('\n').replace(/`/g, '') + '\n')
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'deltafs-bench-'))
+  let failures = 0
+  // Ctrl-C / SIGTERM: stop what the running part started (by PID), unmount, then exit.
+  let interrupted = false
+  const onSignal = (signal: string): void => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    process.stderr.write(`\n${signal}: stopping the benchmark's processes and unmounting (again to force)\n`)
+    void runAllCleanups().finally(() => {
+      if (!opts.keep) fs.rmSync(base, { recursive: true, force: true })
+      process.exit(130)
+    })
+  }
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  const t0 = Date.now()
+  for (const part of parts) {
+    const started = Date.now()
+    try {
+      if (part === 'throughput') await throughput(opts, report, base)
+      if (part === 'latency') await latency(opts, report, base)
+      if (part === 'ingest') await ingest(opts, report, base)
+      if (part === 'codec') await codec(opts, report)
+      if (part === 'wire') await wire(opts, report, base)
+      report.line(`\n_${part} took ${((Date.now() - started) / 1000).toFixed(0)} s._`)
+    } catch (err) {
+      failures++
+      report.line(`\n**${part} FAILED:** ${(err as Error).message.split('\n').slice(0, 5).join(' ')}`)
+      process.stderr.write(`${(err as Error).stack ?? String(err)}\n`)
+    }
+    if (interrupted) break
+  }
+  process.stdout.write(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
+  if (opts.keep) process.stdout.write(`kept ${base}\n`)
+  else fs.rmSync(base, { recursive: true, force: true })
+  if (opts.record) {
+    const file = path.join(repoRoot, 'bench', 'RESULTS.md')
+    if (!fs.existsSync(file)) fs.writeFileSync(file, '# deltafs benchmark results\n\nAppended by `node dist/bench/main.js` (see bench/main.ts for the parts and options). Newest last.\n')
+    fs.appendFileSync(file, '\n' + [...header, ...report.md].join('\n') + '\n')
+    process.stdout.write(`appended to ${file}\n`)
+  }
+  return failures > 0 ? 1 : 0
+}
+
+main().then(code => process.exit(code), err => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,215 @@
+// LevelJournal on a real LevelDB in a temp dir: device id, outbox order and
+// device seqs, acks and file records, crash recovery of open transactions,
+// the applied cursor and counters across reopen.
+import fsp from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { type Op, OpCodec } from '../../src/codec/wire.js'
+import { LevelJournal } from '../../src/journal/level-journal.js'
+
+async function tempDir (t: Test): Promise<string> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-journal-'))
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Opens a journal on dir; closed at teardown (close is idempotent). */
+async function openJournal (t: Test, dir: string): Promise<LevelJournal> {
+  const j = new LevelJournal(path.join(dir, 'journal'), 'docs')
+  await j.open()
+  t.teardown(() => j.close())
+  return j
+}
+
+function write (offset: number, text: string): Op {
+  return { write: { offset, data: Buffer.from(text) } }
+}
+
+function encodedBytes (ops: Op[]): number {
+  return ops.reduce((n, op) => n + OpCodec.encode(op).length, 0)
+}
+
+/** Journals one closed transaction; returns its device seq. */
+async function journalTx (j: LevelJournal, p: string, ops: Op[], mtimeNs = 1000, size = 10): Promise<number> {
+  const id = j.beginTx(p)
+  await j.appendOps(id, 0, ops)
+  return j.closeTx(id, ops.length, mtimeNs, size)
+}
+
+t.test('the device id is made once and stays across reopen', async t => {
+  const dir = await tempDir(t)
+  const j1 = await openJournal(t, dir)
+  const id = j1.deviceId
+  t.match(id, /^d[0-9a-f]{16}$/, 'device id is "d" and 16 hex digits')
+  await j1.open()
+  t.equal(j1.deviceId, id, 'a second open() is a no-op')
+  await j1.close()
+  await j1.close()
+  t.pass('close() twice is fine')
+  const j2 = await openJournal(t, dir)
+  t.equal(j2.deviceId, id, 'same device id after reopen')
+  const other = await openJournal(t, await tempDir(t))
+  t.not(other.deviceId, id, 'another journal gets another device id')
+})
+
+t.test('closed transactions come out of the outbox in order, with their ops', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  let closedEvents = 0
+  j.onClosed(() => { closedEvents++ })
+
+  const aOps = [write(0, 'first'), write(4096, 'second'), write(10, 'third')]
+  const a = j.beginTx('/a.txt')
+  const b1 = await j.appendOps(a, 0, aOps.slice(0, 2))
+  const b2 = await j.appendOps(a, 2, aOps.slice(2))
+  t.equal(b1 + b2, encodedBytes(aOps), 'appendOps returns the encoded bytes it journaled')
+  t.equal(j.pending().tx, 0, 'an open transaction is not pending yet')
+  t.same(await j.readOutbox(0, 10), [], 'an open transaction is not in the outbox')
+  t.equal(await j.closeTx(a, 3, 111, 4106), 1, 'first close gets device seq 1')
+  t.equal(await journalTx(j, '/dir', [{ mkdir: { mode: 0o755 } }]), 2, 'second gets 2')
+  t.equal(await journalTx(j, '/a.txt', [{ truncate: { size: 5 } }], 333, 5), 3, 'third gets 3')
+  t.equal(closedEvents, 3, 'onClosed fired once per close')
+
+  const out = await j.readOutbox(0, 10)
+  t.same(out.map(p => p.deviceSeq), [1, 2, 3], 'device seqs 1, 2, 3 in order')
+  t.same(out.map(p => p.tx.txId), [1, 2, 3].map(deviceSeq => ({ deviceId: j.deviceId, deviceSeq })), 'tx ids are device id + device seq')
+  t.same(out.map(p => p.tx.path), ['/a.txt', '/dir', '/a.txt'], 'paths')
+  t.same(out[0]?.tx.ops, aOps, 'ops of the first transaction, in order, across two appendOps calls')
+  t.same(out[1]?.tx.ops, [{ mkdir: { mode: 0o755 } }], 'ops of the second')
+  t.same(out[2]?.tx.ops, [{ truncate: { size: 5 } }], 'ops of the third')
+  t.same(out.map(p => [p.tx.volume, p.tx.baseVersion, p.tx.mtimeNs]), [['docs', 0, 111], ['docs', 0, 1000], ['docs', 0, 333]], 'volume, base version 0 (no record yet), mtime')
+  t.same(out.map(p => p.bytes), [encodedBytes(aOps), encodedBytes([{ mkdir: { mode: 0o755 } }]), encodedBytes([{ truncate: { size: 5 } }])], 'bytes per transaction')
+  t.same(j.pending(), { tx: 3, bytes: out.reduce((n, p) => n + p.bytes, 0) }, 'pending() counts all three')
+
+  t.same((await j.readOutbox(1, 10)).map(p => p.deviceSeq), [2, 3], 'readOutbox(after 1)')
+  t.same((await j.readOutbox(0, 2)).map(p => p.deviceSeq), [1, 2], 'readOutbox(limit 2)')
+  t.same((await j.readOutbox(3, 10)).map(p => p.deviceSeq), [], 'nothing after the last')
+  t.equal(j.counters().txClosed, 3, 'txClosed counter')
+})
+
+t.test('ack drops a transaction and stamps its file record', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/a.txt', [write(0, 'hello')], 5_000, 5)
+  await journalTx(j, '/a.txt', [write(5, ' world')], 6_000, 11)
+  const [first, second] = await j.readOutbox(0, 10)
+  if (!first || !second) throw new Error('fixture: two pending transactions')
+  t.equal(await j.record('/a.txt'), undefined, 'no record before the first ack')
+
+  await j.ack(first, 10)
+  t.same(await j.record('/a.txt'), { version: 10, size: 5, mtimeNs: 5_000 }, 'record has the volume seq, size and mtime of the close')
+  t.same((await j.readOutbox(0, 10)).map(p => p.deviceSeq), [2], 'only the second is left')
+  t.same(j.pending(), { tx: 1, bytes: second.bytes }, 'pending() went down by one transaction and its bytes')
+  t.equal((await j.readOutbox(0, 10))[0]?.tx.baseVersion, 10, 'the next transaction of the file is based on version 10')
+
+  await j.ack(second, 11)
+  t.same(j.pending(), { tx: 0, bytes: 0 }, 'pending() is back to 0')
+  t.same(await j.readOutbox(0, 10), [], 'the outbox is empty')
+  t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000 }, 'record follows the last ack')
+  t.equal(j.counters().txAcked, 2, 'txAcked counter')
+
+  await j.ack(first, 99)
+  await j.ack({ ...second, deviceSeq: 12345 }, 100)
+  t.same(j.pending(), { tx: 0, bytes: 0 }, 'acking again or acking an unknown tx changes nothing in pending()')
+  t.equal(j.counters().txAcked, 2, '... nor in the counters')
+  t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000 }, '... nor in the record')
+})
+
+t.test('ack moves or drops the record on rename and unlink', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/old', [write(0, 'x')], 1, 1)
+  await journalTx(j, '/old', [{ rename: { to: '/new' } }], 2, -1)
+  await journalTx(j, '/new', [{ unlink: {} }], 3, -1)
+  const [w, r, u] = await j.readOutbox(0, 10)
+  await j.ack(w!, 1)
+  t.same(await j.record('/old'), { version: 1, size: 1, mtimeNs: 1 }, 'record of /old')
+  await j.ack(r!, 2)
+  t.equal(await j.record('/old'), undefined, 'rename drops the record of the source')
+  t.equal((await j.record('/new'))?.version, 2, 'and gives the target one at the rename version')
+  await j.ack(u!, 3)
+  t.equal(await j.record('/new'), undefined, 'unlink drops the record')
+})
+
+t.test('a transaction left open by a crash is recovered as a closed one', async t => {
+  const dir = await tempDir(t)
+  const j1 = await openJournal(t, dir)
+  await journalTx(j1, '/done.txt', [write(0, 'closed before the crash')])
+  const ops = [write(0, 'one'), write(100, 'two'), write(8192, 'three')]
+  const open = j1.beginTx('/crash.txt')
+  await j1.appendOps(open, 0, ops.slice(0, 2))
+  await j1.appendOps(open, 2, ops.slice(2))
+  const notJournaled = j1.beginTx('/nothing.txt') // begun, no op appended: nothing to recover
+  t.ok(notJournaled > open, 'fixture: a second open id')
+  await j1.close() // the process dies without closeTx
+
+  const j2 = await openJournal(t, dir)
+  const out = await j2.readOutbox(0, 10)
+  t.same(out.map(p => [p.deviceSeq, p.tx.path]), [[1, '/done.txt'], [2, '/crash.txt']], 'the open transaction is in the outbox as device seq 2')
+  t.same(out[1]?.tx.ops, ops, 'with all its journaled ops, in order')
+  t.equal(out[1]?.tx.mtimeNs, 0, 'recovered with mtime 0 (unknown)')
+  t.same(j2.pending(), { tx: 2, bytes: out[0]!.bytes + encodedBytes(ops) }, 'pending() counts it with its bytes')
+  t.equal(j2.counters().txClosed, 2, 'recovery counts as a close')
+
+  // New work after recovery must not reuse the recovered transaction's open id.
+  const next = [write(0, 'after recovery')]
+  t.equal(await journalTx(j2, '/later.txt', next), 3, 'the next close gets device seq 3')
+  const again = await j2.readOutbox(0, 10)
+  t.same(again.map(p => p.tx.ops), [[write(0, 'closed before the crash')], ops, next], 'every transaction keeps its own ops')
+  await j2.close()
+
+  const j3 = await openJournal(t, dir)
+  t.same((await j3.readOutbox(0, 10)).map(p => p.deviceSeq), [1, 2, 3], 'a clean reopen recovers nothing twice')
+  t.equal(j3.counters().txClosed, 3, 'txClosed survives reopen')
+  t.same(j3.pending(), j2.pending(), 'pending() is the same after reopen')
+})
+
+t.test('the applied cursor, records and counters survive reopen', async t => {
+  const dir = await tempDir(t)
+  const j1 = await openJournal(t, dir)
+  t.equal(j1.applied(), 0, 'a new journal has applied nothing')
+  await j1.recordApplied({ seq: 5, records: new Map([['/r', { version: 5, size: 3, mtimeNs: 77 }], ['/gone', { version: 5, size: 1, mtimeNs: 1 }]]) }, 3)
+  await j1.recordApplied({ seq: 17, records: new Map([['/gone', null]]) }, 40)
+  t.equal(j1.applied(), 17, 'applied() moved to 17')
+  t.same(await j1.record('/r'), { version: 5, size: 3, mtimeNs: 77 }, 'record set in the batch')
+  t.equal(await j1.record('/gone'), undefined, 'record dropped in the batch')
+  t.match(j1.counters(), { txApplied: 2, bytesApplied: 43 }, 'applied counters')
+  await journalTx(j1, '/x', [write(0, 'x')])
+  const [p] = await j1.readOutbox(0, 1)
+  await j1.ack(p!, 18)
+  await journalTx(j1, '/y', [write(0, 'y')])
+  const counters = j1.counters()
+  t.same(counters, { txClosed: 2, txAcked: 1, txApplied: 2, bytesApplied: 43 }, 'all counters before reopen')
+  await j1.close()
+
+  const j2 = await openJournal(t, dir)
+  t.equal(j2.applied(), 17, 'applied() survives reopen')
+  t.same(await j2.record('/r'), { version: 5, size: 3, mtimeNs: 77 }, 'records survive reopen')
+  t.same(j2.counters(), counters, 'counters survive reopen')
+  t.same(j2.pending(), { tx: 1, bytes: encodedBytes([write(0, 'y')]) }, 'pending() is rebuilt from the outbox')
+  t.equal(await journalTx(j2, '/z', [write(0, 'z')]), 3, 'device seqs continue after reopen')
+})
+
+t.test('appendOps and closeTx on a transaction that is not open', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  await t.rejects(j.appendOps(424242, 0, [write(0, 'x')]), { name: 'DeltafsError', code: 'JOURNAL' }, 'appendOps: JOURNAL')
+  const id = j.beginTx('/f')
+  await j.appendOps(id, 0, [write(0, 'x')])
+  await j.closeTx(id, 1, 0, 1)
+  await t.rejects(j.closeTx(id, 1, 0, 1), { name: 'DeltafsError', code: 'JOURNAL' }, 'closing twice: JOURNAL')
+  t.equal(j.pending().tx, 1, 'the failed close added nothing')
+})
+
+t.test('close() then open() on the same instance', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  await journalTx(j, '/a', [write(0, 'a')])
+  await journalTx(j, '/b', [write(0, 'b')])
+  const before = j.pending()
+  await j.close()
+  await j.open()
+  t.same((await j.readOutbox(0, 10)).map(p => p.deviceSeq), [1, 2], 'the outbox is intact')
+  t.same(j.pending(), before, 'pending() is not counted twice', {
+    todo: 'bug (latent, Mount always makes a new LevelJournal): open() after close() on the same instance adds the outbox to pendingTx/pendingBytes again',
+  })
+})

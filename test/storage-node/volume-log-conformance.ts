@@ -1,0 +1,189 @@
+// A conformance suite for VolumeLog backends (DESIGN §10): every backend, the
+// embedded LevelDB one and NATS JetStream, must pass it unchanged.
+//
+//   volumeLogConformance(t, async t => {
+//     const store = <a fresh, empty backing store, removed at t.teardown>
+//     return () => new MyVolumeLog(store)   // a new, unopened log over that same store
+//   })
+//
+// The suite opens and closes every log it makes.
+import type { Test } from 'tap'
+import type { AppendResult, LogEntry, VolumeLog } from '../../src/storage-node/volume-log.js'
+
+/** Makes a fresh, empty store and returns a maker of (unopened) logs over it. */
+export type VolumeLogStore = (t: Test) => Promise<() => VolumeLog>
+
+function frame (text: string): Uint8Array {
+  return Buffer.from(text)
+}
+
+function text (e: LogEntry | undefined): string | undefined {
+  return e === undefined ? undefined : Buffer.from(e.frame).toString()
+}
+
+/** Opens a log over the store; closed at teardown. */
+async function opened (t: Test, make: () => VolumeLog): Promise<VolumeLog> {
+  const log = make()
+  await log.open()
+  t.teardown(() => log.close())
+  return log
+}
+
+function range (from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+export function volumeLogConformance (t: Test, store: VolumeLogStore): void {
+  t.test('an empty volume', async t => {
+    const log = await opened(t, await store(t))
+    t.equal(await log.head('docs'), 0, 'head of an unknown volume is 0')
+    t.same(await log.read('docs', 0, 100), [], 'read of an unknown volume is empty')
+  })
+
+  t.test('seqs start at 1 and have no gaps', async t => {
+    const log = await opened(t, await store(t))
+    const results: AppendResult[] = []
+    for (let i = 1; i <= 5; i++) results.push(await log.append({ volume: 'docs', deviceId: 'devA', deviceSeq: i, frame: frame(`A${i}`) }))
+    t.same(results, range(1, 5).map(seq => ({ seq, duplicate: false })), 'seqs 1..5, none duplicate')
+    t.equal(await log.head('docs'), 5, 'head is 5')
+    const entries = await log.read('docs', 0, 100)
+    t.same(entries.map(e => [e.seq, e.deviceId, text(e)]), range(1, 5).map(i => [i, 'devA', `A${i}`]), 'read gives seq, device and frame bytes of each')
+  })
+
+  t.test('a retried transaction id keeps its first seq', async t => {
+    const log = await opened(t, await store(t))
+    t.same(await log.append({ volume: 'docs', deviceId: 'devA', deviceSeq: 1, frame: frame('original') }), { seq: 1, duplicate: false }, 'first append: seq 1')
+    t.same(await log.append({ volume: 'docs', deviceId: 'devB', deviceSeq: 1, frame: frame('other device') }), { seq: 2, duplicate: false }, 'same device seq from another device is not a duplicate')
+    t.same(await log.append({ volume: 'docs', deviceId: 'devA', deviceSeq: 1, frame: frame('retry') }), { seq: 1, duplicate: true }, 'the retry: seq 1, duplicate')
+    t.same(await log.append({ volume: 'docs', deviceId: 'devA', deviceSeq: 2, frame: frame('next') }), { seq: 3, duplicate: false }, 'the next transaction gets seq 3: the duplicate used no seq')
+    t.equal(await log.head('docs'), 3, 'head is 3')
+    t.same((await log.read('docs', 0, 10)).map(text), ['original', 'other device', 'next'], 'the log keeps the first frame, stored once')
+  })
+
+  t.test('duplicates inside one group-commit batch', async t => {
+    const log = await opened(t, await store(t))
+    const ids: Array<[string, number]> = [['devA', 1], ['devA', 2], ['devA', 1], ['devB', 1], ['devA', 2], ['devA', 1], ['devB', 1]]
+    // Not awaited one by one: they arrive together.
+    const results = await Promise.all(ids.map(([deviceId, deviceSeq], i) => log.append({ volume: 'docs', deviceId, deviceSeq, frame: frame(`${deviceId}:${deviceSeq}#${i}`) })))
+    const byId = new Map<string, AppendResult[]>()
+    ids.forEach(([d, s], i) => byId.set(`${d}:${s}`, [...(byId.get(`${d}:${s}`) ?? []), results[i]!]))
+    for (const [id, rs] of byId) {
+      t.equal(rs.filter(r => !r.duplicate).length, 1, `${id}: exactly one append is not a duplicate`)
+      t.equal(new Set(rs.map(r => r.seq)).size, 1, `${id}: every append of it got the same seq`)
+    }
+    t.same(results.filter(r => !r.duplicate).map(r => r.seq).sort((a, b) => a - b), [1, 2, 3], 'three distinct transactions: seqs 1, 2, 3')
+    t.equal(await log.head('docs'), 3, 'head is 3')
+    const entries = await log.read('docs', 0, 10)
+    t.equal(entries.length, 3, 'three entries stored')
+    t.same(entries.map(e => text(e)?.split('#')[0]).sort(), ['devA:1', 'devA:2', 'devB:1'], 'one entry per transaction id')
+    for (const e of entries) {
+      const id = text(e)!.split('#')[0]!
+      t.equal(byId.get(id)?.[0]?.seq, e.seq, `${id} is stored at the seq its appends got`)
+    }
+  })
+
+  t.test('volumes are independent', async t => {
+    const log = await opened(t, await store(t))
+    const appends: Array<Promise<AppendResult>> = []
+    for (let i = 1; i <= 20; i++) {
+      appends.push(log.append({ volume: i % 2 ? 'odd' : 'even', deviceId: 'devA', deviceSeq: i, frame: frame(`${i}`) }))
+    }
+    appends.push(log.append({ volume: 'odd.copy', deviceId: 'devA', deviceSeq: 1, frame: frame('same tx id, other volume') }))
+    const results = await Promise.all(appends)
+    t.same(results.slice(0, 20).filter((_, i) => i % 2 === 0).map(r => r.seq), range(1, 10), 'volume "odd": seqs 1..10')
+    t.same(results.slice(0, 20).filter((_, i) => i % 2 === 1).map(r => r.seq), range(1, 10), 'volume "even": seqs 1..10')
+    t.same(results[20], { seq: 1, duplicate: false }, 'a transaction id is unique per volume only: devA:1 is new in "odd.copy"')
+    t.same([await log.head('odd'), await log.head('even'), await log.head('odd.copy')], [10, 10, 1], 'heads')
+    t.same((await log.read('odd', 0, 100)).map(text), range(1, 10).map(i => `${2 * i - 1}`), '"odd" holds only its frames')
+    t.same((await log.read('even', 0, 100)).map(text), range(1, 10).map(i => `${2 * i}`), '"even" holds only its frames')
+    t.same((await log.read('odd.copy', 0, 100)).map(text), ['same tx id, other volume'], '"odd.copy" holds only its frame')
+  })
+
+  t.test('read(after, limit)', async t => {
+    const log = await opened(t, await store(t))
+    for (let i = 1; i <= 10; i++) await log.append({ volume: 'docs', deviceId: 'devA', deviceSeq: i, frame: frame(`f${i}`) })
+    const seqs = async (after: number, limit: number): Promise<number[]> => (await log.read('docs', after, limit)).map(e => e.seq)
+    t.same(await seqs(0, 3), [1, 2, 3], 'after 0, limit 3')
+    t.same(await seqs(3, 3), [4, 5, 6], 'after 3, limit 3')
+    t.same(await seqs(8, 100), [9, 10], 'after 8, limit 100: the rest')
+    t.same(await seqs(10, 5), [], 'after the head: nothing')
+    t.same(await seqs(50, 5), [], 'far after the head: nothing')
+    t.same(await seqs(0, 0), [], 'limit 0: nothing')
+    t.same(await seqs(0, 10), range(1, 10), 'exactly all')
+    t.same((await log.read('docs', 6, 1)).map(text), ['f7'], 'the frame of seq 7')
+  })
+
+  t.test('the log survives close and reopen', async t => {
+    const make = await store(t)
+    const first = make()
+    await first.open()
+    await first.open()
+    for (let i = 1; i <= 3; i++) await first.append({ volume: 'docs', deviceId: 'devA', deviceSeq: i, frame: frame(`f${i}`) })
+    await first.close()
+    await first.close()
+    t.pass('open() and close() are idempotent')
+    await t.rejects(first.append({ volume: 'docs', deviceId: 'devA', deviceSeq: 4, frame: frame('late') }), { code: 'CLOSED' }, 'append after close is refused with CLOSED')
+
+    const second = await opened(t, make)
+    t.equal(await second.head('docs'), 3, 'head is 3 after reopen')
+    t.same(await second.append({ volume: 'docs', deviceId: 'devA', deviceSeq: 2, frame: frame('retry after restart') }), { seq: 2, duplicate: true }, 'de-duplication survives reopen')
+    t.same(await second.append({ volume: 'docs', deviceId: 'devA', deviceSeq: 4, frame: frame('f4') }), { seq: 4, duplicate: false }, 'the next append continues at 4')
+    t.same((await second.read('docs', 0, 10)).map(text), ['f1', 'f2', 'f3', 'f4'], 'all frames are there')
+  })
+
+  t.test('close() waits for appends in flight', async t => {
+    const make = await store(t)
+    const log = make()
+    await log.open()
+    const pending = range(1, 100).map(i => log.append({ volume: 'docs', deviceId: 'devA', deviceSeq: i, frame: frame(`f${i}`) }))
+    const closed = log.close()
+    const results = await Promise.all(pending)
+    await closed
+    t.same(results.map(r => r.seq).sort((a, b) => a - b), range(1, 100), 'every append in flight resolved with its seq')
+    const again = await opened(t, make)
+    t.equal(await again.head('docs'), 100, 'and all 100 are on disk')
+  })
+
+  t.test('2000 concurrent appends', async t => {
+    const log = await opened(t, await store(t))
+    const n = 2000
+    const results = await Promise.all(range(1, n).map(i =>
+      log.append({ volume: 'docs', deviceId: `dev${i % 7}`, deviceSeq: i, frame: frame(`tx${i}`) })))
+    t.equal(results.filter(r => r.duplicate).length, 0, 'none is a duplicate')
+    t.same(results.map(r => r.seq).sort((a, b) => a - b), range(1, n), 'distinct seqs 1..2000')
+    t.equal(await log.head('docs'), n, 'head is 2000')
+    const entries = await log.read('docs', 0, n + 10)
+    t.equal(entries.length, n, 'read gives 2000 entries')
+    const wrong = entries.filter(e => {
+      const i = Number(text(e)!.slice(2))
+      return results[i - 1]?.seq !== e.seq || e.deviceId !== `dev${i % 7}`
+    })
+    t.equal(wrong.length, 0, 'each frame is stored at the seq its append resolved with, with its device')
+  })
+
+  t.test('the key check value', async t => {
+    const make = await store(t)
+    const log = await opened(t, make)
+    const a = Buffer.alloc(32, 0xaa)
+    const b = Buffer.alloc(32, 0xbb)
+    const empty = new Uint8Array(0)
+    const hex = (v: Uint8Array): string => Buffer.from(v).toString('hex')
+    t.equal(hex(await log.keyCheck('docs', empty)), '', 'an empty proposal on a new volume stores nothing')
+    t.equal(hex(await log.keyCheck('docs', a)), hex(a), 'the first non-empty proposal on an empty volume is stored')
+    t.equal(hex(await log.keyCheck('docs', b)), hex(a), 'a later, different proposal gets the stored value')
+    t.equal(hex(await log.keyCheck('docs', empty)), hex(a), 'an empty proposal gets the stored value')
+
+    await log.append({ volume: 'plain', deviceId: 'devA', deviceSeq: 1, frame: frame('unencrypted') })
+    t.equal(hex(await log.keyCheck('plain', a)), '', 'a volume that already has transactions and no key check gets none')
+    t.equal(hex(await log.keyCheck('plain', b)), '', '... and keeps having none')
+
+    const [x, y] = await Promise.all([log.keyCheck('race', a), log.keyCheck('race', b)])
+    t.equal(hex(x!), hex(y!), 'two first proposals at once: both get the same value')
+    t.ok(hex(x!) === hex(a) || hex(x!) === hex(b), 'and it is one of the two')
+    await log.close()
+
+    const again = await opened(t, make)
+    t.equal(hex(await again.keyCheck('docs', b)), hex(a), 'the stored value survives reopen')
+    t.equal(hex(await again.keyCheck('race', empty)), hex(x!), 'so does the race winner')
+  })
+}
