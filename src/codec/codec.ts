@@ -9,8 +9,14 @@ import { DeltafsError } from '../util/errors.js'
 
 /** Frames larger than this are refused before anything is decoded. */
 export const MAX_FRAME_BYTES = 32 << 20
-/** A payload may not claim to expand beyond this (zstd-codec's heap is small). */
-export const MAX_RAW_BYTES = 16 << 20
+/** A payload may not claim to be larger than a frame may be. */
+export const MAX_RAW_BYTES = MAX_FRAME_BYTES
+/**
+ * zstd-codec runs in a small emscripten heap (it aborts at about 5.5 MiB), so
+ * only payloads up to this size are compressed, and a zstd payload may not
+ * declare more. Transactions are capped well below it.
+ */
+export const MAX_ZSTD_RAW_BYTES = 4 << 20
 
 export interface Codec {
   /** Encodes and compresses a transaction into a frame. */
@@ -28,7 +34,7 @@ export class TxCodec implements Codec {
     let payload = raw
     let codec = PayloadCodec.NONE
     // Small or incompressible payloads go raw: zstd would only add bytes.
-    if (raw.length >= 64) {
+    if (raw.length >= 64 && raw.length <= MAX_ZSTD_RAW_BYTES) {
       const packed = this.zstd.compress(raw)
       if (packed.length < raw.length) { payload = packed; codec = PayloadCodec.ZSTD }
     }
@@ -56,6 +62,7 @@ export class TxCodec implements Codec {
         break
       case PayloadCodec.ZSTD: {
         const declared = zstdContentSize(payload)
+        if (declared > MAX_ZSTD_RAW_BYTES) throw new DeltafsError('BAD_FRAME', `zstd payload declares ${declared} bytes, limit ${MAX_ZSTD_RAW_BYTES}`)
         if (declared !== h.rawSize) throw new DeltafsError('BAD_FRAME', `zstd payload declares ${declared} bytes, header says ${h.rawSize}`)
         raw = this.zstd.decompress(payload, h.rawSize)
         break

@@ -58,6 +58,8 @@ export class LevelJournal implements Journal {
     this.deviceSeq = readU64(await this.db.get(keys.deviceSeq))
     this.appliedSeq = readU64(await this.db.get(keys.applied))
     for (const c of COUNTERS) this.counts[c] = readU64(await this.db.get(keys.counter(c)))
+    this.pendingTx = 0
+    this.pendingBytes = 0
     for await (const value of this.db.values({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parse<OutboxEntry>(value)
       this.pendingTx++

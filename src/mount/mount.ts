@@ -119,6 +119,7 @@ export class Mount {
       node: this.opts.node,
       deviceId: j?.deviceId,
       connected: this.syncStats.connected,
+      readOnly: this.syncStats.readOnly,
       pendingTx: pending.tx,
       pendingBytes: pending.bytes,
       lastPushedSeq: this.syncStats.lastPushedSeq,

@@ -95,8 +95,8 @@ export class SyncClient {
       this.opts.stats.connected = true
       log.info({ node: this.opts.node }, 'connected to storage node')
       try {
-        await this.hello(stub)
-        await this.session(stub)
+        const readOnly = await this.hello(stub)
+        await this.session(stub, readOnly)
       } catch (err) {
         this.opts.stats.lastError = (err as Error).message
         const fatal = fatalError(err)
@@ -115,7 +115,7 @@ export class SyncClient {
   }
 
   /** Checks access and that this mount holds the same volume key as the others. */
-  private async hello (stub: SyncStub): Promise<void> {
+  private async hello (stub: SyncStub): Promise<boolean> {
     const { volume, journal, keyCheck } = this.opts
     const reply = await stub.hello({ volume, deviceId: journal.deviceId, keyCheck })
     if (!Buffer.from(reply.keyCheck).equals(Buffer.from(keyCheck))) {
@@ -125,12 +125,15 @@ export class SyncClient {
           ? `volume "${volume}" is not encrypted (it has unencrypted history): mount it without a key`
           : `wrong key for volume "${volume}": it does not match the key the volume was created with`)
     }
+    if (reply.readOnly && !this.opts.stats.readOnly) log.warn({ volume }, 'the token is read-only: receiving changes only; local changes stay in the journal')
+    this.opts.stats.readOnly = reply.readOnly
+    return reply.readOnly
   }
 
-  private async session (stub: SyncStub): Promise<void> {
+  private async session (stub: SyncStub, readOnly: boolean): Promise<void> {
     await this.acks.catch(() => undefined)
     const { journal, codec, stats, volume } = this.opts
-    const push = stub.push(volume)
+    const push = readOnly ? undefined : stub.push(volume)
     const sub = stub.subscribe({ volume, fromSeq: journal.applied(), deviceId: journal.deviceId })
     const inflight: Array<{ pending: PendingTx; size: number }> = []
     let inflightBytes = 0
@@ -147,19 +150,20 @@ export class SyncClient {
         done = true
         this.wake = undefined
         this.endSession = undefined
-        push.cancel()
+        push?.cancel()
         sub.cancel()
         if (err) reject(err instanceof Error ? err : new Error(String(err)))
         else resolve()
       }
       this.endSession = () => finish()
       const streamEnded = (name: string) => (err?: grpc.ServiceError) => finish(err ?? new Error(`${name} stream ended`))
-      push.on('error', streamEnded('push'))
-      push.on('end', streamEnded('push'))
+      push?.on('error', streamEnded('push'))
+      push?.on('end', streamEnded('push'))
       sub.on('error', streamEnded('subscribe'))
       sub.on('end', streamEnded('subscribe'))
 
       const pump = async (): Promise<void> => {
+        if (!push) return
         if (pumping) { again = true; return }
         pumping = true
         try {
@@ -187,7 +191,7 @@ export class SyncClient {
       }
       this.wake = () => { void pump() }
 
-      push.on('data', (ack: Ack) => {
+      push?.on('data', (ack: Ack) => {
         const head = inflight.shift()
         if (!head || ack.txId?.deviceSeq !== head.pending.deviceSeq) { finish(new Error('storage node acked out of order')); return }
         inflightBytes -= head.size

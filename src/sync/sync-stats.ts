@@ -1,6 +1,8 @@
 // Counters of the sync client, reported by `deltafs status`.
 export interface SyncStats {
   connected: boolean
+  /** The node granted read access only: nothing is pushed. */
+  readOnly: boolean
   /** Frame bytes put on the wire by Push, retries included. */
   bytesPushed: number
   framesPushed: number
@@ -14,5 +16,5 @@ export interface SyncStats {
 }
 
 export function newSyncStats (): SyncStats {
-  return { connected: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '' }
+  return { connected: false, readOnly: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '' }
 }

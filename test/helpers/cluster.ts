@@ -21,13 +21,18 @@ export class Cluster {
     return c
   }
 
+  /** Extra arguments for every `deltafs serve` and `deltafs mount` this cluster starts. */
+  nodeArgs: string[] = []
+  mountArgs: string[] = []
+  mountEnv: NodeJS.ProcessEnv = {}
+
   async startNode (port = 0): Promise<NodeHandle> {
-    this.node = await startNode(path.join(this.dir, 'node'), port || this.node?.port || 0)
+    this.node = await startNode(path.join(this.dir, 'node'), port || this.node?.port || 0, this.nodeArgs)
     return this.node
   }
 
-  async addMount (name = String.fromCharCode(97 + this.n++), node = this.node!.address): Promise<MountHandle> {
-    const m = await startMount(this.volume, path.join(this.dir, `mnt-${name}`), path.join(this.dir, `data-${name}`), node)
+  async addMount (name = String.fromCharCode(97 + this.n++), node = this.node!.address, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<MountHandle> {
+    const m = await startMount(this.volume, path.join(this.dir, `mnt-${name}`), path.join(this.dir, `data-${name}`), node, [...this.mountArgs, ...extraArgs], { ...this.mountEnv, ...env })
     this.mounts.push(m)
     return m
   }

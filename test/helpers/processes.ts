@@ -93,9 +93,9 @@ async function waitForLog (proc: Proc, pattern: RegExp, what: string, timeoutMs 
 
 export interface NodeHandle extends Proc { port: number; address: string; dataDir: string }
 
-export async function startNode (dataDir: string, port = 0): Promise<NodeHandle> {
+export async function startNode (dataDir: string, port = 0, extraArgs: string[] = []): Promise<NodeHandle> {
   fs.mkdirSync(dataDir, { recursive: true })
-  const proc = runDeltafs(['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`], path.join(dataDir, `node-${Date.now()}.log`))
+  const proc = runDeltafs(['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, ...extraArgs], path.join(dataDir, `node-${Date.now()}.log`))
   const m = await waitForLog(proc, /"address":"127\.0\.0\.1:(\d+)"[^\n]*"msg":"listening"/, 'storage node to listen')
   const bound = Number(m[1])
   return Object.assign(proc, { port: bound, address: `127.0.0.1:${bound}`, dataDir })
@@ -103,10 +103,10 @@ export async function startNode (dataDir: string, port = 0): Promise<NodeHandle>
 
 export interface MountHandle extends Proc { mountpoint: string; dataDir: string; status (): Promise<Record<string, number | string | boolean>> }
 
-export async function startMount (volume: string, mountpoint: string, dataDir: string, node: string): Promise<MountHandle> {
+export async function startMount (volume: string, mountpoint: string, dataDir: string, node: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<MountHandle> {
   fs.mkdirSync(mountpoint, { recursive: true })
   fs.mkdirSync(dataDir, { recursive: true })
-  const proc = runDeltafs(['mount', volume, mountpoint, '--node', node, '--data', dataDir], path.join(dataDir, `mount-${Date.now()}.log`))
+  const proc = runDeltafs(['mount', volume, mountpoint, '--node', node, '--data', dataDir, ...extraArgs], path.join(dataDir, `mount-${Date.now()}.log`), env)
   await waitForLog(proc, /"msg":"mounted"/, `mount of ${mountpoint}`)
   const handle = Object.assign(proc, {
     mountpoint,
@@ -124,6 +124,19 @@ export async function startMount (volume: string, mountpoint: string, dataDir: s
     forceUnmount(mountpoint)
   }
   return handle
+}
+
+/** Runs a deltafs command to its end (bounded); returns its exit code and output. */
+export async function runToEnd (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<{ code: number | null; out: string }> {
+  const dir = tempDir()
+  const logFile = path.join(dir, 'out.log')
+  const proc = runDeltafs(args, logFile, env)
+  const timer = setTimeout(() => { void proc.kill() }, timeoutMs)
+  const code = await proc.exited
+  clearTimeout(timer)
+  const out = fs.readFileSync(logFile, 'utf8')
+  fs.rmSync(dir, { recursive: true, force: true })
+  return { code, out }
 }
 
 /** Detaches a FUSE mount that a killed daemon left behind, if any. */

@@ -5,19 +5,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
-import { freePort, runDeltafs, startMount, tempDir, waitFor } from '../helpers/processes.js'
-
-async function runToEnd (args: string[]): Promise<{ code: number | null; out: string }> {
-  const dir = tempDir()
-  const logFile = path.join(dir, 'out.log')
-  const proc = runDeltafs(args, logFile)
-  const timer = setTimeout(() => { void proc.kill() }, 20_000)
-  const code = await proc.exited
-  clearTimeout(timer)
-  const out = fs.readFileSync(logFile, 'utf8')
-  fs.rmSync(dir, { recursive: true, force: true })
-  return { code, out }
-}
+import { freePort, runToEnd, startMount, tempDir, waitFor } from '../helpers/processes.js'
 
 function noStack (t: Test, out: string): void {
   t.notMatch(out, /\n\s+at .+:\d+:\d+/, 'no stack trace')
