@@ -180,3 +180,23 @@ t.test('plaintext only on loopback unless --insecure', async t => {
   t.match(insecure.log(), /PLAINTEXT on a non-loopback address/, 'it warns')
   t.match(insecure.log(), /"requireTokens":true/, 'and requires tokens for every volume')
 })
+
+t.test('limits: streams per token are capped', async t => {
+  const c = new Cluster()
+  t.teardown(() => c.destroy())
+  c.nodeArgs = ['--max-connections-per-token', '2']
+  await c.startNode()
+  const stub = new SyncStub(c.node!.address)
+  t.teardown(() => stub.close())
+  const subs = [0, 1, 2].map(i => stub.subscribe({ volume: 'vol', fromSeq: 0, deviceId: `s${i}` }))
+  const third = await new Promise<unknown>(resolve => { subs[2]!.on('error', resolve); subs[2]!.on('data', () => undefined) })
+  t.equal(statusCode(third), grpc.status.RESOURCE_EXHAUSTED, 'the third stream is refused with RESOURCE_EXHAUSTED')
+  t.match((third as grpc.ServiceError).details, /too many open streams/, 'with a clear message')
+  for (const s of subs.slice(0, 2)) { s.on('error', () => undefined); s.cancel() }
+  await sleep(200)
+  const again = stub.subscribe({ volume: 'vol', fromSeq: 0, deviceId: 's3' })
+  again.on('error', () => undefined)
+  await sleep(300)
+  t.equal(again.destroyed, false, 'after the others close, a new stream is accepted')
+  again.cancel()
+})
