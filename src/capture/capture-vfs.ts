@@ -7,6 +7,7 @@ import type { StatFs, Vfs } from '../fs/vfs.js'
 import { changedRuns } from './block-diff.js'
 import type { CaptureStats } from './capture-stats.js'
 import type { TxRecorder } from './tx-recorder.js'
+import { fault } from '../util/fault.js'
 
 function msToNs (ms: number): number { return Math.round(ms * 1e6) }
 
@@ -36,6 +37,7 @@ export class CaptureVfs implements Vfs {
     if (runs.length > 0) {
       for (const r of runs) this.stats.bytesCaptured += r.data.length
       await this.rec.write(p, runs)
+      fault('capture.after-journal')
     }
     return this.inner.write(p, fh, next, len, pos)
   }

@@ -9,6 +9,7 @@ import { recordChanges } from './records.js'
 import { keys, readU64, u64 } from './keys.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
+import { fault } from '../util/fault.js'
 
 const log = logger('journal')
 
@@ -129,6 +130,7 @@ export class LevelJournal implements Journal {
     ])
     this.pendingTx++
     this.pendingBytes += open.bytes
+    fault('journal.after-close')
     this.events.emit('closed')
     return deviceSeq
   }

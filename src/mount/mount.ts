@@ -17,6 +17,7 @@ import { SyncClient } from '../sync/sync-client.js'
 import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { prepareMountpoint } from './mountpoint.js'
+import { redoPending } from './recovery.js'
 import { checkVolumeName } from '../util/names.js'
 import { type ClientTlsOptions, clientCredentials } from '../rpc/tls.js'
 import { keyCheck } from '../codec/volume-key.js'
@@ -72,6 +73,7 @@ export class Mount {
     try {
       this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume)
       await this.journal.open()
+      await redoPending(this.journal, filesDir, log)
       const codec = new TxCodec(await loadZstd(), this.opts.key)
       const passthrough = new Passthrough(filesDir)
       this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {

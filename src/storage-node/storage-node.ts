@@ -16,6 +16,7 @@ import { MAX_FRAME_BYTES } from '../codec/codec.js'
 import { isValidName } from '../util/names.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
+import { fault } from '../util/fault.js'
 
 const log = logger('storage-node')
 
@@ -194,6 +195,7 @@ export class StorageNode {
     if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
     try {
       const { seq, duplicate } = await this.opts.log.append({ volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes })
+      fault('node.after-append')
       if (duplicate) log.info({ volume, txId, seq }, 'duplicate transaction id: acked with its original seq')
       else this.notify(volume, seq)
       return { txId, seq, status: duplicate ? AckStatus.DUPLICATE : AckStatus.OK, error: '' }

@@ -14,6 +14,7 @@ import type { Applier } from './applier.js'
 import type { SyncStats } from './sync-stats.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
+import { fault } from '../util/fault.js'
 
 const log = logger('sync')
 
@@ -175,6 +176,7 @@ export class SyncClient {
               for (const pending of batch) {
                 const bytes = FrameCodec.encode(codec.seal(pending.tx))
                 push.write(bytes)
+                fault('sync.after-send')
                 stats.bytesPushed += bytes.length
                 stats.framesPushed++
                 inflight.push({ pending, size: bytes.length })
@@ -227,6 +229,7 @@ export class SyncClient {
       const tx = codec.open(d.frame)
       if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
       const result = await applier.apply(tx)
+      fault('apply.after-data')
       await journal.recordApplied({ seq: d.seq, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code

@@ -113,14 +113,16 @@ export async function startMount (volume: string, mountpoint: string, dataDir: s
     dataDir,
     status: () => fetchStatus(mountpoint) as Promise<Record<string, number | string | boolean>>,
   })
+  // Object.assign returned proc itself: keep its methods before wrapping them.
   const stop = handle.stop
+  const kill = handle.kill
   handle.stop = async (graceMs?: number) => {
     const code = await stop(graceMs)
     forceUnmount(mountpoint)
     return code
   }
   handle.kill = async () => {
-    await proc.kill()
+    await kill()
     forceUnmount(mountpoint)
   }
   return handle
