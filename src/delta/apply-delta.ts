@@ -3,12 +3,13 @@
 // checked before a byte is written, and both digests after, so a wrong base,
 // a base that changed underneath, or a forged delta ends in an error and never
 // in a wrong file.
-import crypto, { type Hash } from 'node:crypto'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import fsp, { type FileHandle } from 'node:fs/promises'
 import type { Piece } from '../codec/wire.js'
 import { DeltafsError } from '../util/errors.js'
-import { readFully } from './read-fully.js'
+import { SequentialHash } from './sequential-hash.js'
+import { fileId, SourceFile } from './source-file.js'
 
 export interface RebuildInput {
   pieces: Piece[]
@@ -29,20 +30,25 @@ const BUFFER_BYTES = 1 << 20
 const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants
 
 /**
- * Writes the result of `rebuild` applied to basePath into outPath. On any
- * failure outPath is removed and a DeltafsError('APPLY') (or the fs error)
- * is thrown.
+ * Writes the result of `rebuild` applied to basePath into outPath. A bad or
+ * mismatched delta throws DeltafsError('APPLY'); once outPath has been
+ * opened, any failure removes it.
  */
 export async function applyDelta (basePath: string, rebuild: RebuildInput, outPath: string, opts: ApplyOptions = {}): Promise<void> {
-  const base = await fsp.open(basePath, 'r')
+  const base = await SourceFile.open(basePath)
   let out: FileHandle | undefined
   let done = false
   try {
-    const baseSize = (await base.stat()).size
-    checkRebuild(rebuild, baseSize, opts.maxResultSize ?? 2 ** 52)
+    checkRebuild(rebuild, base.size, opts.maxResultSize ?? 2 ** 52)
+    // Opening the output truncates it: it must not be the base under another name.
+    const existing = await fsp.lstat(outPath, { bigint: true }).catch(() => undefined)
+    if (existing && fileId(existing) === base.id) {
+      throw new DeltafsError('BAD_ARGUMENT', `output ${outPath} is the base file itself`)
+    }
     out = await fsp.open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW)
     const result = new ResultWriter(out)
-    const baseHash = new BaseHasher(base)
+    // Copies usually read the base in order, so verifying it costs no extra read.
+    const baseHash = new SequentialHash(base)
     for (const piece of rebuild.pieces) {
       if ('copy' in piece && piece.copy) {
         await copyFromBase(base, piece.copy.offset, piece.copy.length, result, baseHash)
@@ -51,7 +57,7 @@ export async function applyDelta (basePath: string, rebuild: RebuildInput, outPa
       }
     }
     await result.flush()
-    const baseDigest = await baseHash.finish(baseSize)
+    const baseDigest = await baseHash.digest()
     if (!baseDigest.equals(rebuild.baseSha256)) {
       throw new DeltafsError('APPLY', `base ${basePath} is not the version the delta was made against ` +
         `(SHA-256 ${hex(baseDigest)}, delta expects ${hex(rebuild.baseSha256)})`)
@@ -70,14 +76,13 @@ export async function applyDelta (basePath: string, rebuild: RebuildInput, outPa
   }
 }
 
-async function copyFromBase (base: FileHandle, offset: number, length: number, result: ResultWriter, baseHash: BaseHasher): Promise<void> {
-  let pos = offset
+async function copyFromBase (base: SourceFile, offset: number, length: number, result: ResultWriter, baseHash: SequentialHash): Promise<void> {
   const end = offset + length
-  while (pos < end) {
+  for (let pos = offset; pos < end;) {
     const room = await result.room()
     const into = room.subarray(0, Math.min(room.length, end - pos))
-    const n = await readFully(base, into, pos)
-    if (n < into.length) throw new DeltafsError('APPLY', `base ended at ${pos + n} while copying [${offset}, ${end}): it changed during the apply`)
+    const n = await base.read(into, pos)
+    if (n < into.length) throw new DeltafsError('APPLY', `base ${base.path} ended at ${pos + n} while copying [${offset}, ${end}): it changed during the apply`)
     await baseHash.saw(pos, into)
     result.commit(n)
     pos += n
@@ -127,44 +132,6 @@ class ResultWriter {
 
   digest (): Buffer {
     return this.hash.digest()
-  }
-}
-
-/**
- * SHA-256 of the base, in one pass with the copies whenever they read it in
- * order (the usual case): a copy that starts at or before the hashed prefix
- * extends it; one that starts past it first hashes the gap.
- */
-class BaseHasher {
-  private cursor = 0
-  private readonly hash: Hash = crypto.createHash('sha256')
-  private scratch: Buffer | undefined
-
-  constructor (private readonly fh: FileHandle) {}
-
-  async saw (pos: number, data: Uint8Array): Promise<void> {
-    if (pos > this.cursor) await this.readTo(pos)
-    const end = pos + data.length
-    if (end > this.cursor) {
-      this.hash.update(data.subarray(this.cursor - pos))
-      this.cursor = end
-    }
-  }
-
-  async finish (size: number): Promise<Buffer> {
-    await this.readTo(size)
-    return this.hash.digest()
-  }
-
-  private async readTo (pos: number): Promise<void> {
-    this.scratch ??= Buffer.allocUnsafe(BUFFER_BYTES)
-    while (this.cursor < pos) {
-      const chunk = this.scratch.subarray(0, Math.min(this.scratch.length, pos - this.cursor))
-      const n = await readFully(this.fh, chunk, this.cursor)
-      if (n < chunk.length) throw new DeltafsError('APPLY', `base ended at ${this.cursor + n}, expected ${pos} bytes: it changed during the apply`)
-      this.hash.update(chunk)
-      this.cursor += n
-    }
   }
 }
 

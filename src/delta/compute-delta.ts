@@ -1,18 +1,24 @@
 // A copy/insert delta of a new file against its base (the record of the
-// previous version), for the Rebuild op. Both files are read once, in order,
-// to hash them and their content-defined chunks; chunks of the new file found
-// in the base become copies. Only then are the literal runs read again, and
-// trimmed byte by byte against the base around them, so an edited line costs
-// about its own bytes rather than whole chunks.
-import fsp, { type FileHandle } from 'node:fs/promises'
+// previous version), for the Rebuild op. Everything is streamed: memory grows
+// with the chunk index of the base and the literal bytes, never with the files.
+//
+//  1. Anchors: a common prefix and a common suffix found by comparing the
+//     files block by block, which also hashes both. For the usual save (one
+//     place edited, or nothing, or an append) this is the whole delta.
+//  2. If what lies between is large, it is chunked (content-defined) and
+//     looked up in an index of the whole base's chunks, which finds moved
+//     and duplicated content.
+//  3. Literal runs are trimmed against the base around them and read.
 import type { Piece } from '../codec/wire.js'
 import { DeltafsError } from '../util/errors.js'
-import { chunkParams } from './chunker.js'
-import { matchChunks, type Segment } from './match.js'
-import { DEFAULT_MAX_INSERT, PieceBuilder } from './pieces.js'
-import { readFully } from './read-fully.js'
-import { scanFile } from './scan-file.js'
-import { scanFileOnThread } from './scan-thread.js'
+import { findAnchors } from './anchors.js'
+import { buildPieces } from './build-pieces.js'
+import { chunkParams, type ChunkParams } from './chunker.js'
+import { appendSegment, matchChunks, type Segment } from './match.js'
+import { DEFAULT_MAX_INSERT } from './pieces.js'
+import { scanChunks } from './scan-chunks.js'
+import { SequentialHash } from './sequential-hash.js'
+import { SourceFile } from './source-file.js'
 
 export interface DeltaOptions {
   /** Average chunk size, a power of two from 256 to 1 MiB; default 8 KiB. */
@@ -20,10 +26,12 @@ export interface DeltaOptions {
   /** Largest Insert piece; default 1 MiB. */
   maxInsertSize?: number
   /**
-   * Scan the two files on two worker threads. 'auto' (the default) does so
-   * when they are large enough to pay for starting the threads.
+   * The changed run between the common prefix and suffix is sent as is when
+   * it is at most this many bytes; default 64 KiB, the wire budget of an
+   * edited line. Larger runs are looked for in the base by chunks, see
+   * CHUNKED_SEARCH_MIN_SHARE.
    */
-  threads?: boolean | 'auto'
+  directMax?: number
 }
 
 export interface DeltaStats {
@@ -41,153 +49,63 @@ export interface Delta {
   stats: DeltaStats
 }
 
-/** Below this many bytes in both files, starting threads (~50 ms) costs more than it saves. */
-const THREADS_MIN_BYTES = 48 << 20
+/**
+ * The chunked search reads and hashes the whole base (about 2 ns a byte) to
+ * save at most the changed run on the wire: below this share of the base (an
+ * append to a large log, say) it costs more than it can save.
+ */
+const CHUNKED_SEARCH_MIN_SHARE = 1 / 64
 
 export async function computeDelta (basePath: string, newPath: string, opts: DeltaOptions = {}): Promise<Delta> {
   const params = chunkParams(opts.avgChunkSize)
   const maxInsert = opts.maxInsertSize ?? DEFAULT_MAX_INSERT
-  if (!Number.isSafeInteger(maxInsert) || maxInsert < 1) {
-    throw new DeltafsError('BAD_ARGUMENT', `maxInsertSize must be a positive integer, got ${maxInsert}`)
+  const directMax = opts.directMax ?? 64 << 10
+  for (const [name, value, least] of [['maxInsertSize', maxInsert, 1], ['directMax', directMax, 0]] as const) {
+    if (!Number.isSafeInteger(value) || value < least) throw new DeltafsError('BAD_ARGUMENT', `${name} must be an integer >= ${least}, got ${value}`)
   }
-  const [baseBefore, newBefore] = await Promise.all([fileIdentity(basePath), fileIdentity(newPath)])
-  const threads = opts.threads ?? 'auto'
-  const useThreads = threads === 'auto' ? baseBefore.size + newBefore.size >= THREADS_MIN_BYTES : threads
-  const scan = useThreads ? scanFileOnThread : scanFile
-  const [base, next] = await Promise.all([scan(basePath, params), scan(newPath, params)])
-  const segments = matchChunks(base, next)
-
-  const [baseFh, newFh] = await Promise.all([fsp.open(basePath, 'r'), fsp.open(newPath, 'r')])
+  const base = await SourceFile.open(basePath)
   try {
-    const reader = new RangeReader(baseFh, newFh)
-    const pieces = await buildPieces(segments, reader, base.size, maxInsert)
-    // The pieces mix bytes read in two passes: if the file changed in between,
-    // its SHA-256 would not describe them, and the receiver would refuse them.
-    const [baseAfter, newAfter] = await Promise.all([fileIdentity(basePath), fileIdentity(newPath)])
-    for (const [path, before, after, scanned] of [
-      [basePath, baseBefore, baseAfter, base.size], [newPath, newBefore, newAfter, next.size],
-    ] as const) {
-      if (before.key !== after.key || before.size !== scanned) {
-        throw new DeltafsError('APPLY', `${path} changed while its delta was being computed`)
-      }
+    const next = await SourceFile.open(newPath)
+    try {
+      return await deltaOf(base, next, params, maxInsert, directMax)
+    } finally {
+      await next.close()
     }
-    const stats: DeltaStats = {
-      bytesReadBase: base.size + reader.baseBytes,
-      bytesReadNew: next.size + reader.newBytes,
-      literalBytes: 0,
-      copiedBytes: 0,
-    }
-    for (const piece of pieces) {
-      if ('copy' in piece) stats.copiedBytes += piece.copy.length
-      else stats.literalBytes += piece.insert.data.length
-    }
-    return { pieces, resultSize: next.size, resultSha256: next.sha256, baseSha256: base.sha256, stats }
   } finally {
-    await Promise.all([baseFh.close(), newFh.close()])
+    await base.close()
   }
 }
 
-async function buildPieces (segments: Segment[], reader: RangeReader, baseSize: number, maxInsert: number): Promise<Piece[]> {
-  const out = new PieceBuilder(maxInsert)
-  for (let s = 0; s < segments.length; s++) {
-    const seg = segments[s]!
-    if (seg.kind === 'copy') {
-      out.copy(seg.baseOffset, seg.length)
-      continue
-    }
-    const prev = segments[s - 1]
-    const next = segments[s + 1]
-    // Where the base would go on if the edit had left these bytes alone: after
-    // the copy before, and up to the copy after. Segments alternate, so the
-    // neighbours are copies; at either end of the file, the ends of the base.
-    const before = prev?.kind === 'copy' ? prev.baseOffset + prev.length : 0
-    const after = next?.kind === 'copy' ? next.baseOffset : baseSize
-    let start = seg.newOffset
-    let end = seg.newOffset + seg.length
-    const head = await reader.commonPrefix(start, before, Math.min(end - start, baseSize - before))
-    out.copy(before, head)
-    start += head
-    const tail = await reader.commonSuffix(end, after, Math.min(end - start, after))
-    end -= tail
-    for (let pos = start; pos < end; pos += maxInsert) {
-      out.insert(await reader.readNew(pos, Math.min(maxInsert, end - pos)))
-    }
-    if (tail > 0) {
-      if (next?.kind === 'copy') {
-        next.baseOffset -= tail
-        next.length += tail
-      } else {
-        out.copy(baseSize - tail, tail)
-      }
-    }
+async function deltaOf (base: SourceFile, next: SourceFile, params: ChunkParams, maxInsert: number, directMax: number): Promise<Delta> {
+  const baseSide = { file: base, hash: new SequentialHash(base) }
+  const nextSide = { file: next, hash: new SequentialHash(next) }
+  const { prefix, suffixStart } = await findAnchors(baseSide, nextSide)
+
+  const segments: Segment[] = []
+  appendSegment(segments, { kind: 'copy', baseOffset: 0, length: prefix })
+  const changed = suffixStart - prefix
+  if (changed > directMax && changed >= base.size * CHUNKED_SEARCH_MIN_SHARE) {
+    const baseChunks = await scanChunks(base, 0, base.size, params)
+    const newChunks = await scanChunks(next, prefix, suffixStart, params)
+    for (const seg of matchChunks(baseChunks, newChunks)) appendSegment(segments, seg)
+  } else {
+    appendSegment(segments, { kind: 'literal', newOffset: prefix, length: changed })
   }
-  return out.finish()
-}
+  const shift = next.size - base.size
+  appendSegment(segments, { kind: 'copy', baseOffset: suffixStart - shift, length: next.size - suffixStart })
+  const pieces = await buildPieces(segments, base, next, maxInsert)
 
-// An edit usually ends within a few bytes of a chunk edge: start small, grow
-// for the rare long match (a chunk cut short by the end of the file).
-const FIRST_STEP = 4096
-const MAX_STEP = 256 << 10
-
-/** Random reads of both files, counted, for the second pass. */
-class RangeReader {
-  baseBytes = 0
-  newBytes = 0
-  private readonly scratchBase = Buffer.allocUnsafe(MAX_STEP)
-  private readonly scratchNew = Buffer.allocUnsafe(MAX_STEP)
-
-  constructor (private readonly baseFh: FileHandle, private readonly newFh: FileHandle) {}
-
-  /** Bytes of the new file at [pos, pos + length), which must all exist. */
-  async readNew (pos: number, length: number): Promise<Buffer> {
-    // Not from the pool: the buffer becomes an Insert and may live long.
-    const buf = Buffer.allocUnsafeSlow(length)
-    const n = await readFully(this.newFh, buf, pos)
-    this.newBytes += n
-    if (n < length) throw new DeltafsError('APPLY', 'new file shrank while its delta was being computed')
-    return buf
+  const resultSha256 = await nextSide.hash.digest()
+  const baseSha256 = await baseSide.hash.digest()
+  // The pieces mix bytes from several reads: if a file changed in between,
+  // its SHA-256 would not describe them and the receiver would refuse them.
+  for (const file of [base, next]) {
+    if (!await file.unchanged()) throw new DeltafsError('APPLY', `${file.path} changed while its delta was being computed`)
   }
-
-  /** How many bytes from newPos on equal the base from basePos on, up to limit. */
-  async commonPrefix (newPos: number, basePos: number, limit: number): Promise<number> {
-    let matched = 0
-    for (let step = FIRST_STEP; matched < limit; step = Math.min(step * 2, MAX_STEP)) {
-      const n = Math.min(step, limit - matched)
-      const [a, b] = await this.readBoth(newPos + matched, basePos + matched, n)
-      let i = 0
-      while (i < a.length && i < b.length && a[i] === b[i]) i++
-      matched += i
-      if (i < n) break
-    }
-    return matched
+  const stats: DeltaStats = { bytesReadBase: base.bytesRead, bytesReadNew: next.bytesRead, literalBytes: 0, copiedBytes: 0 }
+  for (const piece of pieces) {
+    if ('copy' in piece) stats.copiedBytes += piece.copy.length
+    else stats.literalBytes += piece.insert.data.length
   }
-
-  /** How many bytes before newEnd equal the bytes before baseEnd, up to limit. */
-  async commonSuffix (newEnd: number, baseEnd: number, limit: number): Promise<number> {
-    let matched = 0
-    for (let step = FIRST_STEP; matched < limit; step = Math.min(step * 2, MAX_STEP)) {
-      const n = Math.min(step, limit - matched)
-      const [a, b] = await this.readBoth(newEnd - matched - n, baseEnd - matched - n, n)
-      if (a.length < n || b.length < n) break
-      let i = n
-      while (i > 0 && a[i - 1] === b[i - 1]) i--
-      matched += n - i
-      if (i > 0) break
-    }
-    return matched
-  }
-
-  private async readBoth (newPos: number, basePos: number, n: number): Promise<[Buffer, Buffer]> {
-    const a = this.scratchNew.subarray(0, n)
-    const b = this.scratchBase.subarray(0, n)
-    const [na, nb] = await Promise.all([readFully(this.newFh, a, newPos), readFully(this.baseFh, b, basePos)])
-    this.newBytes += na
-    this.baseBytes += nb
-    return [a.subarray(0, na), b.subarray(0, nb)]
-  }
-}
-
-async function fileIdentity (path: string): Promise<{ size: number; key: string }> {
-  const st = await fsp.stat(path, { bigint: true })
-  return { size: Number(st.size), key: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` }
+  return { pieces, resultSize: next.size, resultSha256, baseSha256, stats }
 }

@@ -1,11 +1,11 @@
 // Lines the chunks of the new file up against the chunks of the base: each new
 // chunk whose SHA-256 is also a base chunk becomes a copy, the rest literal.
 // SHA-256 is the identity itself, so a match never needs a second check.
-import { type ChunkScan, DIGEST_BYTES } from './scan-file.js'
+import { type ChunkScan, DIGEST_BYTES } from './scan-chunks.js'
 
 export interface CopySegment { kind: 'copy'; baseOffset: number; length: number }
 export interface LiteralSegment { kind: 'literal'; newOffset: number; length: number }
-/** Segments alternate: runs of either kind are merged as they are found. */
+/** Segments cover the new file in order; two literals are never adjacent. */
 export type Segment = CopySegment | LiteralSegment
 
 export function matchChunks (base: ChunkScan, next: ChunkScan): Segment[] {
@@ -30,20 +30,20 @@ export function matchChunks (base: ChunkScan, next: ChunkScan): Segment[] {
     const j = lastBase >= 0 && lastBase + 1 < base.count && sameDigest(baseDigests, lastBase + 1, nextDigests, i)
       ? lastBase + 1
       : index.get(digestKey(nextDigests, i)) ?? -1
-    const last = segments[segments.length - 1]
-    if (j >= 0) {
-      const baseOffset = baseStarts[j]!
-      if (last?.kind === 'copy' && last.baseOffset + last.length === baseOffset) last.length += length
-      else segments.push({ kind: 'copy', baseOffset, length })
-    } else if (last?.kind === 'literal') {
-      last.length += length
-    } else {
-      segments.push({ kind: 'literal', newOffset, length })
-    }
+    appendSegment(segments, j >= 0 ? { kind: 'copy', baseOffset: baseStarts[j]!, length } : { kind: 'literal', newOffset, length })
     lastBase = j
     newOffset += length
   }
   return segments
+}
+
+/** Appends seg to segments, which cover the new file in order, merging it into the last one when they continue each other. */
+export function appendSegment (segments: Segment[], seg: Segment): void {
+  if (seg.length === 0) return
+  const last = segments[segments.length - 1]
+  if (last?.kind === 'copy' && seg.kind === 'copy' && last.baseOffset + last.length === seg.baseOffset) last.length += seg.length
+  else if (last?.kind === 'literal' && seg.kind === 'literal') last.length += seg.length
+  else segments.push(seg)
 }
 
 function digestKey (digests: Buffer, i: number): string {

@@ -1,16 +1,25 @@
 // A file the delta engine reads, with the bytes read counted (the engine's
 // cost is reported in them) and reads that only come up short at the end.
+import type { BigIntStats } from 'node:fs'
 import fsp, { type FileHandle } from 'node:fs/promises'
 
 export class SourceFile {
   bytesRead = 0
 
-  private constructor (private readonly fh: FileHandle, readonly path: string, readonly size: number) {}
+  private constructor (
+    private readonly fh: FileHandle,
+    readonly path: string,
+    readonly size: number,
+    /** Device and inode: which file this is, whatever its name. */
+    readonly id: string,
+    private readonly stamp: string,
+  ) {}
 
   static async open (path: string): Promise<SourceFile> {
     const fh = await fsp.open(path, 'r')
     try {
-      return new SourceFile(fh, path, (await fh.stat()).size)
+      const st = await fh.stat({ bigint: true })
+      return new SourceFile(fh, path, Number(st.size), fileId(st), stampOf(st))
     } catch (err) {
       await fh.close()
       throw err
@@ -30,9 +39,22 @@ export class SourceFile {
     return done
   }
 
+  /** True while the file's size and times are those it had when opened. */
+  async unchanged (): Promise<boolean> {
+    return stampOf(await this.fh.stat({ bigint: true })) === this.stamp
+  }
+
   async close (): Promise<void> {
     await this.fh.close()
   }
+}
+
+export function fileId (st: BigIntStats): string {
+  return `${st.dev}:${st.ino}`
+}
+
+function stampOf (st: BigIntStats): string {
+  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }
 
 /**

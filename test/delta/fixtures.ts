@@ -87,8 +87,9 @@ export async function spliceFile (from: string, to: string, at: number, remove: 
   }
 }
 
-/** Offset of the first line that starts at or after `pos`, and its length with the newline. */
-export async function lineAt (path: string, pos: number): Promise<{ offset: number; length: number }> {
+/** Offset of the first line that starts after `near`, and its length with the newline. */
+export async function lineAt (path: string, near: number): Promise<{ offset: number; length: number }> {
+  const pos = Math.floor(near)
   const fh = await fsp.open(path, 'r')
   try {
     const buf = Buffer.alloc(64 << 10)
