@@ -53,6 +53,6 @@ export class Cluster {
   async destroy (): Promise<void> {
     await Promise.all(this.mounts.map(m => m.stop()))
     await this.node?.stop()
-    fs.rmSync(this.dir, { recursive: true, force: true })
+    if (!process.env.DELTAFS_KEEP_TEST_DIRS) fs.rmSync(this.dir, { recursive: true, force: true })
   }
 }
