@@ -8,6 +8,7 @@ import type { Journal } from '../journal/journal.js'
 import type { CaptureStats } from './capture-stats.js'
 import type { ChangedRun } from './block-diff.js'
 import { logger } from '../util/log.js'
+import { type FileFacts, kindOf } from '../journal/records.js'
 
 const log = logger('capture')
 
@@ -60,7 +61,17 @@ export class TxRecorder {
   async record (path: string, op: Op): Promise<void> {
     const openId = this.journal.beginTx(path)
     this.stats.bytesJournaled += await this.journal.appendOps(openId, 0, [op])
-    await this.journal.closeTx(openId, 1, 0, -1)
+    await this.journal.closeTx(openId, 1, await this.facts(path))
+  }
+
+  /** Size and mtime of the backing file now, for its record; zeros when it is gone. */
+  private async facts (path: string): Promise<FileFacts> {
+    try {
+      const st = await fsp.lstat(this.realPath(path), { bigint: true })
+      return { mtimeNs: Number(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
+    } catch {
+      return { mtimeNs: 0, size: -1 }
+    }
   }
 
   /** Closes the open transaction of a path, if any. */
@@ -70,14 +81,7 @@ export class TxRecorder {
     this.open.delete(path)
     clearTimeout(tx.timer)
     await tx.chain
-    let mtimeNs = 0
-    let size = -1
-    try {
-      const st = await fsp.lstat(this.realPath(path), { bigint: true })
-      mtimeNs = Number(st.mtimeNs)
-      size = Number(st.size)
-    } catch { /* gone already: the next transaction says so */ }
-    await this.journal.closeTx(tx.openId, tx.opCount, mtimeNs, size)
+    await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
   }
 
   async closeAll (): Promise<void> {

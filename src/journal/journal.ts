@@ -1,14 +1,19 @@
 // Journal: the mount's write-ahead log of captured transactions, its outbox
 // to the storage node, and its record of what has been applied from others.
 import type { Op, Transaction } from '../codec/wire.js'
+import type { FileFacts } from './records.js'
 
-export interface FileRecord { version: number; size: number; mtimeNs: number }
+export type EntryKind = 'file' | 'dir' | 'symlink' | 'other'
+
+export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind }
 
 /** A closed transaction waiting for its ack, ready to be framed. */
 export interface PendingTx { deviceSeq: number; tx: Transaction; bytes: number }
 
 export interface AppliedUpdate {
   seq: number
+  /** The applied transaction, so records under a renamed directory can follow it. */
+  tx?: Transaction
   /** Records to set (value) or drop (null) in the same batch as the cursor. */
   records: Map<string, FileRecord | null>
 }
@@ -27,7 +32,7 @@ export interface Journal {
   /** Appends ops to an open transaction, durable against a process crash once resolved. */
   appendOps (openId: number, firstIndex: number, ops: Op[]): Promise<number>
   /** Closes a transaction so that it can be pushed; returns its device seq. */
-  closeTx (openId: number, opCount: number, mtimeNs: number, size: number): Promise<number>
+  closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number>
   /** Makes everything journaled so far survive power loss. */
   sync (): Promise<void>
   /** Closed transactions with deviceSeq > after, oldest first. */
@@ -40,6 +45,8 @@ export interface Journal {
   recordApplied (update: AppliedUpdate, bytes: number): Promise<void>
   /** The record of a file, if any. */
   record (path: string): Promise<FileRecord | undefined>
+  /** Every record, in path order. */
+  records (): AsyncIterable<[string, FileRecord]>
   /** Persisted counters. */
   counters (): Record<CounterName, number>
   /** Transactions and data bytes not yet acked. */

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Level } from 'level'
 import { type Op, OpCodec, type Transaction } from '../codec/wire.js'
-import type { AppliedUpdate, CounterName, FileRecord, Journal, PendingTx } from './journal.js'
-import { recordChanges } from './records.js'
+import type { AppliedUpdate, CounterName, EntryKind, FileRecord, Journal, PendingTx } from './journal.js'
+import { type FileFacts, recordChanges, renamesOf } from './records.js'
 import { keys, readU64, u64 } from './keys.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
@@ -13,7 +13,7 @@ import { fault } from '../util/fault.js'
 
 const log = logger('journal')
 
-interface OutboxEntry { openId: number; opCount: number; path: string; mtimeNs: number; size: number; bytes: number }
+interface OutboxEntry { openId: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number }
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
 const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied']
@@ -82,7 +82,7 @@ export class LevelJournal implements Journal {
       let bytes = 0
       for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) { count++; bytes += value.length }
       this.openTx.set(openId, { path, bytes })
-      const seq = await this.closeTx(openId, count, 0, -1)
+      const seq = await this.closeTx(openId, count, { mtimeNs: 0, size: -1 })
       log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
     }
   }
@@ -115,12 +115,13 @@ export class LevelJournal implements Journal {
     return bytes
   }
 
-  async closeTx (openId: number, opCount: number, mtimeNs: number, size: number): Promise<number> {
+  async closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number> {
+    const { mtimeNs, size, kind } = facts
     const open = this.openTx.get(openId)
     if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
     this.openTx.delete(openId)
     const deviceSeq = ++this.deviceSeq
-    const entry: OutboxEntry = { openId, opCount, path: open.path, mtimeNs, size, bytes: open.bytes }
+    const entry: OutboxEntry = { openId, opCount, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes: open.bytes }
     this.counts.txClosed++
     await this.db.batch([
       { type: 'put', key: keys.outbox(deviceSeq), value: json(entry) },
@@ -171,7 +172,8 @@ export class LevelJournal implements Journal {
     const e = parse<OutboxEntry>(raw)
     const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
     for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, i) })
-    for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs })) {
+    await this.moveChildRecords(pending.tx, batch)
+    for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) })) {
       batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
     }
     this.counts.txAcked++
@@ -191,6 +193,7 @@ export class LevelJournal implements Journal {
       { type: 'put', key: keys.counter('txApplied'), value: u64(this.counts.txApplied) },
       { type: 'put', key: keys.counter('bytesApplied'), value: u64(this.counts.bytesApplied) },
     ]
+    if (update.tx) await this.moveChildRecords(update.tx, batch)
     for (const [path, rec] of update.records) {
       batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
     }
@@ -201,6 +204,20 @@ export class LevelJournal implements Journal {
   async record (path: string): Promise<FileRecord | undefined> {
     const value = await this.db.get(keys.record(path))
     return value === undefined ? undefined : parse<FileRecord>(value)
+  }
+
+  /** A renamed directory takes the records of everything under it along. */
+  private async moveChildRecords (tx: Transaction, batch: BatchOp[]): Promise<void> {
+    for (const [from, to] of renamesOf(tx)) {
+      for await (const [key, value] of this.db.iterator({ gt: keys.record(from + '/'), lt: keys.record(from + '0') })) {
+        batch.push({ type: 'del', key })
+        batch.push({ type: 'put', key: keys.record(to + key.slice(keys.record(from).length)), value })
+      }
+    }
+  }
+
+  async * records (): AsyncIterable<[string, FileRecord]> {
+    for await (const [key, value] of this.db.iterator({ gte: 'r!', lt: 'r"' })) yield [key.slice(2), parse<FileRecord>(value)]
   }
 
   counters (): Record<CounterName, number> { return { ...this.counts } }

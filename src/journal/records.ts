@@ -3,7 +3,23 @@
 import type { Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
 
-export interface FileFacts { size: number; mtimeNs: number }
+import type { EntryKind } from './journal.js'
+
+export interface FileFacts { size: number; mtimeNs: number; kind?: EntryKind }
+
+export function kindOf (st: { isFile (): boolean; isDirectory (): boolean; isSymbolicLink (): boolean }): EntryKind {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other'
+}
+
+/** The renames a transaction makes, in order, so child records can follow their directory. */
+export function renamesOf (tx: Transaction): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  let subject = tx.path
+  for (const op of tx.ops) {
+    if ('rename' in op && op.rename) { out.push([subject, op.rename.to]); subject = op.rename.to }
+  }
+  return out
+}
 
 export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): Map<string, FileRecord | null> {
   const changes = new Map<string, FileRecord | null>()
@@ -17,6 +33,6 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
       gone = true
     }
   }
-  changes.set(subject, gone ? null : { version: seq, size: facts.size, mtimeNs: facts.mtimeNs })
+  changes.set(subject, gone ? null : { version: seq, size: facts.size, mtimeNs: facts.mtimeNs, ...(facts.kind ? { kind: facts.kind } : {}) })
   return changes
 }

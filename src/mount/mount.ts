@@ -18,6 +18,7 @@ import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { prepareMountpoint } from './mountpoint.js'
 import { redoPending } from './recovery.js'
+import { reconcile } from './reconcile.js'
 import { checkVolumeName } from '../util/names.js'
 import { type ClientTlsOptions, clientCredentials } from '../rpc/tls.js'
 import { keyCheck } from '../codec/volume-key.js'
@@ -79,6 +80,7 @@ export class Mount {
       this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
         quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20),
       })
+      await reconcile(this.journal, this.recorder, filesDir, log)
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats)
       this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0 })
       await this.session.open()

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { Op, Transaction } from '../codec/wire.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
-import type { FileFacts } from '../journal/records.js'
+import { type FileFacts, kindOf } from '../journal/records.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
 
 const { O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants
@@ -101,7 +101,7 @@ export class Applier {
         await fsp.utimes(real, Number(st.atimeNs) / 1e9, mtimeNs / 1e9)
         st = await fsp.lstat(real, { bigint: true })
       }
-      return { size: Number(st.size), mtimeNs: Number(st.mtimeNs) }
+      return { size: Number(st.size), mtimeNs: Number(st.mtimeNs), kind: kindOf(st) }
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0 }
       throw err

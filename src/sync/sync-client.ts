@@ -230,7 +230,7 @@ export class SyncClient {
       if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
       const result = await applier.apply(tx)
       fault('apply.after-data')
-      await journal.recordApplied({ seq: d.seq, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
+      await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (fatalError(err)) throw err

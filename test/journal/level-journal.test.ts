@@ -34,7 +34,7 @@ function encodedBytes (ops: Op[]): number {
 async function journalTx (j: LevelJournal, p: string, ops: Op[], mtimeNs = 1000, size = 10): Promise<number> {
   const id = j.beginTx(p)
   await j.appendOps(id, 0, ops)
-  return j.closeTx(id, ops.length, mtimeNs, size)
+  return j.closeTx(id, ops.length, { mtimeNs, size })
 }
 
 t.test('the device id is made once and stays across reopen', async t => {
@@ -66,7 +66,7 @@ t.test('closed transactions come out of the outbox in order, with their ops', as
   t.equal(b1 + b2, encodedBytes(aOps), 'appendOps returns the encoded bytes it journaled')
   t.equal(j.pending().tx, 0, 'an open transaction is not pending yet')
   t.same(await j.readOutbox(0, 10), [], 'an open transaction is not in the outbox')
-  t.equal(await j.closeTx(a, 3, 111, 4106), 1, 'first close gets device seq 1')
+  t.equal(await j.closeTx(a, 3, { mtimeNs: 111, size: 4106 }), 1, 'first close gets device seq 1')
   t.equal(await journalTx(j, '/dir', [{ mkdir: { mode: 0o755 } }]), 2, 'second gets 2')
   t.equal(await journalTx(j, '/a.txt', [{ truncate: { size: 5 } }], 333, 5), 3, 'third gets 3')
   t.equal(closedEvents, 3, 'onClosed fired once per close')
@@ -196,8 +196,8 @@ t.test('appendOps and closeTx on a transaction that is not open', async t => {
   await t.rejects(j.appendOps(424242, 0, [write(0, 'x')]), { name: 'DeltafsError', code: 'JOURNAL' }, 'appendOps: JOURNAL')
   const id = j.beginTx('/f')
   await j.appendOps(id, 0, [write(0, 'x')])
-  await j.closeTx(id, 1, 0, 1)
-  await t.rejects(j.closeTx(id, 1, 0, 1), { name: 'DeltafsError', code: 'JOURNAL' }, 'closing twice: JOURNAL')
+  await j.closeTx(id, 1, { mtimeNs: 0, size: 1 })
+  await t.rejects(j.closeTx(id, 1, { mtimeNs: 0, size: 1 }), { name: 'DeltafsError', code: 'JOURNAL' }, 'closing twice: JOURNAL')
   t.equal(j.pending().tx, 1, 'the failed close added nothing')
 })
 

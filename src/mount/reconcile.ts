@@ -1,0 +1,95 @@
+// Startup reconciliation: changes made to the backing directory while no
+// daemon was watching (an edit while unmounted, a crash between data and
+// record) are found by comparing each entry with its record, and journaled
+// like any other change, so they reach the other mounts instead of being
+// silently overwritten or ignored. Paths that pending transactions touch are
+// left alone: those changes are already on their way.
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import type { Journal } from '../journal/journal.js'
+import type { TxRecorder } from '../capture/tx-recorder.js'
+import type { Logger } from '../util/log.js'
+
+const CHUNK = 128 << 10
+
+export interface ReconcileResult { created: number; changed: number; removed: number }
+
+async function pendingPaths (journal: Journal): Promise<Set<string>> {
+  const paths = new Set<string>()
+  let after = 0
+  for (;;) {
+    const page = await journal.readOutbox(after, 64)
+    if (page.length === 0) return paths
+    for (const { deviceSeq, tx } of page) {
+      after = deviceSeq
+      paths.add(tx.path)
+      for (const op of tx.ops) {
+        if ('rename' in op && op.rename) paths.add(op.rename.to)
+        if ('link' in op && op.link) paths.add(op.link.to)
+      }
+    }
+  }
+}
+
+/** Journals a regular file's whole content as the change. */
+async function journalContent (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+  const fh = await fsp.open(real, 'r')
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK)
+    for (let off = 0; ;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, off)
+      if (bytesRead === 0) break
+      await rec.write(volPath, [{ offset: off, data: Buffer.from(buf.subarray(0, bytesRead)) }])
+      off += bytesRead
+    }
+  } finally {
+    await fh.close()
+  }
+  await rec.close(volPath)
+}
+
+export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
+  const pending = await pendingPaths(journal)
+  const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }
+  const seen = new Set<string>()
+
+  async function walk (rel: string): Promise<void> {
+    for (const name of (await fsp.readdir(path.join(filesDir, rel))).sort()) {
+      const volPath = `${rel}/${name}`
+      const real = path.join(filesDir, volPath)
+      const st = await fsp.lstat(real, { bigint: true })
+      seen.add(volPath)
+      const known = pending.has(volPath) ? 'pending' : await journal.record(volPath)
+      const mode = Number(st.mode) & 0o7777
+      if (known === undefined) {
+        result.created++
+        if (st.isDirectory()) await rec.record(volPath, { mkdir: { mode } })
+        else if (st.isSymbolicLink()) await rec.record(volPath, { symlink: { target: await fsp.readlink(real) } })
+        else if (st.isFile()) {
+          await rec.record(volPath, { create: { mode } })
+          await journalContent(rec, real, volPath)
+        }
+      } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || Number(st.mtimeNs) !== known.mtimeNs)) {
+        result.changed++
+        await rec.record(volPath, { truncate: { size: 0 } })
+        await journalContent(rec, real, volPath)
+        await rec.record(volPath, { setAttr: { hasMode: true, mode, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+      }
+      if (st.isDirectory()) await walk(volPath)
+    }
+  }
+  await walk('')
+
+  // Gone while unmounted: deepest first, so directories are empty when removed.
+  const gone: Array<[string, boolean]> = []
+  for await (const [volPath, record] of journal.records()) {
+    if (!seen.has(volPath) && !pending.has(volPath)) gone.push([volPath, record.kind === 'dir'])
+  }
+  gone.sort((a, b) => b[0].split('/').length - a[0].split('/').length)
+  for (const [volPath, isDir] of gone) {
+    result.removed++
+    await rec.record(volPath, isDir ? { rmdir: {} } : { unlink: {} })
+  }
+  if (result.created + result.changed + result.removed > 0) log.info(result, 'journaled changes made to the backing directory while unmounted')
+  return result
+}
