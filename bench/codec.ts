@@ -19,6 +19,7 @@ interface Impl {
 
 const BLOCK = 64 * KiB
 const BLOCKS = 32
+const REPEATS = 3
 
 function textBlocks (n: number): Buffer[] {
   const rnd = prng(7)
@@ -109,12 +110,11 @@ export async function codec (opts: BenchOptions, report: Report): Promise<void> 
   const viaLoad1 = l1.compress(sample).length
   const viaLoad3 = l3.compress(sample).length
   const direct3 = impls[0]!.compress(sample, 3).length
-  report.line(`Blocks: ${BLOCKS} × 64 KiB each of text-like (generated source-like lines) and random data; each figure is the median of ${opts.runs > 1 ? opts.runs : 1} measurement(s) of ~${opts.codecSeconds} s over all blocks, one block per call (one-shot API of each library). MB/s are of uncompressed bytes.`)
+  report.line(`Blocks: ${BLOCKS} × 64 KiB each of text-like (generated source-like lines) and random data; each figure is the median of ${REPEATS} measurements of ~${num(opts.codecSeconds / REPEATS)} s (after a warm-up) over all blocks, one block per call (one-shot API of each library). MB/s are of uncompressed bytes.`)
   report.line(`deltafs path check: \`loadZstd(1)\` compresses the first text block to ${viaLoad1} B; \`loadZstd(3)\` to ${viaLoad3} B; zstd-codec level 3 directly to ${direct3} B${viaLoad3 === viaLoad1 && direct3 !== viaLoad1 ? ' → **loadZstd ignores its level after the first call** (it caches the first Compressor)' : ''}.`)
 
   const rows: string[][] = []
   const figures: Record<string, number> = {}
-  const runs = Math.max(1, opts.runs)
   for (const [kind, blocks] of Object.entries(data)) {
     const raw = blocks.reduce((s, b) => s + b.length, 0)
     for (const level of [1, 3]) {
@@ -124,9 +124,9 @@ export async function codec (opts: BenchOptions, report: Report): Promise<void> 
         packed.forEach((p, i) => { if (!Buffer.from(impl.decompress(p, blocks[i]!.length)).equals(blocks[i]!)) throw new Error(`${impl.name}: round trip failed`) })
         const c: number[] = []
         const d: number[] = []
-        for (let r = 0; r < runs; r++) {
-          c.push(measure(opts.codecSeconds, raw, () => { for (const b of blocks) impl.compress(b, level) }))
-          d.push(measure(opts.codecSeconds, raw, () => { packed.forEach((p, i) => impl.decompress(p, blocks[i]!.length)) }))
+        for (let r = 0; r < REPEATS; r++) {
+          c.push(measure(opts.codecSeconds / REPEATS, raw, () => { for (const b of blocks) impl.compress(b, level) }))
+          d.push(measure(opts.codecSeconds / REPEATS, raw, () => { packed.forEach((p, i) => impl.decompress(p, blocks[i]!.length)) }))
         }
         const cm = summarize(c)!.median
         const dm = summarize(d)!.median

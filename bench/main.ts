@@ -41,16 +41,18 @@ options:
   --native-dir DIR  codec: where zstd-napi is installed (default /tmp/zstd-bench)
   --no-install      codec: do not npm-install zstd-napi into --native-dir when missing
   --no-record       do not append to bench/RESULTS.md
+  --results FILE    append to FILE instead of bench/RESULTS.md
   --keep            keep the temp directory
 `
 
-function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsText: string } {
+function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsText: string; resultsFile: string } {
   const opts: BenchOptions = {
     size: GiB, runs: 3, changes: 1000, files: 5000, randOps: 20_000, randFile: 256 * MiB, treeFiles: 2000,
     ingestTx: 20_000, ingestSeconds: 10, fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...ALL_TARGETS],
     codecSeconds: 1, nativeDir: '/tmp/zstd-bench', noInstall: false, record: true, keep: false,
   }
   const parts: Part[] = []
+  let resultsFile = path.join(repoRoot, 'bench', 'RESULTS.md')
   const positiveInt = (flag: string, v: string | undefined): number => {
     const n = Number(v)
     if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} needs a positive integer, got "${v ?? ''}"`)
@@ -82,6 +84,7 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
       case '--native-dir': opts.nativeDir = path.resolve(value()); break
       case '--no-install': opts.noInstall = true; break
       case '--no-record': opts.record = false; break
+      case '--results': resultsFile = path.resolve(value()); break
       case '--keep': opts.keep = true; break
       case '-h': case '--help': process.stdout.write(USAGE); process.exit(0); break
       default:
@@ -93,7 +96,7 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
   for (const t of opts.tests) if (!ALL_TESTS.includes(t)) throw new Error(`unknown throughput test "${t}" (${ALL_TESTS.join(', ')})`)
   for (const t of opts.targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown throughput target "${t}" (${ALL_TARGETS.join(', ')})`)
   if (parts.length === 0) throw new Error('name at least one part')
-  return { parts: [...new Set(parts)], opts, argsText: argv.join(' ') }
+  return { parts: [...new Set(parts)], opts, argsText: argv.join(' '), resultsFile }
 }
 
 function gitCommit (): string {
@@ -135,7 +138,7 @@ async function main (): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`)
     return 2
   }
-  const { parts, opts, argsText } = parsed
+  const { parts, opts, argsText, resultsFile } = parsed
   const report = new Report()
   const header = [`## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — \`${argsText}\``, '', ...machine(), ...describe(parts, opts)]
   process.stdout.write(header.join('\n').replace(/`/g, '') + '\n')
@@ -175,9 +178,9 @@ async function main (): Promise<number> {
   if (opts.keep) process.stdout.write(`kept ${base}\n`)
   else fs.rmSync(base, { recursive: true, force: true })
   if (opts.record) {
-    const file = path.join(repoRoot, 'bench', 'RESULTS.md')
+    const file = resultsFile
     if (!fs.existsSync(file)) fs.writeFileSync(file, '# deltafs benchmark results\n\nAppended by `node dist/bench/main.js` (see bench/main.ts for the parts and options). Newest last.\n')
-    fs.appendFileSync(file, '\n' + [...header, ...report.md].join('\n') + '\n')
+    fs.appendFileSync(file, '\n' + [...header, '', ...report.md].join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n')
     process.stdout.write(`appended to ${file}\n`)
   }
   return failures > 0 ? 1 : 0

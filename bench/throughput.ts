@@ -9,7 +9,7 @@ import {
   type BenchOptions, MiB, Report, dropCaches, dropCachesState, fmtBytes, fmtSummary, num, ratio, repoRoot,
   runCmd, sleep, summarize, type Summary,
 } from './lib/common.js'
-import { Cleanup, type MountHandle, drain, procRss, runWorker, startBindfs, startMount, startNode } from './lib/procs.js'
+import { Cleanup, type MountHandle, drain, procCpuSeconds, procIo, procRss, runWorker, startBindfs, startMount, startNode } from './lib/procs.js'
 
 interface Target {
   name: string
@@ -18,6 +18,8 @@ interface Target {
   /** Waits until the target is quiet (deltafs: outbox empty); ms waited. */
   settle (timeoutMs: number): Promise<number>
   pid?: number
+  /** deltafs: the mount daemon and the storage node, for CPU and disk-write accounting. */
+  daemons?: Array<{ name: string; pid: number }>
 }
 
 export const ALL_TESTS = ['seq', 'rand', 'create', 'git', 'tar']
@@ -117,7 +119,7 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
         const node = await startNode(cleanup, path.join(dir, 'node'))
         dfs = await startMount(cleanup, 'bench', path.join(dir, 'deltafs-mnt'), path.join(dir, 'deltafs-data'), node.address)
         const m = dfs
-        targets.push({ name, dir: m.mountpoint, settle: (timeoutMs) => drain(m, timeoutMs), pid: m.pid })
+        targets.push({ name, dir: m.mountpoint, settle: (timeoutMs) => drain(m, timeoutMs), pid: m.pid, daemons: [{ name: 'mount', pid: m.pid }, { name: 'node', pid: node.pid }] })
       } else {
         throw new Error(`unknown target "${name}" (targets: ${ALL_TARGETS.join(', ')})`)
       }
@@ -139,11 +141,17 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
         for (const t of order(run)) {
           const file = path.join(t.dir, `seq-${run}.bin`)
           await dropCaches()
+          const before = (t.daemons ?? []).map(d => ({ ...d, io: procIo(d.pid), cpu: procCpuSeconds(d.pid) }))
           const [w, peak] = await withRssPeak(t.pid, () => runWorker('seqwrite', { file, size, block: MiB }, Math.max(120_000, size / (2 * MiB) * 1000)))
           push(results[t.name]!, 'seqWrite', size / MiB / (w.ms / 1000))
           if (t.pid !== undefined) push(results[t.name]!, 'rssPeak', peak / MiB)
           const drained = await t.settle(drainTimeout(size))
           if (t.name === 'deltafs') push(results[t.name]!, 'seqDrain', drained / 1000)
+          for (const d of before) {
+            // Disk writes (write_bytes) per byte the application wrote, and CPU seconds, from the start of the write until the outbox drained.
+            push(results[t.name]!, `${d.name}WriteAmp`, (procIo(d.pid).writeBytes - d.io.writeBytes) / size)
+            push(results[t.name]!, `${d.name}Cpu`, procCpuSeconds(d.pid) - d.cpu)
+          }
           await dropCaches()
           const r = await runWorker('seqread', { file, block: MiB }, Math.max(120_000, size / (2 * MiB) * 1000))
           if (r.bytes !== size) throw new Error(`${t.name}: read ${r.bytes} bytes back, wrote ${size}`)
@@ -244,6 +252,10 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
       d('gitDrain', 'outbox drained after git clone (s)')
       d('tarDrain', 'outbox drained after tar x (s)')
       d('rssPeak', 'mount daemon peak RSS during the sequential write (MiB)')
+      d('mountWriteAmp', 'mount daemon disk writes (write_bytes) per byte written, seq write until drained')
+      d('nodeWriteAmp', 'storage node disk writes (write_bytes) per byte written, seq write until drained')
+      d('mountCpu', 'mount daemon CPU seconds, seq write until drained')
+      d('nodeCpu', 'storage node CPU seconds, seq write until drained')
       if (extra.length > 0) {
         report.line('deltafs only (time from the end of the command until `pendingTx` is 0, i.e. everything is acked by the storage node):')
         report.table(['figure', 'min / median / max'], extra)

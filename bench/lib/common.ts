@@ -1,7 +1,7 @@
 // Small helpers shared by the benchmark parts: options, statistics,
 // formatting, bounded waits, child commands with timeouts, and a report that
 // prints as it goes and collects Markdown for bench/RESULTS.md.
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -130,6 +130,17 @@ export async function withTimeout<T> (what: string, p: Promise<T>, ms: number): 
   } finally { clearTimeout(timer) }
 }
 
+const running = new Set<ChildProcess>()
+
+/** SIGKILLs, by PID, every command runCmd started that is still running (on SIGINT/SIGTERM). */
+export function killRunningCommands (): void {
+  for (const child of running) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try { process.kill(child.pid, 'SIGKILL') } catch { /* gone */ }
+    }
+  }
+}
+
 export interface CmdResult { code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }
 
 /**
@@ -145,6 +156,8 @@ export async function runCmd (cmd: string, args: string[], opts: { timeoutMs: nu
   child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr = (stderr + c).slice(-20_000) })
   let timedOut = false
   const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL') }, opts.timeoutMs)
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   const [code, signal] = await new Promise<[number | null, string | null]>((resolve, reject) => {
     child.once('error', reject)
     child.once('close', (c, s) => resolve([c, s]))
@@ -192,14 +205,22 @@ export function dropCachesState (): string {
 export class Report {
   readonly md: string[] = []
 
-  heading (text: string): void {
-    process.stdout.write(`\n=== ${text} ===\n`)
-    this.md.push('', `### ${text}`, '')
+  /** One blank line between Markdown blocks, never two. */
+  private blank (): void {
+    if (this.md.length > 0 && this.md[this.md.length - 1] !== '') this.md.push('')
   }
 
+  heading (text: string): void {
+    process.stdout.write(`\n=== ${text} ===\n`)
+    this.blank()
+    this.md.push(`### ${text}`, '')
+  }
+
+  /** A paragraph. */
   line (text: string): void {
     process.stdout.write(text.replace(/\*\*/g, '') + '\n')
-    this.md.push(text)
+    if (text.trim() === '') { this.blank(); return }
+    this.md.push(text.trim(), '')
   }
 
   /** A note printed to the console only. */
@@ -213,7 +234,8 @@ export class Report {
     const fmt = (cells: string[]): string => cells.map((c, i) => plain(c).padEnd(widths[i]!)).join('  ')
     process.stdout.write(fmt(headers) + '\n' + widths.map(w => '-'.repeat(w)).join('  ') + '\n')
     for (const r of rows) process.stdout.write(fmt(r) + '\n')
-    this.md.push('', `| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`)
+    this.blank()
+    this.md.push(`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`)
     for (const r of rows) this.md.push(`| ${r.join(' | ')} |`)
     this.md.push('')
   }

@@ -6,7 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fetchStatus } from '../../src/mount/control-socket.js'
-import { repoRoot, runCmd, sleep, waitFor } from './common.js'
+import { killRunningCommands, repoRoot, runCmd, sleep, waitFor } from './common.js'
 
 export const deltafsBin = path.join(repoRoot, 'bin', 'deltafs.js')
 
@@ -35,6 +35,7 @@ const active = new Set<Cleanup>()
 
 /** Runs every Cleanup not yet run (on SIGINT/SIGTERM). */
 export async function runAllCleanups (): Promise<void> {
+  killRunningCommands()
   await Promise.all([...active].map(c => c.run()))
 }
 

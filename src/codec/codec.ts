@@ -49,6 +49,7 @@ export class TxCodec implements Codec {
   open (frame: Frame): Transaction {
     const h = frame.header
     if (h == null) throw new DeltafsError('BAD_FRAME', 'frame has no header')
+    if (h.txId == null || typeof h.txId.deviceId !== 'string') throw new DeltafsError('BAD_FRAME', 'frame has no transaction id')
     if (h.rawSize > MAX_RAW_BYTES) throw new DeltafsError('BAD_FRAME', `frame claims ${h.rawSize} raw bytes, limit ${MAX_RAW_BYTES}`)
     if (h.encrypted && !this.key) throw new DeltafsError('KEY', 'the volume is encrypted: mount it with its key (--key-file or DELTAFS_PASSPHRASE)')
     if (!h.encrypted && this.key) throw new DeltafsError('KEY', 'received an unencrypted transaction on a mount that has a volume key')

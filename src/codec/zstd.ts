@@ -30,7 +30,7 @@ export function loadZstd (level = 1): Promise<Compressor> {
             throw new DeltafsError('BAD_FRAME', `zstd payload does not decompress: ${String(err)}`, { cause: err })
           }
           if (out == null || out.length !== rawSize) {
-            throw new DeltafsError('BAD_FRAME', `zstd payload expands to ${out?.length ?? 'nothing'} bytes, header says ${rawSize}`)
+            throw new DeltafsError('BAD_FRAME', out == null ? 'zstd payload does not decompress' : `zstd payload expands to ${out.length} bytes, header says ${rawSize}`)
           }
           return out
         },

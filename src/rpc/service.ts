@@ -11,8 +11,20 @@ import {
 import { MAX_FRAME_BYTES } from '../codec/codec.js'
 import { DeltafsError } from '../util/errors.js'
 
-/** A frame as the node receives it: decoded, plus the exact bytes to store. */
-export interface ReceivedFrame { frame: Frame; bytes: Buffer }
+/**
+ * A frame as the node receives it: decoded, plus the exact bytes to store.
+ * Undecodable bytes arrive with `error` set instead of failing the stream, so
+ * the node can log them and refuse just that frame.
+ */
+export interface ReceivedFrame { frame?: Frame; bytes: Buffer; error?: string }
+
+function receiveFrame (bytes: Buffer): ReceivedFrame {
+  try {
+    return { frame: FrameCodec.decode(bytes), bytes }
+  } catch (err) {
+    return { bytes, error: (err as Error).message }
+  }
+}
 
 function ser<T> (codec: MessageCodec<T>) {
   return (value: T): Buffer => Buffer.from(codec.encode(value))
@@ -36,7 +48,7 @@ export const SyncService = {
     requestStream: true,
     responseStream: true,
     requestSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    requestDeserialize: (bytes: Buffer): ReceivedFrame => ({ frame: FrameCodec.decode(bytes), bytes }),
+    requestDeserialize: receiveFrame,
     responseSerialize: ser<Ack>(AckCodec),
     responseDeserialize: de<Ack>(AckCodec),
   },
@@ -75,9 +87,14 @@ export const channelOptions: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 }
 
+/**
+ * gRPC drops messages over its limit before any handler sees them (and so
+ * unlogged); the limit sits above the node's own frame limit so that frames
+ * slightly too large are refused, with a log line, by the node itself.
+ */
 export function serverOptions (maxFrameBytes: number): grpc.ServerOptions {
   return {
-    'grpc.max_receive_message_length': maxFrameBytes,
+    'grpc.max_receive_message_length': maxFrameBytes + (8 << 20),
     'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,

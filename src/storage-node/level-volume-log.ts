@@ -93,11 +93,14 @@ export class LevelVolumeLog implements VolumeLog {
     return proposed
   }
 
-  async read (volume: string, afterSeq: number, limit: number): Promise<LogEntry[]> {
+  async read (volume: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LogEntry[]> {
     const out: LogEntry[] = []
     const prefix = keys.entryPrefix(volume)
+    let bytes = 0
     for await (const [key, value] of this.db.iterator({ gt: keys.entry(volume, afterSeq), lt: prefix + '~', limit })) {
       out.push(decodeEntry(parseInt(key.slice(prefix.length), 16), value))
+      bytes += value.length
+      if (bytes >= maxBytes) break
     }
     return out
   }

@@ -20,7 +20,9 @@ import { fault } from '../util/fault.js'
 
 const log = logger('storage-node')
 
+/** A subscriber is fed at most this many entries, or this many bytes, per log read. */
 const SUBSCRIBE_BATCH = 256
+const SUBSCRIBE_BATCH_BYTES = 4 << 20
 
 export interface NodeLimits {
   /** Largest frame accepted on Push. */
@@ -56,6 +58,8 @@ export class StorageNode {
   private readonly appended = new EventEmitter()
   private readonly versions = new Map<string, number>()
   private readonly connections = new Map<string, number>()
+  /** Whether each volume has a registered key check, i.e. is end-to-end encrypted. */
+  private readonly encryptedVolumes = new Map<string, boolean>()
   private readonly limits: NodeLimits
   private requireTokens = true
   private closing = false
@@ -73,7 +77,7 @@ export class StorageNode {
     // Reachable from the network: every volume needs a token.
     this.requireTokens = !isLoopbackHost(host)
     await this.opts.log.open()
-    const server = new grpc.Server(serverOptions(this.limits.maxFrameBytes + 1024))
+    const server = new grpc.Server(serverOptions(this.limits.maxFrameBytes))
     server.addService(SyncService, {
       hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => { void this.hello(call, cb) },
       push: (call: grpc.ServerDuplexStream<ReceivedFrame, Ack>) => this.push(call),
@@ -139,6 +143,7 @@ export class StorageNode {
     try {
       const grant = this.authorize(call.metadata, call.request.volume, false)
       const keyCheck = await this.opts.log.keyCheck(grant.volume, call.request.keyCheck ?? new Uint8Array(0))
+      this.encryptedVolumes.set(grant.volume, keyCheck.length > 0)
       cb(null, { headSeq: await this.opts.log.head(grant.volume), keyCheck, readOnly: grant.readOnly })
     } catch (err) {
       cb(this.toStatus(err))
@@ -163,7 +168,11 @@ export class StorageNode {
       return
     }
     call.on('close', release)
-    call.on('error', err => { release(); log.debug({ err: err.message }, 'push stream ended') })
+    call.on('error', (err: Error & { code?: number }) => {
+      release()
+      if (err.code === grpc.status.CANCELLED) log.debug({ err: err.message }, 'push stream cancelled')
+      else log.warn({ volume: grant.volume, token: grant.tokenId, code: err.code, err: err.message }, 'push stream failed (undecodable or oversized frame?)')
+    })
     let acks: Promise<void> = Promise.resolve()
     let inflightBytes = 0
     call.on('data', (received: ReceivedFrame) => {
@@ -183,16 +192,19 @@ export class StorageNode {
     call.on('end', () => { void acks.then(() => call.end()) })
   }
 
-  private async ingest (volume: string, { frame, bytes }: ReceivedFrame): Promise<Ack> {
-    const h = frame.header
+  private async ingest (volume: string, { frame, bytes, error }: ReceivedFrame): Promise<Ack> {
+    const h = frame?.header
     const txId = h?.txId ?? { deviceId: '', deviceSeq: 0 }
     const reject = (error: string): Ack => {
       log.warn({ volume, txId, error }, 'frame rejected')
       return { txId, seq: 0, status: AckStatus.REJECTED, error }
     }
+    if (error !== undefined) return reject(error)
+    if (bytes.length > this.limits.maxFrameBytes) return reject(`frame of ${bytes.length} bytes exceeds the limit of ${this.limits.maxFrameBytes}`)
     if (h == null || h.txId == null) return reject('frame has no header or transaction id')
     if (h.volume !== volume) return reject(`frame is for volume "${String(h.volume)}" but the stream is for "${volume}"`)
     if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
+    if (!h.encrypted && await this.isEncrypted(volume)) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
     try {
       const { seq, duplicate } = await this.opts.log.append({ volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes })
       fault('node.after-append')
@@ -203,6 +215,15 @@ export class StorageNode {
       log.error({ err }, 'append failed')
       return { txId, seq: 0, status: AckStatus.REJECTED, error: 'storage node could not store the transaction' }
     }
+  }
+
+  private async isEncrypted (volume: string): Promise<boolean> {
+    let known = this.encryptedVolumes.get(volume)
+    if (known === undefined) {
+      known = (await this.opts.log.keyCheck(volume, new Uint8Array(0))).length > 0
+      this.encryptedVolumes.set(volume, known)
+    }
+    return known
   }
 
   private notify (volume: string, seq: number): void {
@@ -231,7 +252,7 @@ export class StorageNode {
         // Read the notification version before reading the log, so an append
         // that lands in between wakes us instead of being missed.
         const version = this.versions.get(req.volume)
-        const entries = await this.opts.log.read(req.volume, cursor, SUBSCRIBE_BATCH)
+        const entries = await this.opts.log.read(req.volume, cursor, SUBSCRIBE_BATCH, SUBSCRIBE_BATCH_BYTES)
         if (entries.length === 0) {
           if (version === this.versions.get(req.volume)) {
             await Promise.race([once(this.appended, req.volume), once(this.appended, 'close')])

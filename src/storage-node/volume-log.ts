@@ -24,8 +24,8 @@ export interface VolumeLog {
   close (): Promise<void>
   /** Appends durably (resolves only once on disk) or returns the earlier seq of a retry. */
   append (req: AppendRequest): Promise<AppendResult>
-  /** Up to `limit` entries with seq > afterSeq, in order. */
-  read (volume: string, afterSeq: number, limit: number): Promise<LogEntry[]>
+  /** Up to `limit` entries with seq > afterSeq, in order, stopping once maxBytes of frames are read (at least one entry). */
+  read (volume: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LogEntry[]>
   /** The last assigned sequence number of the volume, 0 when empty. */
   head (volume: string): Promise<number>
   /**

@@ -9,6 +9,8 @@ import { type FileFacts, kindOf } from '../journal/records.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
 
 const { O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants
+/** Modes from the wire keep permission and sticky bits; setuid/setgid never cross. */
+const MODE_MASK = 0o1777
 /** Largest offset + length a Write or Truncate may reach (8 EiB would overflow doubles). */
 const MAX_FILE_END = 2 ** 52
 
@@ -18,7 +20,8 @@ export class Applier {
   constructor (private readonly root: string) {}
 
   async apply (tx: Transaction): Promise<ApplyResult> {
-    let subject = checkVolumePath(tx.path)
+    validate(tx)
+    let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
     const closeFile = async (): Promise<void> => { await fh?.close(); fh = undefined }
@@ -46,8 +49,8 @@ export class Applier {
   private async applyOther (subject: string, op: Op): Promise<string> {
     const real = await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
-      const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, op.create.mode & 0o7777)
-      await fh.chmod(op.create.mode & 0o7777)
+      const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, op.create.mode & MODE_MASK)
+      await fh.chmod(op.create.mode & MODE_MASK)
       await fh.close()
     } else if ('truncate' in op && op.truncate) {
       checkRange(op.truncate.size, 0)
@@ -56,8 +59,10 @@ export class Applier {
     } else if ('unlink' in op && op.unlink) {
       await ignore(fsp.unlink(real), 'ENOENT')
     } else if ('mkdir' in op && op.mkdir) {
-      await ignore(fsp.mkdir(real, { mode: op.mkdir.mode & 0o7777 }), 'EEXIST')
-      await fsp.chmod(real, op.mkdir.mode & 0o7777)
+      await ignore(fsp.mkdir(real, { mode: op.mkdir.mode & MODE_MASK }), 'EEXIST')
+      // chmod follows symlinks: only touch what is really a directory here.
+      if (!(await fsp.lstat(real)).isDirectory()) throw new DeltafsError('BAD_PATH', `mkdir ${JSON.stringify(subject)}: something other than a directory is there`)
+      await fsp.chmod(real, op.mkdir.mode & MODE_MASK)
     } else if ('rmdir' in op && op.rmdir) {
       await ignore(fsp.rmdir(real), 'ENOENT')
     } else if ('rename' in op && op.rename) {
@@ -80,7 +85,7 @@ export class Applier {
     } else if ('setAttr' in op && op.setAttr) {
       const a = op.setAttr
       const st = await fsp.lstat(real)
-      if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & 0o7777)
+      if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & MODE_MASK)
       if (a.hasMtime || a.hasAtime) {
         const atime = a.hasAtime ? (a.atimeNs ?? 0) / 1e9 : st.atimeMs / 1000
         const mtime = a.hasMtime ? (a.mtimeNs ?? 0) / 1e9 : st.mtimeMs / 1000
@@ -105,6 +110,26 @@ export class Applier {
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0 }
       throw err
+    }
+  }
+}
+
+/** Checks every op before any is applied, so a bad transaction changes nothing. */
+function validate (tx: Transaction): void {
+  checkVolumePath(tx.path)
+  if (!Array.isArray(tx.ops)) throw new DeltafsError('BAD_FRAME', 'transaction has no op list')
+  for (const op of tx.ops) {
+    if ('write' in op && op.write) {
+      if (!(op.write.data instanceof Uint8Array)) throw new DeltafsError('BAD_FRAME', 'write without data')
+      checkRange(op.write.offset, op.write.data.length)
+    } else if ('truncate' in op && op.truncate) checkRange(op.truncate.size, 0)
+    else if ('rename' in op && op.rename) checkVolumePath(op.rename.to)
+    else if ('link' in op && op.link) checkVolumePath(op.link.to)
+    else if ('symlink' in op && op.symlink) {
+      const target = op.symlink.target
+      if (typeof target !== 'string' || target.length === 0 || target.length > 4096 || target.includes('\0')) throw new DeltafsError('BAD_PATH', 'bad symlink target')
+    } else if (!['create', 'unlink', 'mkdir', 'rmdir', 'setAttr'].some(k => (op as Record<string, unknown>)[k] != null)) {
+      throw new DeltafsError('BAD_FRAME', 'transaction has an op of unknown or unsupported kind')
     }
   }
 }

@@ -233,7 +233,8 @@ export class SyncClient {
       await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (fatalError(err)) throw err
+      // Hello already proved this mount holds the volume key, so a frame that
+      // does not decrypt is a bad frame to skip, not a reason to stop.
       if (!(err instanceof DeltafsError) && (code === undefined || RETRYABLE.has(code))) throw err
       // A transaction that can never apply here must not block the ones after it.
       stats.txRefused++
