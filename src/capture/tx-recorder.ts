@@ -59,9 +59,8 @@ export class TxRecorder {
 
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
   async record (path: string, op: Op): Promise<void> {
-    const openId = this.journal.beginTx(path)
-    this.stats.bytesJournaled += await this.journal.appendOps(openId, 0, [op])
-    await this.journal.closeTx(openId, 1, await this.facts(path))
+    const { bytes } = await this.journal.appendTx(path, [op], await this.facts(path))
+    this.stats.bytesJournaled += bytes
   }
 
   /** Size and mtime of the backing file now, for its record; zeros when it is gone. */

@@ -33,6 +33,8 @@ export interface Journal {
   appendOps (openId: number, firstIndex: number, ops: Op[]): Promise<number>
   /** Closes a transaction so that it can be pushed; returns its device seq. */
   closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number>
+  /** Journals a complete transaction in one batch; returns its device seq and the op bytes. */
+  appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }>
   /** Makes everything journaled so far survive power loss. */
   sync (): Promise<void>
   /** Closed transactions with deviceSeq > after, oldest first. */

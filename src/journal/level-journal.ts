@@ -33,6 +33,8 @@ export class LevelJournal implements Journal {
   private pendingTx = 0
   private pendingBytes = 0
   private readonly events = new EventEmitter()
+  /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N. */
+  private outboxTail: Promise<unknown> = Promise.resolve()
 
   constructor (readonly dir: string, private readonly volume: string) {
     this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -123,7 +125,7 @@ export class LevelJournal implements Journal {
     const deviceSeq = ++this.deviceSeq
     const entry: OutboxEntry = { openId, opCount, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes: open.bytes }
     this.counts.txClosed++
-    await this.db.batch([
+    await this.commitInOrder([
       { type: 'put', key: keys.outbox(deviceSeq), value: json(entry) },
       { type: 'del', key: keys.head(openId) },
       { type: 'put', key: keys.deviceSeq, value: u64(deviceSeq) },
@@ -134,6 +136,37 @@ export class LevelJournal implements Journal {
     fault('journal.after-close')
     this.events.emit('closed')
     return deviceSeq
+  }
+
+  async appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }> {
+    const openId = ++this.lastOpenId
+    const deviceSeq = ++this.deviceSeq
+    const batch: BatchOp[] = []
+    let bytes = 0
+    ops.forEach((op, i) => {
+      const value = OpCodec.encode(op)
+      bytes += value.length
+      batch.push({ type: 'put', key: keys.op(openId, i), value })
+    })
+    const entry: OutboxEntry = { openId, opCount: ops.length, path, mtimeNs: facts.mtimeNs, size: facts.size, ...(facts.kind ? { kind: facts.kind } : {}), bytes }
+    this.counts.txClosed++
+    batch.push(
+      { type: 'put', key: keys.outbox(deviceSeq), value: json(entry) },
+      { type: 'put', key: keys.deviceSeq, value: u64(deviceSeq) },
+      { type: 'put', key: keys.counter('txClosed'), value: u64(this.counts.txClosed) },
+    )
+    await this.commitInOrder(batch)
+    this.pendingTx++
+    this.pendingBytes += bytes
+    fault('journal.after-close')
+    this.events.emit('closed')
+    return { deviceSeq, bytes }
+  }
+
+  private commitInOrder (batch: BatchOp[]): Promise<void> {
+    const done = this.outboxTail.then(() => this.db.batch(batch))
+    this.outboxTail = done.catch(() => undefined)
+    return done
   }
 
   async sync (): Promise<void> {

