@@ -96,9 +96,10 @@ export function forceUnmount (mountpoint: string): void {
 
 export interface NodeHandle extends Proc { address: string; dataDir: string }
 
-export async function startNode (cleanup: Cleanup, dataDir: string): Promise<NodeHandle> {
+/** nodeArgs go to node itself, before the script (e.g. --cpu-prof). */
+export async function startNode (cleanup: Cleanup, dataDir: string, nodeArgs: string[] = []): Promise<NodeHandle> {
   fs.mkdirSync(dataDir, { recursive: true })
-  const proc = spawnLogged(process.execPath, [deltafsBin, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0'], path.join(dataDir, 'node.log'))
+  const proc = spawnLogged(process.execPath, [...nodeArgs, deltafsBin, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0'], path.join(dataDir, 'node.log'))
   cleanup.add(`storage node pid ${proc.pid}`, () => proc.stop())
   // The "listening" log line (pino JSON) carries the bound address.
   const m = await waitForLog(proc, /^\{.*"msg":"listening".*\}$/m, 'storage node to listen')
@@ -117,10 +118,10 @@ export interface MountHandle extends Proc {
   status (): Promise<Status>
 }
 
-export async function startMount (cleanup: Cleanup, volume: string, mountpoint: string, dataDir: string, node: string): Promise<MountHandle> {
+export async function startMount (cleanup: Cleanup, volume: string, mountpoint: string, dataDir: string, node: string, nodeArgs: string[] = []): Promise<MountHandle> {
   fs.mkdirSync(mountpoint, { recursive: true })
   fs.mkdirSync(dataDir, { recursive: true })
-  const proc = spawnLogged(process.execPath, [deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir], path.join(dataDir, 'mount.log'))
+  const proc = spawnLogged(process.execPath, [...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir], path.join(dataDir, 'mount.log'))
   cleanup.add(`deltafs mount pid ${proc.pid} at ${mountpoint}`, async () => {
     await proc.stop()
     forceUnmount(mountpoint)
@@ -187,6 +188,31 @@ export function ioDelta (a: ProcIo, b: ProcIo): ProcIo {
 export function procRss (pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : NaN
+}
+
+/** VmRSS (current) and VmHWM (the kernel's peak RSS since start) of a process, in bytes. */
+export function procMem (pid: number): { rss: number; hwm: number } {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (k: string): number => { const m = new RegExp(`^${k}:\\s+(\\d+) kB$`, 'm').exec(text); return m ? Number(m[1]) * 1024 : NaN }
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
+}
+
+/** CPU seconds (user + system) per thread name (/proc/<pid>/task/<tid>/comm; same-named threads summed). */
+export function threadCpuSeconds (pid: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  let tids: string[]
+  try { tids = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const tid of tids) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // The main thread carries the process name; call it that.
+      const name = tid === String(pid) ? `main (${comm})` : comm
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100
+    } catch { /* thread ended */ }
+  }
+  return out
 }
 
 /** CPU seconds (user + system) a process has used so far. */

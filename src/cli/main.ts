@@ -44,9 +44,10 @@ function readSecretFile (file: string, what: string): string {
  * Runs a resource until SIGINT/SIGTERM, or until it fails for good, then
  * closes it once and exits.
  */
-async function runUntilSignal (resource: { close (): Promise<void> }, failed?: Promise<DeltafsError>): Promise<void> {
+async function runUntilSignal (resource: { close (): Promise<void> }, failed?: Promise<DeltafsError>, ended?: Promise<void>): Promise<void> {
   let failure: DeltafsError | undefined
   void failed?.then(err => { failure = err; process.emit('SIGTERM') })
+  void ended?.then(() => { log.info('the mount point was unmounted: stopping'); process.emit('SIGTERM') })
   await new Promise<void>(resolve => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'stopping')
@@ -119,7 +120,7 @@ program.command('mount')
       tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey, insecure: opts.insecure },
     })
     await mount.open()
-    await runUntilSignal(mount, mount.failed)
+    await runUntilSignal(mount, mount.failed, mount.unmounted)
   })
 
 const token = program.command('token').description('manage volume access tokens on a storage node')

@@ -16,7 +16,7 @@ import { Applier } from '../sync/applier.js'
 import { SyncClient } from '../sync/sync-client.js'
 import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
-import { prepareMountpoint } from './mountpoint.js'
+import { isMounted, prepareMountpoint } from './mountpoint.js'
 import { redoPending } from './recovery.js'
 import { reconcile } from './reconcile.js'
 import { checkVolumeName } from '../util/names.js'
@@ -55,6 +55,10 @@ export class Mount {
   private failWith: ((err: DeltafsError) => void) | undefined
   /** Settles when syncing stopped for good (wrong key, refused token). */
   readonly failed = new Promise<DeltafsError>(resolve => { this.failWith = resolve })
+  private markUnmounted: (() => void) | undefined
+  /** Settles when someone else unmounted the mount point (umount, fusermount -u). */
+  readonly unmounted = new Promise<void>(resolve => { this.markUnmounted = resolve })
+  private watchdog: NodeJS.Timeout | undefined
 
   constructor (private readonly opts: MountOptions) {}
 
@@ -84,6 +88,10 @@ export class Mount {
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats)
       this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0 })
       await this.session.open()
+      this.watchdog = setInterval(() => {
+        isMounted(this.mountpoint).then(up => { if (!up && this.state === 'open') this.markUnmounted?.() }, () => undefined)
+      }, 1000)
+      this.watchdog.unref()
       this.sync = new SyncClient({
         node: this.opts.node, volume, journal: this.journal, codec, applier: new Applier(filesDir), stats: this.syncStats,
         stub: { credentials, token: this.opts.token },
@@ -104,6 +112,7 @@ export class Mount {
   async close (): Promise<void> {
     if (this.state === 'closed' || this.state === 'new') return
     this.state = 'closed'
+    clearInterval(this.watchdog)
     await this.control?.close().catch(err => log.warn({ err }, 'closing the status socket failed'))
     // Unmount first so no new writes arrive, then close what they left open.
     await this.session?.close().catch(err => log.error({ err }, 'unmount failed'))

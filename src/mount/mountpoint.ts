@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { DeltafsError, isErrno } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 
-async function isMounted (dir: string): Promise<boolean> {
+export async function isMounted (dir: string): Promise<boolean> {
   const mounts = await fsp.readFile('/proc/self/mounts', 'utf8').catch(() => '')
   // /proc/mounts escapes spaces and the like as octal.
   return mounts.split('\n').some(line => line.split(' ')[1]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === dir)
