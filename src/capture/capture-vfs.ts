@@ -1,24 +1,51 @@
 // CaptureVfs: a Vfs decorator that turns every change made through the mount
 // into journaled ops. Writes are diffed against the bytes they replace and
-// journaled before they reach the backing file.
-import type { Stats } from 'node:fs'
+// journaled before they reach the backing file. Whole-file rewrites (truncate
+// to 0, a new file renamed over an old one) keep the old content as a record
+// so that the recorder can send a delta against it (DESIGN §4).
+import fs, { type Stats } from 'node:fs'
+import fsp from 'node:fs/promises'
 import type { Op } from '../codec/wire.js'
 import type { StatFs, Vfs } from '../fs/vfs.js'
 import { changedRuns } from './block-diff.js'
 import type { CaptureStats } from './capture-stats.js'
 import type { TxRecorder } from './tx-recorder.js'
 import { fault } from '../util/fault.js'
+import type { RecordStore } from './record-store.js'
+import type { Journal } from '../journal/journal.js'
 
 function msToNs (ms: number): number { return Math.round(ms * 1e6) }
 
+/** What rewrites need besides the inner Vfs: the backing paths, the records area and file versions. */
+export interface RewriteSupport {
+  real (path: string): string
+  /** Points an open handle at the (new) file now at path. */
+  reopen (fh: number, path: string): Promise<void>
+  records: RecordStore
+  journal: Journal
+}
+
 export class CaptureVfs implements Vfs {
-  constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats) {}
+  /** Open handles per path: a file moved aside takes its open handles to the new file. */
+  private readonly handles = new Map<string, Set<number>>()
+
+  constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport) {}
+
+  private opened (p: string, fh: number): void {
+    const set = this.handles.get(p) ?? new Set<number>()
+    set.add(fh)
+    this.handles.set(p, set)
+  }
 
   getattr (p: string): Promise<Stats> { return this.inner.getattr(p) }
   readdir (p: string): Promise<string[]> { return this.inner.readdir(p) }
   access (p: string, mode: number): Promise<void> { return this.inner.access(p, mode) }
   statfs (p: string): Promise<StatFs> { return this.inner.statfs(p) }
-  open (p: string, flags: number): Promise<number> { return this.inner.open(p, flags) }
+  async open (p: string, flags: number): Promise<number> {
+    const fh = await this.inner.open(p, flags)
+    this.opened(p, fh)
+    return fh
+  }
   read (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> { return this.inner.read(p, fh, buf, len, pos) }
   readlink (p: string): Promise<string> { return this.inner.readlink(p) }
 
@@ -54,26 +81,89 @@ export class CaptureVfs implements Vfs {
   }
 
   async release (p: string, fh: number): Promise<void> {
-    await this.rec.close(p)
     await this.inner.release(p, fh)
+    const set = this.handles.get(p)
+    set?.delete(fh)
+    if (set && set.size > 0) { await this.rec.close(p); return }
+    this.handles.delete(p)
+    await this.rec.released(p)
   }
 
-  create (p: string, mode: number): Promise<number> {
-    return this.change(p, () => this.inner.create(p, mode), { create: { mode: mode & 0o7777 } })
+  async create (p: string, mode: number): Promise<number> {
+    if (!this.rw) return this.change(p, () => this.inner.create(p, mode), { create: { mode: mode & 0o7777 } })
+    await this.rec.closeAll([p])
+    const fh = await this.inner.create(p, mode)
+    this.opened(p, fh)
+    // Held: it may be a temp file about to be renamed over the file it replaces.
+    await this.rec.startRewrite(p, { create: { mode: mode & 0o7777 } }, { fresh: true })
+    return fh
   }
 
-  truncate (p: string, size: number): Promise<void> {
+  async truncate (p: string, size: number): Promise<void> {
+    // open(O_TRUNC) arrives as open, then truncate of the path to 0.
+    if (size === 0 && await this.startRewrite(p)) return
     return this.change(p, () => this.inner.truncate(p, size), { truncate: { size } })
   }
 
-  ftruncate (p: string, fh: number, size: number): Promise<void> {
+  async ftruncate (p: string, fh: number, size: number): Promise<void> {
+    if (size === 0 && await this.startRewrite(p)) return
     return this.change(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } })
   }
+
+  /**
+   * Truncation to 0 of a non-empty file: move the old content aside in O(1)
+   * as the record, start over with an empty file (the handles open on the
+   * path follow it: to them the file is empty either way), and hold the
+   * rewrite until it ends.
+   */
+  private async startRewrite (p: string): Promise<boolean> {
+    if (!this.rw || this.rec.isHeld(p)) return false
+    const real = this.rw.real(p)
+    const st = await fsp.lstat(real).catch(() => undefined)
+    if (!st?.isFile() || st.size === 0 || st.nlink > 1) return false
+    await this.rec.closeAll([p])
+    const base = await this.rw.records.keepByRename(real, (await this.rw.journal.record(p))?.version ?? 0)
+    const fd = await fsp.open(real, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, st.mode & 0o7777)
+    await fd.chown(st.uid, st.gid).catch(() => undefined)
+    await fd.close()
+    for (const fh of this.handles.get(p) ?? []) await this.rw.reopen(fh, p)
+    await this.rec.startRewrite(p, { truncate: { size: 0 } }, { base, fresh: false })
+    return true
+  }
+
 
   unlink (p: string): Promise<void> { return this.change(p, () => this.inner.unlink(p), { unlink: {} }) }
   mkdir (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.mkdir(p, mode), { mkdir: { mode: mode & 0o7777 } }) }
   rmdir (p: string): Promise<void> { return this.change(p, () => this.inner.rmdir(p), { rmdir: {} }) }
-  rename (from: string, to: string): Promise<void> { return this.change(from, () => this.inner.rename(from, to), { rename: { to } }) }
+  async rename (from: string, to: string): Promise<void> {
+    if (this.rw && this.rec.isHeld(from)) {
+      const target = await fsp.lstat(this.rw.real(to)).catch(() => undefined)
+      if (target?.isFile()) {
+        // A new file saved over an old one: keep the old content (a hard
+        // link, O(1)) and let the recorder send the difference.
+        await this.rec.closeAll([to])
+        const base = await this.rw.records.keepByLink(this.rw.real(to), (await this.rw.journal.record(to))?.version ?? 0)
+        try {
+          await this.inner.rename(from, to)
+        } catch (err) {
+          await this.rw.records.drop(base)
+          throw err
+        }
+        this.moveHandles(from, to)
+        await this.rec.renamedOver(from, to, base)
+        return
+      }
+    }
+    await this.change(from, () => this.inner.rename(from, to), { rename: { to } }, [to])
+    this.moveHandles(from, to)
+  }
+
+  private moveHandles (from: string, to: string): void {
+    const set = this.handles.get(from)
+    if (set === undefined) return
+    this.handles.delete(from)
+    this.handles.set(to, set)
+  }
   symlink (target: string, p: string): Promise<void> { return this.change(p, () => this.inner.symlink(target, p), { symlink: { target } }) }
   link (existing: string, p: string): Promise<void> { return this.change(existing, () => this.inner.link(existing, p), { link: { to: p } }) }
   chmod (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.chmod(p, mode), { setAttr: { hasMode: true, mode: mode & 0o7777 } }) }
@@ -92,8 +182,8 @@ export class CaptureVfs implements Vfs {
    * writes happened before), then the change runs, then it is journaled.
    * A change that fails is never journaled.
    */
-  private async change<T> (p: string, run: () => Promise<T>, op: Op): Promise<T> {
-    await this.rec.closeAll()
+  private async change<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
+    await this.rec.closeAll([p, ...alsoRelated])
     const result = await run()
     await this.rec.record(p, op)
     return result

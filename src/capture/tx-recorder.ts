@@ -1,7 +1,15 @@
 // Groups captured ops into transactions. Writes to a path accumulate in its
 // open transaction; it closes on flush/fsync/release, after a quiet window,
-// or when it grows past a size cap. Any other op first closes every open
-// transaction, so the outbox order is a valid replay order for the volume.
+// or when it grows past a size cap. Any other op first closes the open
+// transactions, so the outbox order is a valid replay order for the volume.
+//
+// Rewrites are held instead: a file truncated to 0 (its old content kept as a
+// record) or newly created keeps one open transaction, whatever its size,
+// until the rewrite ends: at the last release for a truncated file, at a
+// rename over another file or a short grace after release for a new one. Then
+// the new content is compared with the record, and a Rebuild replaces the
+// held writes when it is smaller. Held transactions are closed early only by
+// ops on their own path or a parent, so reordering them is safe.
 import fsp from 'node:fs/promises'
 import type { Op } from '../codec/wire.js'
 import type { Journal } from '../journal/journal.js'
@@ -9,6 +17,8 @@ import type { CaptureStats } from './capture-stats.js'
 import type { ChangedRun } from './block-diff.js'
 import { logger } from '../util/log.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
+import type { KeptRecord, RecordStore } from './record-store.js'
+import { MAX_REBUILD_BYTES, rebuildAgainst } from './rewrite-delta.js'
 
 const log = logger('capture')
 
@@ -17,19 +27,122 @@ export interface TxRecorderOptions {
   quietMs: number
   /** Close a transaction once its journaled ops reach this many bytes. */
   maxTxBytes: number
+  /** How long a new file's rewrite stays held after its last release, waiting for a rename over another file. */
+  freshGraceMs: number
 }
 
-interface OpenTx { openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout }
+/** A held rewrite: base is the kept previous version (none for a new file). */
+export interface Held { base?: KeptRecord; fresh: boolean }
+
+interface OpenTx { openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held }
+
+/** Whether `p` is `dir` or inside it. */
+function within (p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir + '/')
+}
 
 export class TxRecorder {
   private readonly open = new Map<string, OpenTx>()
+  /** Held rewrites taken out of `open` whose delta is still being computed. */
+  private finishing = 0
 
   constructor (
     private readonly journal: Journal,
     private readonly realPath: (path: string) => string,
     private readonly stats: CaptureStats,
     private readonly opts: TxRecorderOptions,
+    private readonly records?: RecordStore,
   ) {}
+
+  /** Starts a held rewrite of path with its first op (Truncate to 0 or Create). */
+  async startRewrite (path: string, firstOp: Op, held: Held): Promise<void> {
+    const tx: OpenTx = { openId: this.journal.beginTx(path), opCount: 1, bytes: 0, chain: Promise.resolve(), held }
+    this.open.set(path, tx)
+    tx.bytes = await this.journal.appendOps(tx.openId, 0, [firstOp])
+    this.stats.bytesJournaled += tx.bytes
+  }
+
+  isHeld (path: string): boolean { return this.open.get(path)?.held !== undefined }
+
+  /** Rewrites still being held (and so not yet in the outbox). */
+  heldCount (): number {
+    let n = this.finishing
+    for (const tx of this.open.values()) if (tx.held) n++
+    return n
+  }
+
+  /** The last handle of path was released. */
+  async released (path: string): Promise<void> {
+    const tx = this.open.get(path)
+    if (!tx?.held) return this.close(path)
+    if (!tx.held.fresh) return this.finish(path)
+    clearTimeout(tx.timer)
+    tx.timer = setTimeout(() => { this.finish(path).catch(err => log.error({ err, path }, 'finishing a rewrite failed')) }, this.opts.freshGraceMs)
+  }
+
+  /**
+   * A held new file at `from` was renamed over an existing file at `to`,
+   * whose previous content was kept as `base`: journal a Rebuild of `to` if
+   * that is smaller, or else the held writes and the rename.
+   */
+  async renamedOver (from: string, to: string, base: KeptRecord): Promise<void> {
+    const tx = this.open.get(from)
+    if (!tx?.held) throw new Error(`no held rewrite for ${from}`)
+    this.open.delete(from)
+    clearTimeout(tx.timer)
+    this.finishing++
+    try {
+      await tx.chain
+      const choice = await rebuildAgainst(base.file, this.realPath(to), base.baseVersion)
+      if (choice.wireBytes < tx.bytes && choice.wireBytes <= MAX_REBUILD_BYTES) {
+        await this.journal.discardTx(tx.openId, tx.opCount)
+        this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op], await this.facts(to))).bytes
+        log.debug({ path: to, rebuildBytes: choice.wireBytes, replacedBytes: tx.bytes }, 'rename-over sent as a delta')
+        return
+      }
+      await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(to))
+      await this.record(from, { rename: { to } })
+    } finally {
+      this.finishing--
+      await this.records?.drop(base)
+    }
+  }
+
+  /** Ends a held rewrite: a Rebuild against its record when smaller, else the held writes. */
+  async finish (path: string): Promise<void> {
+    const tx = this.open.get(path)
+    if (!tx) return
+    if (!tx.held) return this.close(path)
+    this.open.delete(path)
+    clearTimeout(tx.timer)
+    const base = tx.held.base
+    this.finishing++
+    try {
+      await tx.chain
+      if (base && this.records) {
+        const choice = await rebuildAgainst(base.file, this.realPath(path), base.baseVersion)
+        if (choice.wireBytes < tx.bytes && choice.wireBytes <= MAX_REBUILD_BYTES) {
+          await this.journal.discardTx(tx.openId, tx.opCount)
+          this.stats.bytesJournaled += (await this.journal.appendTx(path, [choice.op], await this.facts(path))).bytes
+          return
+        }
+      }
+      await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
+    } finally {
+      this.finishing--
+      if (base) await this.records?.drop(base)
+    }
+  }
+
+  /** A record was evicted for the budget: its rewrite goes as plain writes. */
+  evicted (base: KeptRecord): void {
+    for (const [path, tx] of this.open) {
+      if (tx.held?.base === base) {
+        delete tx.held.base
+        this.finish(path).catch(err => log.error({ err, path }, 'finishing an evicted rewrite failed'))
+      }
+    }
+  }
 
   /** Journals the changed runs of a write; resolves once they are in the journal. */
   async write (path: string, runs: ChangedRun[]): Promise<void> {
@@ -48,7 +161,7 @@ export class TxRecorder {
     const bytes = await appended
     this.stats.bytesJournaled += bytes
     tx.bytes += bytes
-    if (this.open.get(path) !== tx) return
+    if (this.open.get(path) !== tx || tx.held) return
     if (tx.bytes >= this.opts.maxTxBytes) {
       await this.close(path)
     } else {
@@ -73,18 +186,31 @@ export class TxRecorder {
     }
   }
 
-  /** Closes the open transaction of a path, if any. */
+  /** Closes the open transaction of a path, if any; held rewrites stay open. */
   async close (path: string): Promise<void> {
     const tx = this.open.get(path)
-    if (!tx) return
+    if (!tx || tx.held) return
     this.open.delete(path)
     clearTimeout(tx.timer)
     await tx.chain
     await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
   }
 
-  async closeAll (): Promise<void> {
-    await Promise.all([...this.open.keys()].map(p => this.close(p)))
+  /**
+   * Closes every open transaction before another op is journaled, and ends
+   * the held rewrites that op could depend on: those at or under `related`.
+   */
+  async closeAll (related: string[] = []): Promise<void> {
+    await Promise.all([...this.open.entries()].map(([p, tx]) => {
+      if (!tx.held) return this.close(p)
+      if (related.some(r => within(p, r))) return this.finish(p)
+      return undefined
+    }))
+  }
+
+  /** Ends everything, held rewrites included (unmount). */
+  async closeEverything (): Promise<void> {
+    await Promise.all([...this.open.keys()].map(p => this.finish(p)))
   }
 
   sync (): Promise<void> { return this.journal.sync() }

@@ -34,6 +34,7 @@ export type Op =
   | { setAttr: SetAttrOp }
   | { link: { to: string } }
   | { rebuild: RebuildOp }
+  | { refresh: { deviceId: string } }
 
 export interface Transaction {
   txId: TxId

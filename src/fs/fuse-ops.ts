@@ -17,6 +17,7 @@ export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
   const fail = (op: string, err: unknown): number => {
     const { errno, known } = toErrno(err)
     if (!known) log.error({ op, err }, 'unexpected error, returning EIO')
+    else if (log.isLevelEnabled('debug')) log.debug({ op, err: (err as Error).message }, 'operation failed')
     return errno
   }
   // Settles a FUSE callback from a promise: value callbacks get (0, value),

@@ -1,5 +1,7 @@
-// Passthrough: the Vfs over a real backing directory. Handles are the
-// backing file descriptors themselves, so read and write are one syscall.
+// Passthrough: the Vfs over a real backing directory. Each handle maps to a
+// backing file descriptor (one lookup, then one syscall per read or write);
+// the indirection lets a rewrite move the old file aside under an open
+// handle and point the handle at the new, empty file.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
@@ -24,7 +26,29 @@ const openP = promisify(fs.open)
 const closeP = promisify(fs.close)
 
 export class Passthrough implements Vfs {
+  private readonly fds = new Map<number, number>()
+  private nextFh = 1
+
   constructor (readonly root: string) {}
+
+  private handle (fd: number): number {
+    const fh = this.nextFh++
+    this.fds.set(fh, fd)
+    return fh
+  }
+
+  private fd (fh: number): number {
+    const fd = this.fds.get(fh)
+    if (fd === undefined) throw Object.assign(new Error(`bad handle ${fh}`), { code: 'EBADF' })
+    return fd
+  }
+
+  /** Points an open handle at the file now at path (read-write), closing the old descriptor. */
+  async reopen (fh: number, p: string): Promise<void> {
+    const old = this.fd(fh)
+    this.fds.set(fh, await openP(this.real(p), O_RDWR!))
+    await closeP(old)
+  }
 
   /** The backing path of a volume path. FUSE hands us normalized absolute paths. */
   real (p: string): string {
@@ -47,36 +71,41 @@ export class Passthrough implements Vfs {
     // Write-only handles are opened read-write so that capture can compare
     // old bytes; if the mode forbids reading we fall back to write-only.
     if ((clean & O_ACCMODE) === O_WRONLY) {
-      try { return await openP(this.real(p), (clean & ~O_ACCMODE) | O_RDWR!) } catch { /* fall through */ }
+      try { return this.handle(await openP(this.real(p), (clean & ~O_ACCMODE) | O_RDWR!)) } catch { /* fall through */ }
     }
-    return openP(this.real(p), clean)
+    return this.handle(await openP(this.real(p), clean))
   }
 
-  create (p: string, mode: number): Promise<number> {
-    return openP(this.real(p), O_CREAT! | O_RDWR!, mode)
+  async create (p: string, mode: number): Promise<number> {
+    return this.handle(await openP(this.real(p), O_CREAT! | O_RDWR!, mode))
   }
 
-  read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    return readP(fh, buf, 0, len, pos)
+  async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    return readP(this.fd(fh), buf, 0, len, pos)
   }
 
   async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     let done = 0
-    while (done < len) done += await writeP(fh, buf, done, len - done, pos + done)
+    const fd = this.fd(fh)
+    while (done < len) done += await writeP(fd, buf, done, len - done, pos + done)
     return done
   }
 
   async flush (): Promise<void> {}
 
-  fsync (_p: string, fh: number, datasync: boolean): Promise<void> {
-    return promisify(datasync ? fs.fdatasync : fs.fsync)(fh)
+  async fsync (_p: string, fh: number, datasync: boolean): Promise<void> {
+    return promisify(datasync ? fs.fdatasync : fs.fsync)(this.fd(fh))
   }
 
-  release (_p: string, fh: number): Promise<void> { return closeP(fh) }
+  async release (_p: string, fh: number): Promise<void> {
+    const fd = this.fd(fh)
+    this.fds.delete(fh)
+    await closeP(fd)
+  }
 
   truncate (p: string, size: number): Promise<void> { return fsp.truncate(this.real(p), size) }
 
-  ftruncate (_p: string, fh: number, size: number): Promise<void> { return promisify(fs.ftruncate)(fh, size) }
+  async ftruncate (_p: string, fh: number, size: number): Promise<void> { return promisify(fs.ftruncate)(this.fd(fh), size) }
 
   unlink (p: string): Promise<void> { return fsp.unlink(this.real(p)) }
 

@@ -31,7 +31,9 @@ export interface Journal {
   beginTx (path: string): number
   /** Appends ops to an open transaction, durable against a process crash once resolved. */
   appendOps (openId: number, firstIndex: number, ops: Op[]): Promise<number>
-  /** Closes a transaction so that it can be pushed; returns its device seq. */
+  /** Drops an open transaction and its ops: it was replaced by a smaller one. */
+  discardTx (openId: number, opCount: number): Promise<void>
+  /** Closes a transaction so that it can be pushed, split into frame-sized parts; returns the last device seq. */
   closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number>
   /** Journals a complete transaction in one batch; returns its device seq and the op bytes. */
   appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }>

@@ -13,7 +13,8 @@ import { fault } from '../util/fault.js'
 
 const log = logger('journal')
 
-interface OutboxEntry { openId: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number }
+/** A closed transaction: ops firstOp..firstOp+opCount-1 of open transaction openId. */
+interface OutboxEntry { openId: number; firstOp?: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number }
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
 const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied']
@@ -28,7 +29,7 @@ export class LevelJournal implements Journal {
   private deviceSeq = 0
   private appliedSeq = 0
   private lastOpenId = 0
-  private readonly openTx = new Map<number, { path: string; bytes: number }>()
+  private readonly openTx = new Map<number, { path: string; bytes: number; sizes: number[] }>()
   private readonly counts = Object.fromEntries(COUNTERS.map(c => [c, 0])) as Record<CounterName, number>
   private pendingTx = 0
   private pendingBytes = 0
@@ -36,7 +37,7 @@ export class LevelJournal implements Journal {
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N. */
   private outboxTail: Promise<unknown> = Promise.resolve()
 
-  constructor (readonly dir: string, private readonly volume: string) {
+  constructor (readonly dir: string, private readonly volume: string, private readonly maxTxBytes = 1 << 20) {
     this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
   }
 
@@ -80,10 +81,10 @@ export class LevelJournal implements Journal {
     }
     for (const [openId, path] of heads) {
       this.lastOpenId = Math.max(this.lastOpenId, openId)
-      let count = 0
-      let bytes = 0
-      for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) { count++; bytes += value.length }
-      this.openTx.set(openId, { path, bytes })
+      const sizes: number[] = []
+      for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) sizes.push(value.length)
+      const count = sizes.length
+      this.openTx.set(openId, { path, bytes: sizes.reduce((a, b) => a + b, 0), sizes })
       const seq = await this.closeTx(openId, count, { mtimeNs: 0, size: -1 })
       log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
     }
@@ -97,7 +98,7 @@ export class LevelJournal implements Journal {
 
   beginTx (path: string): number {
     const id = ++this.lastOpenId
-    this.openTx.set(id, { path, bytes: 0 })
+    this.openTx.set(id, { path, bytes: 0, sizes: [] })
     return id
   }
 
@@ -110,6 +111,7 @@ export class LevelJournal implements Journal {
     ops.forEach((op, i) => {
       const value = OpCodec.encode(op)
       bytes += value.length
+      open.sizes[firstIndex + i] = value.length
       batch.push({ type: 'put', key: keys.op(openId, firstIndex + i), value })
     })
     await this.db.batch(batch)
@@ -117,22 +119,42 @@ export class LevelJournal implements Journal {
     return bytes
   }
 
+  async discardTx (openId: number, opCount: number): Promise<void> {
+    const open = this.openTx.get(openId)
+    if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
+    this.openTx.delete(openId)
+    const batch: BatchOp[] = [{ type: 'del', key: keys.head(openId) }]
+    for (let i = 0; i < opCount; i++) batch.push({ type: 'del', key: keys.op(openId, i) })
+    await this.db.batch(batch)
+  }
+
   async closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number> {
     const { mtimeNs, size, kind } = facts
     const open = this.openTx.get(openId)
     if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
     this.openTx.delete(openId)
-    const deviceSeq = ++this.deviceSeq
-    const entry: OutboxEntry = { openId, opCount, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes: open.bytes }
-    this.counts.txClosed++
-    await this.commitInOrder([
-      { type: 'put', key: keys.outbox(deviceSeq), value: json(entry) },
-      { type: 'del', key: keys.head(openId) },
-      { type: 'put', key: keys.deviceSeq, value: u64(deviceSeq) },
+    // A long transaction (a held rewrite, a crash-recovered one) goes out as
+    // several outbox entries, each small enough for one frame.
+    const batch: BatchOp[] = [{ type: 'del', key: keys.head(openId) }]
+    let deviceSeq = 0
+    for (let first = 0; first < opCount || (first === 0 && opCount === 0);) {
+      let n = 0
+      let bytes = 0
+      while (first + n < opCount && (n === 0 || bytes + (open.sizes[first + n] ?? 0) <= this.maxTxBytes)) bytes += open.sizes[first + n++] ?? 0
+      deviceSeq = ++this.deviceSeq
+      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes }
+      batch.push({ type: 'put', key: keys.outbox(deviceSeq), value: json(entry) })
+      this.counts.txClosed++
+      this.pendingTx++
+      this.pendingBytes += bytes
+      first += n
+      if (n === 0) break
+    }
+    batch.push(
+      { type: 'put', key: keys.deviceSeq, value: u64(this.deviceSeq) },
       { type: 'put', key: keys.counter('txClosed'), value: u64(this.counts.txClosed) },
-    ])
-    this.pendingTx++
-    this.pendingBytes += open.bytes
+    )
+    await this.commitInOrder(batch)
     fault('journal.after-close')
     this.events.emit('closed')
     return deviceSeq
@@ -177,7 +199,7 @@ export class LevelJournal implements Journal {
     const out: PendingTx[] = []
     for await (const [key, value] of this.db.iterator({ gt: keys.outbox(after), lt: 't"', limit })) {
       const e = parse<OutboxEntry>(value)
-      const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, i))
+      const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, (e.firstOp ?? 0) + i))
       const encoded = await this.db.getMany(opKeys)
       const ops = encoded.map((v, i) => {
         if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
@@ -204,7 +226,7 @@ export class LevelJournal implements Journal {
     if (raw === undefined) return // acked before, e.g. a duplicate ack after reconnect
     const e = parse<OutboxEntry>(raw)
     const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
-    for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, i) })
+    for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
     await this.moveChildRecords(pending.tx, batch)
     for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) })) {
       batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })

@@ -18,7 +18,8 @@ import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { isMounted, prepareMountpoint } from './mountpoint.js'
 import { redoPending } from './recovery.js'
-import { reconcile } from './reconcile.js'
+import { journalWholeFile, reconcile } from './reconcile.js'
+import { DEFAULT_RECORD_BUDGET, type RecordBudget, RecordStore } from '../capture/record-store.js'
 import { checkVolumeName } from '../util/names.js'
 import { type ClientTlsOptions, clientCredentials } from '../rpc/tls.js'
 import { keyCheck } from '../codec/volume-key.js'
@@ -35,6 +36,10 @@ export interface MountOptions {
   dataDir: string
   quietMs?: number
   maxTxBytes?: number
+  /** How long a new file stays held after its last close, waiting for a rename over an old one. */
+  freshGraceMs?: number
+  /** Budget of the records area that makes deltas of rewrites possible. */
+  recordBudget?: Partial<RecordBudget>
   tls?: ClientTlsOptions
   /** Access token for the volume. */
   token?: string
@@ -59,6 +64,7 @@ export class Mount {
   /** Settles when someone else unmounted the mount point (umount, fusermount -u). */
   readonly unmounted = new Promise<void>(resolve => { this.markUnmounted = resolve })
   private watchdog: NodeJS.Timeout | undefined
+  private recordTimer: NodeJS.Timeout | undefined
 
   constructor (private readonly opts: MountOptions) {}
 
@@ -81,11 +87,15 @@ export class Mount {
       await redoPending(this.journal, filesDir, log)
       const codec = new TxCodec(await loadZstd(), this.opts.key)
       const passthrough = new Passthrough(filesDir)
-      this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
-        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20),
-      })
+      const records = new RecordStore(path.join(volumeDir, 'records'), { ...DEFAULT_RECORD_BUDGET, ...this.opts.recordBudget }, r => recorder.evicted(r))
+      await records.open()
+      const recorder = this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
+        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 200,
+      }, records)
+      this.recordTimer = setInterval(() => records.enforce(), 5000)
+      this.recordTimer.unref()
       await reconcile(this.journal, this.recorder, filesDir, log)
-      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats)
+      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal })
       this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0 })
       await this.session.open()
       this.watchdog = setInterval(() => {
@@ -93,7 +103,13 @@ export class Mount {
       }, 1000)
       this.watchdog.unref()
       this.sync = new SyncClient({
-        node: this.opts.node, volume, journal: this.journal, codec, applier: new Applier(filesDir), stats: this.syncStats,
+        node: this.opts.node, volume, journal: this.journal, codec, stats: this.syncStats,
+        applier: new Applier(filesDir, {
+          deviceId: this.journal.deviceId,
+          tempPath: () => records.tempPath(),
+          onRefresh: p => journalWholeFile(recorder, passthrough.real(p), p),
+        }),
+        onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         stub: { credentials, token: this.opts.token },
         keyCheck: this.opts.key ? keyCheck(this.opts.key, volume) : new Uint8Array(0),
         onFatal: err => this.failWith?.(err),
@@ -113,10 +129,11 @@ export class Mount {
     if (this.state === 'closed' || this.state === 'new') return
     this.state = 'closed'
     clearInterval(this.watchdog)
+    clearInterval(this.recordTimer)
     await this.control?.close().catch(err => log.warn({ err }, 'closing the status socket failed'))
     // Unmount first so no new writes arrive, then close what they left open.
     await this.session?.close().catch(err => log.error({ err }, 'unmount failed'))
-    await this.recorder?.closeAll().catch(err => log.error({ err }, 'closing open transactions failed'))
+    await this.recorder?.closeEverything().catch(err => log.error({ err }, 'closing open transactions failed'))
     await this.sync?.close()
     await this.journal?.sync().catch(() => undefined)
     await this.journal?.close()
@@ -134,10 +151,12 @@ export class Mount {
       connected: this.syncStats.connected,
       readOnly: this.syncStats.readOnly,
       pendingTx: pending.tx,
+      heldRewrites: this.recorder?.heldCount() ?? 0,
       pendingBytes: pending.bytes,
       lastPushedSeq: this.syncStats.lastPushedSeq,
       lastAppliedSeq: j?.applied() ?? 0,
       ...this.captureStats,
+      healsRequested: this.syncStats.healsRequested,
       bytesPushed: this.syncStats.bytesPushed,
       framesPushed: this.syncStats.framesPushed,
       bytesReceived: this.syncStats.bytesReceived,

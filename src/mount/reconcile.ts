@@ -42,6 +42,14 @@ async function journalContent (rec: TxRecorder, real: string, volPath: string): 
   await rec.close(volPath)
 }
 
+/** Journals a file as it is now, replacing whatever the others have: content, mode, times. */
+export async function journalWholeFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+  const st = await fsp.lstat(real, { bigint: true })
+  await rec.record(volPath, { truncate: { size: 0 } })
+  await journalContent(rec, real, volPath)
+  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+}
+
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
   const pending = await pendingPaths(journal)
   const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }
@@ -65,9 +73,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
         }
       } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || Number(st.mtimeNs) !== known.mtimeNs)) {
         result.changed++
-        await rec.record(volPath, { truncate: { size: 0 } })
-        await journalContent(rec, real, volPath)
-        await rec.record(volPath, { setAttr: { hasMode: true, mode, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+        await journalWholeFile(rec, real, volPath)
       }
       if (st.isDirectory()) await walk(volPath)
     }

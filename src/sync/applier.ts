@@ -3,7 +3,8 @@
 // crash between the data and the cursor update only repeats harmless work.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
-import type { Op, Transaction } from '../codec/wire.js'
+import type { Op, RebuildOp, Transaction } from '../codec/wire.js'
+import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
@@ -16,8 +17,17 @@ const MAX_FILE_END = 2 ** 52
 
 export interface ApplyResult { path: string; facts: FileFacts; bytes: number }
 
+export interface ApplierOptions {
+  /** This mount's device id, to recognise Refresh requests addressed to it. */
+  deviceId: string
+  /** A temporary file on the backing filesystem, outside the visible tree. */
+  tempPath: () => string
+  /** Sends the whole content of path: another mount asked for it. */
+  onRefresh: (path: string) => Promise<void>
+}
+
 export class Applier {
-  constructor (private readonly root: string) {}
+  constructor (private readonly root: string, private readonly opts?: ApplierOptions) {}
 
   async apply (tx: Transaction): Promise<ApplyResult> {
     validate(tx)
@@ -79,6 +89,10 @@ export class Applier {
         if (current !== undefined) await fsp.unlink(real)
         await fsp.symlink(target, real)
       }
+    } else if ('rebuild' in op && op.rebuild) {
+      await this.rebuild(subject, real, op.rebuild)
+    } else if ('refresh' in op && op.refresh) {
+      if (this.opts && op.refresh.deviceId === this.opts.deviceId) await this.opts.onRefresh(subject)
     } else if ('link' in op && op.link) {
       const to = await resolveInside(this.root, checkVolumePath(op.link.to))
       await ignore(fsp.link(real, to), 'EEXIST')
@@ -95,6 +109,30 @@ export class Applier {
       throw new DeltafsError('BAD_FRAME', 'transaction has an op of unknown kind')
     }
     return subject
+  }
+
+  /**
+   * Rebuilds a file from its current content and a delta, into a temp file
+   * renamed over it. The base's digest is checked while it is copied and the
+   * result's after: a base that differs from the author's is reported as
+   * BASE_MISMATCH and the file is left as it was.
+   */
+  private async rebuild (subject: string, real: string, rebuild: RebuildOp): Promise<void> {
+    if (!this.opts) throw new DeltafsError('APPLY', 'this applier cannot apply Rebuild ops')
+    const st = await fsp.lstat(real).catch(() => undefined)
+    if (!st?.isFile()) throw new DeltafsError('BASE_MISMATCH', `Rebuild of ${JSON.stringify(subject)}: no regular file to rebuild from`)
+    const tmp = this.opts.tempPath()
+    try {
+      await applyDelta(real, rebuild, tmp, { sync: false })
+    } catch (err) {
+      await fsp.rm(tmp, { force: true })
+      if (err instanceof DeltafsError && err.code === 'APPLY') {
+        throw new DeltafsError('BASE_MISMATCH', `Rebuild of ${JSON.stringify(subject)} refused: ${err.message}`, { cause: err })
+      }
+      throw err
+    }
+    await fsp.chmod(tmp, st.mode & MODE_MASK)
+    await fsp.rename(tmp, real)
   }
 
   /** Gives the file the author's mtime and returns what its record holds. */
@@ -128,6 +166,11 @@ function validate (tx: Transaction): void {
     else if ('symlink' in op && op.symlink) {
       const target = op.symlink.target
       if (typeof target !== 'string' || target.length === 0 || target.length > 4096 || target.includes('\0')) throw new DeltafsError('BAD_PATH', 'bad symlink target')
+    } else if ('rebuild' in op && op.rebuild) {
+      const r = op.rebuild
+      if (!Array.isArray(r.pieces) || !Number.isSafeInteger(r.resultSize) || r.resultSize < 0 || r.resultSize > MAX_FILE_END) throw new DeltafsError('BAD_FRAME', 'malformed Rebuild')
+    } else if ('refresh' in op && op.refresh) {
+      if (typeof op.refresh.deviceId !== 'string') throw new DeltafsError('BAD_FRAME', 'malformed Refresh')
     } else if (!['create', 'unlink', 'mkdir', 'rmdir', 'setAttr'].some(k => (op as Record<string, unknown>)[k] != null)) {
       throw new DeltafsError('BAD_FRAME', 'transaction has an op of unknown or unsupported kind')
     }

@@ -4,7 +4,7 @@
 // cursor live in the journal, so nothing is lost or applied twice.
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as grpc from '@grpc/grpc-js'
-import type { Ack, Delivery } from '../codec/wire.js'
+import type { Ack, Delivery, Transaction } from '../codec/wire.js'
 import { AckStatus, FrameCodec } from '../codec/wire.js'
 import type { Codec } from '../codec/codec.js'
 import type { Journal, PendingTx } from '../journal/journal.js'
@@ -38,6 +38,8 @@ export interface SyncClientOptions {
   keyCheck: Uint8Array
   /** Called once when syncing cannot go on (wrong key, refused token). */
   onFatal: (err: DeltafsError) => void
+  /** A Rebuild did not fit this mount's copy of path: ask its author for the whole file. */
+  onBaseMismatch?: (path: string, authorDevice: string) => Promise<void>
 }
 
 /** Errors after which retrying cannot help: the mount must stop and say why. */
@@ -225,14 +227,22 @@ export class SyncClient {
   private async applyDelivery (d: Delivery): Promise<void> {
     const { journal, codec, applier, stats, volume } = this.opts
     if (d.seq <= journal.applied()) return
+    let tx: Transaction | undefined
     try {
-      const tx = codec.open(d.frame)
+      tx = codec.open(d.frame)
       if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
       const result = await applier.apply(tx)
       fault('apply.after-data')
       await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
+      if (err instanceof DeltafsError && err.code === 'BASE_MISMATCH' && this.opts.onBaseMismatch && tx) {
+        stats.healsRequested++
+        log.warn({ seq: d.seq, path: tx.path, err: err.message, author: tx.txId.deviceId }, 'the local copy does not match the delta\'s base: asking its author for the whole file')
+        await this.opts.onBaseMismatch(tx.path, tx.txId.deviceId)
+        await journal.recordApplied({ seq: d.seq, records: new Map() }, 0)
+        return
+      }
       // Hello already proved this mount holds the volume key, so a frame that
       // does not decrypt is a bad frame to skip, not a reason to stop.
       if (!(err instanceof DeltafsError) && (code === undefined || RETRYABLE.has(code))) throw err

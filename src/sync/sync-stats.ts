@@ -13,8 +13,10 @@ export interface SyncStats {
   /** Transactions refused as malformed or unsafe and skipped. */
   txRefused: number
   lastError: string
+  /** Rebuilds whose base did not match here, healed by asking for the whole file. */
+  healsRequested: number
 }
 
 export function newSyncStats (): SyncStats {
-  return { connected: false, readOnly: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '' }
+  return { connected: false, readOnly: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '', healsRequested: 0 }
 }

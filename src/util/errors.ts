@@ -5,7 +5,7 @@ import os from 'node:os'
 export type DeltafsErrorCode =
   | 'BAD_MESSAGE' | 'BAD_ARGUMENT' | 'BAD_PATH' | 'BAD_FRAME' | 'UNSUPPORTED_CODEC'
   | 'MOUNTPOINT' | 'JOURNAL' | 'LISTEN' | 'CLOSED' | 'APPLY' | 'NOT_RUNNING'
-  | 'KEY' | 'AUTH' | 'TLS'
+  | 'KEY' | 'AUTH' | 'TLS' | 'BASE_MISMATCH'
 
 export class DeltafsError extends Error {
   readonly code: DeltafsErrorCode
