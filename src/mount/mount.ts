@@ -82,7 +82,8 @@ export class Mount {
     process.umask(0)
 
     try {
-      this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume)
+      // Long transactions split into parts that still fit zstd-codec's heap (MAX_ZSTD_RAW_BYTES).
+      this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume, 3 << 20)
       await this.journal.open()
       await redoPending(this.journal, filesDir, log)
       const codec = new TxCodec(await loadZstd(), this.opts.key)
@@ -90,7 +91,7 @@ export class Mount {
       const records = new RecordStore(path.join(volumeDir, 'records'), { ...DEFAULT_RECORD_BUDGET, ...this.opts.recordBudget }, r => recorder.evicted(r))
       await records.open()
       const recorder = this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
-        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 200,
+        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 100,
       }, records)
       this.recordTimer = setInterval(() => records.enforce(), 5000)
       this.recordTimer.unref()
