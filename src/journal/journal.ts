@@ -39,8 +39,8 @@ export interface Journal {
   appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }>
   /** Makes everything journaled so far survive power loss. */
   sync (): Promise<void>
-  /** Closed transactions with deviceSeq > after, oldest first. */
-  readOutbox (after: number, limit: number): Promise<PendingTx[]>
+  /** Closed transactions with deviceSeq > after, oldest first; at least one, then no more than maxBytes of ops. */
+  readOutbox (after: number, limit: number, maxBytes?: number): Promise<PendingTx[]>
   /** Drops an acked transaction and stamps its file with the volume seq. */
   ack (pending: PendingTx, seq: number): Promise<void>
   /** The last volume seq applied from the node. */

@@ -46,7 +46,9 @@ export class LevelJournal implements Journal {
   async open (): Promise<void> {
     if (this.opened) return
     try {
-      await this.db.open()
+      // Ops are megabytes at a time and mostly deleted once acked: a larger
+      // memtable lets them die there instead of being flushed and compacted.
+      await this.db.open({ writeBufferSize: 32 << 20 })
     } catch (err) {
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message
       throw new DeltafsError('JOURNAL', `cannot open journal ${this.dir}: ${cause}`, { cause: err })
@@ -195,10 +197,14 @@ export class LevelJournal implements Journal {
     await this.db.put(keys.syncMarker, new Uint8Array(0), { sync: true })
   }
 
-  async readOutbox (after: number, limit: number): Promise<PendingTx[]> {
+  async readOutbox (after: number, limit: number, maxBytes = Infinity): Promise<PendingTx[]> {
     const out: PendingTx[] = []
+    let bytes = 0
     for await (const [key, value] of this.db.iterator({ gt: keys.outbox(after), lt: 't"', limit })) {
       const e = parse<OutboxEntry>(value)
+      // Bounded by bytes as well as count: entries of split rewrites are megabytes each.
+      if (out.length > 0 && bytes + e.bytes > maxBytes) break
+      bytes += e.bytes
       const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, (e.firstOp ?? 0) + i))
       const encoded = await this.db.getMany(opKeys)
       const ops = encoded.map((v, i) => {

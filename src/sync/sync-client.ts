@@ -20,7 +20,7 @@ const log = logger('sync')
 
 /** Unacked frames and bytes allowed on the Push stream. */
 const PUSH_WINDOW = 256
-const PUSH_WINDOW_BYTES = 16 << 20
+const PUSH_WINDOW_BYTES = 32 << 20
 /** Deliveries buffered before Subscribe is paused. */
 const APPLY_HIGH_WATER = 64
 /** Errors that say the local disk is in trouble: retry the delivery later instead of skipping it. */
@@ -173,7 +173,7 @@ export class SyncClient {
           do {
             again = false
             while (!done && inflight.length < PUSH_WINDOW && inflightBytes < PUSH_WINDOW_BYTES) {
-              const batch = await journal.readOutbox(lastSent, Math.min(32, PUSH_WINDOW - inflight.length))
+              const batch = await journal.readOutbox(lastSent, Math.min(32, PUSH_WINDOW - inflight.length), PUSH_WINDOW_BYTES - inflightBytes)
               if (batch.length === 0 || done) break
               for (const pending of batch) {
                 const bytes = FrameCodec.encode(codec.seal(pending.tx))
