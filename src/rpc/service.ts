@@ -78,6 +78,9 @@ export const AUTH_HEADER = 'authorization'
 export const VOLUME_HEADER = 'x-deltafs-volume'
 
 export const channelOptions: grpc.ChannelOptions = {
+  // Subscribe carries megabytes per delivery: a 64 KiB HTTP/2 window would
+  // need a window update every 64 KiB.
+  'grpc-node.flow_control_window': 8 << 20,
   'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
   'grpc.max_send_message_length': MAX_FRAME_BYTES + 1024,
   'grpc.keepalive_time_ms': 10_000,
