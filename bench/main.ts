@@ -1,11 +1,13 @@
 // deltafs benchmark harness.
 //
-//   node dist/bench/main.js throughput|latency|ingest|codec|wire|all [options]
+//   node dist/bench/main.js throughput|latency|ingest|codec|wire|memory|profile|delta|all [options]
 //   npm run bench -- <part> [options]
 //
 // Each part prints its figures, with ratios against baselines measured in the
 // same run, and appends a Markdown section to bench/RESULTS.md (machine, date,
-// commit, parameters). Every process it starts is stopped by PID and every
+// commit, parameters). `all` runs the first five parts; memory (10 GiB stream +
+// 100,000 files: about 10–15 minutes on 2 cores) and profile are only run when
+// named. Every process it starts is stopped by PID and every
 // mount unmounted at the end, also on failure.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -17,15 +19,20 @@ import { latency } from './latency.js'
 import { ingest } from './ingest.js'
 import { codec } from './codec.js'
 import { wire } from './wire.js'
+import { memory } from './memory.js'
+import { profile } from './profile.js'
+import { delta } from './delta.js'
 import { runAllCleanups } from './lib/procs.js'
 
-const PARTS = ['throughput', 'latency', 'ingest', 'codec', 'wire'] as const
+const PARTS = ['throughput', 'latency', 'ingest', 'codec', 'wire', 'memory', 'profile', 'delta'] as const
 type Part = typeof PARTS[number]
+/** What `all` runs: memory and profile take long or leave profiles behind, so only when named. */
+const ALL_PARTS: Part[] = ['throughput', 'latency', 'ingest', 'codec', 'wire']
 
 const USAGE = `usage: node dist/bench/main.js <part>... [options]
-parts: ${PARTS.join(' | ')} | all
+parts: ${PARTS.join(' | ')} | all (= ${ALL_PARTS.join(' ')})
 options:
-  --size N          big-file size for throughput (seq) and wire (default 1G; e.g. 64M)
+  --size N          big-file size for throughput (seq), wire, profile and delta case 5 (default 1G; e.g. 64M)
   --runs N          runs per throughput measurement, min/median/max (default 3)
   --changes N       latency: number of changes (default 1000)
   --files N         throughput: files for the create test (default 5000)
@@ -40,6 +47,10 @@ options:
   --codec-seconds N codec: seconds per measurement (default 1)
   --native-dir DIR  codec: where zstd-napi is installed (default /tmp/zstd-bench)
   --no-install      codec: do not npm-install zstd-napi into --native-dir when missing
+  --stream-size N   memory: bytes streamed through a mount (default 10G; shrunk to fit the free disk)
+  --small-files N   memory: files of 100 B created through a mount (default 100000)
+  --prof-dir DIR    profile: where the .cpuprofile files are kept (default a new deltafs-profiles-* in the temp dir)
+  --no-perf         profile: skip the perf record of all threads (default: on when perf is installed)
   --no-record       do not append to bench/RESULTS.md
   --results FILE    append to FILE instead of bench/RESULTS.md
   --keep            keep the temp directory
@@ -50,6 +61,7 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
     size: GiB, runs: 3, changes: 1000, files: 5000, randOps: 20_000, randFile: 256 * MiB, treeFiles: 2000,
     ingestTx: 20_000, ingestSeconds: 10, fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...ALL_TARGETS],
     codecSeconds: 1, nativeDir: '/tmp/zstd-bench', noInstall: false, record: true, keep: false,
+    streamSize: 10 * GiB, smallFiles: 100_000, perf: true,
   }
   const parts: Part[] = []
   let resultsFile = path.join(repoRoot, 'bench', 'RESULTS.md')
@@ -83,12 +95,16 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
       case '--codec-seconds': opts.codecSeconds = Number(value()); break
       case '--native-dir': opts.nativeDir = path.resolve(value()); break
       case '--no-install': opts.noInstall = true; break
+      case '--stream-size': opts.streamSize = parseSize(value()); break
+      case '--small-files': opts.smallFiles = positiveInt(flag, value()); break
+      case '--prof-dir': opts.profDir = path.resolve(value()); break
+      case '--no-perf': opts.perf = false; break
       case '--no-record': opts.record = false; break
       case '--results': resultsFile = path.resolve(value()); break
       case '--keep': opts.keep = true; break
       case '-h': case '--help': process.stdout.write(USAGE); process.exit(0); break
       default:
-        if (a === 'all') parts.push(...PARTS)
+        if (a === 'all') parts.push(...ALL_PARTS)
         else if ((PARTS as readonly string[]).includes(a)) parts.push(a as Part)
         else throw new Error(`unknown argument "${a}"`)
     }
@@ -100,6 +116,8 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
 }
 
 function gitCommit (): string {
+  // For a build outside the repository (e.g. a snapshot of HEAD in /tmp), the caller says what it is.
+  if (process.env.DELTAFS_BENCH_COMMIT) return process.env.DELTAFS_BENCH_COMMIT
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', timeout: 10_000 }).trim()
     let dirty = false
@@ -114,6 +132,7 @@ function machine (): string[] {
     `- machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${(os.totalmem() / GiB).toFixed(1)} GiB memory, kernel ${os.release()}, node ${process.version}`,
     `- temp filesystem: ${os.tmpdir()}`,
     `- date: ${new Date().toISOString()}`,
+    `- load average at the start (1/5/15 min): ${os.loadavg().map(x => x.toFixed(2)).join(' / ')}`,
     `- commit: ${gitCommit()}`,
   ]
 }
@@ -126,6 +145,9 @@ function describe (parts: Part[], o: BenchOptions): string[] {
     if (p === 'ingest') out.push(`- ingest: --ingest-tx ${o.ingestTx} per configuration, --ingest-seconds ${o.ingestSeconds}, --fanout-tx ${o.fanoutTx}`)
     if (p === 'codec') out.push(`- codec: --codec-seconds ${o.codecSeconds}, 64 KiB blocks, native from ${o.nativeDir}`)
     if (p === 'wire') out.push(`- wire: --size ${fmtBytes(o.size)}`)
+    if (p === 'memory') out.push(`- memory: --stream-size ${fmtBytes(o.streamSize)}, --small-files ${o.smallFiles}`)
+    if (p === 'delta') out.push(`- delta: --size ${fmtBytes(o.size)} (case 5), --runs ${o.runs}, text ${process.env.DELTAFS_BENCH_DELTA_TEXT ?? '100M'} (DELTAFS_BENCH_DELTA_TEXT)`)
+    if (p === 'profile') out.push(`- profile: --size ${fmtBytes(o.size)}, 1 MiB writes${o.profDir ? `, --prof-dir ${o.profDir}` : ''}${o.perf ? '' : ', --no-perf'}`)
   }
   return out
 }
@@ -166,6 +188,9 @@ async function main (): Promise<number> {
       if (part === 'ingest') await ingest(opts, report, base)
       if (part === 'codec') await codec(opts, report)
       if (part === 'wire') await wire(opts, report, base)
+      if (part === 'memory') await memory(opts, report, base)
+      if (part === 'profile') await profile(opts, report, base)
+      if (part === 'delta') await delta(opts, report, base)
       report.line(`\n_${part} took ${((Date.now() - started) / 1000).toFixed(0)} s._`)
     } catch (err) {
       failures++
@@ -174,6 +199,7 @@ async function main (): Promise<number> {
     }
     if (interrupted) break
   }
+  report.line(`_Load average at the end (1/5/15 min): ${os.loadavg().map(x => x.toFixed(2)).join(' / ')}._`)
   process.stdout.write(`\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s\n`)
   if (opts.keep) process.stdout.write(`kept ${base}\n`)
   else fs.rmSync(base, { recursive: true, force: true })

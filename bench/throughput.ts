@@ -25,13 +25,13 @@ interface Target {
 export const ALL_TESTS = ['seq', 'rand', 'create', 'git', 'tar']
 export const ALL_TARGETS = ['raw', 'bindfs', 'bindfs-bw', 'deltafs']
 /** Options deltafs mounts with (src/fs/fuse-session.ts), given to the second bindfs so the comparison is like for like. */
-const BIG_WRITES = ['big_writes', 'max_write=131072', 'max_read=131072']
+export const BIG_WRITES = ['big_writes', 'max_write=131072', 'max_read=131072']
 
 function which (cmd: string): boolean {
   return (process.env.PATH ?? '').split(':').some(d => { try { fs.accessSync(path.join(d, cmd), fs.constants.X_OK); return true } catch { return false } })
 }
 
-async function ensureBindfs (report: Report): Promise<void> {
+export async function ensureBindfs (report: Report): Promise<void> {
   if (which('bindfs')) return
   report.progress('bindfs is missing: apt-get install -y bindfs')
   await runCmd('apt-get', ['install', '-y', 'bindfs'], { timeoutMs: 300_000, env: { DEBIAN_FRONTEND: 'noninteractive' } })

@@ -38,6 +38,13 @@ export interface BenchOptions {
   /** codec: directory holding node_modules/zstd-napi (installed there when missing, unless noInstall). */
   nativeDir: string
   noInstall: boolean
+  /** memory: bytes streamed through a mount, and small files created through one. */
+  streamSize: number
+  smallFiles: number
+  /** profile: where the .cpuprofile files go (kept); default a new dir under os.tmpdir(). */
+  profDir?: string
+  /** profile: also `perf record` both daemons (all threads) when perf is installed. */
+  perf: boolean
   /** Append to bench/RESULTS.md. */
   record: boolean
   /** Keep the temp dir (for debugging). */
