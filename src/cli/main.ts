@@ -110,7 +110,9 @@ program.command('mount')
   .option('--tls-cert <file>', 'client certificate for mTLS')
   .option('--tls-key <file>', 'client private key for mTLS')
   .option('--insecure', 'allow plaintext to a non-loopback node')
-  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean }) => {
+  .option('--record-budget-mib <n>', 'space for previous versions kept while a rewrite is sent as a delta (default 4096)', positiveInt)
+  .option('--record-budget-seconds <n>', 'how long a previous version may wait for its rewrite to end (default 600)', positiveInt)
+  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean; recordBudgetMib?: number; recordBudgetSeconds?: number }) => {
     const token = opts.tokenFile ? readSecretFile(opts.tokenFile, 'token') : process.env.DELTAFS_TOKEN
     const passphrase = opts.passphraseFile ? readSecretFile(opts.passphraseFile, 'passphrase') : process.env.DELTAFS_PASSPHRASE
     if (opts.keyFile && passphrase) throw new DeltafsError('BAD_ARGUMENT', 'give either --key-file or a passphrase, not both')
@@ -118,6 +120,10 @@ program.command('mount')
     const mount = new Mount({
       volume, mountpoint, node: opts.node, dataDir: opts.data, token: token || undefined, key,
       tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey, insecure: opts.insecure },
+      recordBudget: {
+        ...(opts.recordBudgetMib ? { maxBytes: opts.recordBudgetMib * 2 ** 20 } : {}),
+        ...(opts.recordBudgetSeconds ? { maxAgeMs: opts.recordBudgetSeconds * 1000 } : {}),
+      },
     })
     await mount.open()
     await runUntilSignal(mount, mount.failed, mount.unmounted)
