@@ -46,6 +46,9 @@ export class RecordStore {
     return this.add({ file, size, keptAt: Date.now(), baseVersion })
   }
 
+  /** Whether the record is still kept (not dropped or evicted). */
+  holds (r: KeptRecord): boolean { return this.kept.has(r) }
+
   /** A path for a temporary file on the same filesystem as the records. */
   tempPath (): string { return this.nextName() + '.tmp' }
 

@@ -18,7 +18,7 @@ import type { ChangedRun } from './block-diff.js'
 import { logger } from '../util/log.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
 import type { KeptRecord, RecordStore } from './record-store.js'
-import { MAX_REBUILD_BYTES, rebuildAgainst } from './rewrite-delta.js'
+import { MAX_REBUILD_BYTES, type RebuildChoice, rebuildAgainst } from './rewrite-delta.js'
 
 const log = logger('capture')
 
@@ -93,8 +93,8 @@ export class TxRecorder {
     this.finishing++
     try {
       await tx.chain
-      const choice = await rebuildAgainst(base.file, this.realPath(to), base.baseVersion)
-      if (choice.wireBytes < tx.bytes && choice.wireBytes <= MAX_REBUILD_BYTES) {
+      const choice = await this.tryRebuild(base, to, tx)
+      if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
         this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op], await this.facts(to))).bytes
         log.debug({ path: to, rebuildBytes: choice.wireBytes, replacedBytes: tx.bytes }, 'rename-over sent as a delta')
@@ -119,18 +119,32 @@ export class TxRecorder {
     this.finishing++
     try {
       await tx.chain
-      if (base && this.records) {
-        const choice = await rebuildAgainst(base.file, this.realPath(path), base.baseVersion)
-        if (choice.wireBytes < tx.bytes && choice.wireBytes <= MAX_REBUILD_BYTES) {
-          await this.journal.discardTx(tx.openId, tx.opCount)
-          this.stats.bytesJournaled += (await this.journal.appendTx(path, [choice.op], await this.facts(path))).bytes
-          return
-        }
+      const choice = base ? await this.tryRebuild(base, path, tx) : undefined
+      if (choice) {
+        await this.journal.discardTx(tx.openId, tx.opCount)
+        this.stats.bytesJournaled += (await this.journal.appendTx(path, [choice.op], await this.facts(path))).bytes
+        return
       }
       await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
     } finally {
       this.finishing--
       if (base) await this.records?.drop(base)
+    }
+  }
+
+  /**
+   * The Rebuild of path against its record, if that is the smaller way to
+   * send the rewrite. Any failure (a record evicted meanwhile, a file changed
+   * under the delta) means the held writes go instead: they are never lost.
+   */
+  private async tryRebuild (base: KeptRecord, path: string, tx: OpenTx): Promise<RebuildChoice | undefined> {
+    if (!this.records?.holds(base)) return undefined
+    try {
+      const choice = await rebuildAgainst(base.file, this.realPath(path), base.baseVersion)
+      return choice.wireBytes < tx.bytes && choice.wireBytes <= MAX_REBUILD_BYTES ? choice : undefined
+    } catch (err) {
+      log.warn({ path, err: (err as Error).message }, 'no delta for this rewrite: sending it as writes')
+      return undefined
     }
   }
 

@@ -130,3 +130,23 @@ t.test('rewrites cost deltas, not files', async t => {
   t.ok(Number((await B.status()).healsRequested) > healsBefore, 'B detected that its base did not match and asked for the whole file')
   t.match(B.log(), /does not match the delta's base/, 'and said so in its log')
 })
+
+t.test('a record over the budget is dropped and the rewrite goes as plain writes', async t => {
+  const c = new Cluster()
+  t.teardown(() => c.destroy())
+  c.mountArgs = ['--record-budget-mib', '1']
+  await c.startNode()
+  const A = await c.addMount()
+  const B = await c.addMount()
+  const file = path.join(A.mountpoint, 'four.txt')
+  const content = text(4 * MiB, 3)
+  await fsp.writeFile(file, content)
+  const before = await pushed(A)
+  await fsp.writeFile(file, content) // identical rewrite, but its 4 MiB record exceeds the 1 MiB budget
+  const cost = (await pushed(A)) - before
+  t.ok(cost > 64 * 1024, `without a record the rewrite is sent as writes: ${cost} bytes pushed`)
+  t.same(fs.readdirSync(path.join(A.dataDir, 'vol', 'records')), [], 'no record is left behind')
+  const want = sha(content)
+  await waitFor('B to match', async () => (await fileSha(path.join(B.mountpoint, 'four.txt')).catch(() => '')) === want, 20_000)
+  t.pass('B is byte-identical')
+})
