@@ -33,7 +33,7 @@ const USAGE = `usage: node dist/bench/main.js <part>... [options]
 parts: ${PARTS.join(' | ')} | all (= ${ALL_PARTS.join(' ')})
 options:
   --size N          big-file size for throughput (seq), wire, profile and delta case 5 (default 1G; e.g. 64M)
-  --runs N          runs per throughput measurement, min/median/max (default 3)
+  --runs N          runs per throughput measurement and per bindfs reference in profile, min/median/max (default 3)
   --changes N       latency: number of changes (default 1000)
   --files N         throughput: files for the create test (default 5000)
   --rand-ops N      throughput: 4 KiB random pwrite's (default 20000)
@@ -147,7 +147,7 @@ function describe (parts: Part[], o: BenchOptions): string[] {
     if (p === 'wire') out.push(`- wire: --size ${fmtBytes(o.size)}`)
     if (p === 'memory') out.push(`- memory: --stream-size ${fmtBytes(o.streamSize)}, --small-files ${o.smallFiles}`)
     if (p === 'delta') out.push(`- delta: --size ${fmtBytes(o.size)} (case 5), --runs ${o.runs}, text ${process.env.DELTAFS_BENCH_DELTA_TEXT ?? '100M'} (DELTAFS_BENCH_DELTA_TEXT)`)
-    if (p === 'profile') out.push(`- profile: --size ${fmtBytes(o.size)}, 1 MiB writes${o.profDir ? `, --prof-dir ${o.profDir}` : ''}${o.perf ? '' : ', --no-perf'}`)
+    if (p === 'profile') out.push(`- profile: --size ${fmtBytes(o.size)}, 1 MiB writes, bindfs reference --runs ${o.runs}${o.profDir ? `, --prof-dir ${o.profDir}` : ''}${o.perf ? '' : ', --no-perf'}`)
   }
   return out
 }

@@ -3,8 +3,8 @@
 // process writes --size (default 1 GiB) into one file through the mount in
 // 1 MiB writes (fsync at the end); SIGTERM makes both exit cleanly and write
 // their .cpuprofile. The profiles are summarised over the window from the
-// start of the write until the outbox drained (pendingTx 0): self time by
-// function and by area. --cpu-prof samples only the JS main thread, so the
+// start of the write until the mount had nothing left to push (pendingTx 0,
+// no held rewrite): self time by function and by area. --cpu-prof samples only the JS main thread, so the
 // CPU time of every thread (libuv pool: LevelDB and fs; LevelDB's compaction
 // thread; the FUSE thread; V8's GC helpers) comes from /proc/PID/task.
 // bindfs (plain and with big_writes) runs the same write once first, as the
@@ -12,7 +12,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { type BenchOptions, MiB, Report, dropCaches, fmtBytes, num, waitFor } from './lib/common.js'
+import { type BenchOptions, MiB, Report, dropCaches, fmtBytes, fmtSummary, num, summarize, waitFor } from './lib/common.js'
 import { Cleanup, drain, forceUnmount, procCpuSeconds, runWorker, startBindfs, startMount, startNode, threadCpuSeconds } from './lib/procs.js'
 import { monotonicUs, summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js'
 import { type PerfSummary, havePerf, startPerf, summarizePerf } from './lib/perf.js'
@@ -49,17 +49,23 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
 
   // Reference: the same write through bindfs, once each.
   const ref: Record<string, number> = {}
+  const refText: Record<string, string> = {}
   {
     const cleanup = new Cleanup()
     try {
       await ensureBindfs(report)
       for (const [name, o] of [['bindfs', []], ['bindfs-bw', BIG_WRITES]] as Array<[string, string[]]>) {
         const b = await startBindfs(cleanup, path.join(dir, `${name}-src`), path.join(dir, `${name}-mnt`), o, path.join(dir, `${name}.log`))
-        await dropCaches()
-        const w = await runWorker('seqwrite', { file: path.join(b.mountpoint, 'seq.bin'), size, block: MiB }, writeTimeout)
-        ref[name] = size / MiB / (w.ms / 1000)
-        fs.rmSync(path.join(b.mountpoint, 'seq.bin'))
-        report.progress(`${name}: ${num(ref[name]!)} MB/s`)
+        const rates: number[] = []
+        for (let run = 0; run < opts.runs; run++) {
+          await dropCaches()
+          const w = await runWorker('seqwrite', { file: path.join(b.mountpoint, 'seq.bin'), size, block: MiB }, writeTimeout)
+          rates.push(size / MiB / (w.ms / 1000))
+          fs.rmSync(path.join(b.mountpoint, 'seq.bin'))
+        }
+        ref[name] = summarize(rates)!.median
+        refText[name] = fmtSummary(summarize(rates))
+        report.progress(`${name}: ${refText[name]!.replace(/\*\*/g, '')} MB/s`)
       }
     } finally {
       await cleanup.run()
@@ -73,7 +79,7 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
   const usePerf = opts.perf && havePerf()
   const perfFile = path.join(profDir, 'perf.data')
   let perfPids: { mount: number; node: number } | undefined
-  let result: { ms: number; drainMs: number; window: [number, number]; cpu: Record<'mount' | 'node', number>; threads: Record<'mount' | 'node', Array<[string, number]>>; load: [number[], number[]] } | undefined
+  let result: { ms: number; drainMs: number; window: [number, number]; writeEnd: number; cpu: Record<'mount' | 'node', number>; threads: Record<'mount' | 'node', Array<[string, number]>>; load: [number[], number[]] } | undefined
   try {
     const nodeDir = path.join(profDir, 'node')
     const mountDir = path.join(profDir, 'mount')
@@ -106,12 +112,13 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
     const t0 = monotonicUs()
     report.progress(`writing ${fmtBytes(size)} through the profiled mount`)
     const w = await runWorker('seqwrite', { file: path.join(mount.mountpoint, 'seq.bin'), size, block: MiB }, writeTimeout)
+    const writeEnd = monotonicUs()
     const drainMs = await drain(mount, Math.max(120_000, size / (2 * MiB) * 1000))
     const t1 = monotonicUs()
     await perf?.stop()
     const cpu = { mount: procCpuSeconds(mount.pid) - cpu0.mount, node: procCpuSeconds(node.pid) - cpu0.node }
     const threads = { mount: threadDelta(th0.mount, threadCpuSeconds(mount.pid)), node: threadDelta(th0.node, threadCpuSeconds(node.pid)) }
-    result = { ms: w.ms, drainMs, window: [t0, t1], cpu, threads, load: [load0, os.loadavg()] }
+    result = { ms: w.ms, drainMs, window: [t0, t1], writeEnd, cpu, threads, load: [load0, os.loadavg()] }
     report.progress(`deltafs: ${num(size / MiB / (w.ms / 1000))} MB/s; stopping both daemons (SIGTERM) so that they write their profiles`)
     // SIGTERM: the daemon unmounts, closes and exits; node writes the profile at exit.
     await mount.stop(120_000)
@@ -122,7 +129,7 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
     // perf script needs the perf maps, which cleanup removes.
     if (perfPids && fs.existsSync(perfFile)) {
       report.progress('reading perf.data')
-      perfSummary = await summarizePerf(perfFile)
+      perfSummary = await summarizePerf(perfFile, { write: [result.window[0], result.writeEnd], push: [result.writeEnd, result.window[1]] })
     }
   } finally {
     await cleanup.run()
@@ -131,7 +138,7 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
 
   const mbps = size / MiB / (result.ms / 1000)
   report.line(`Write: ${num(mbps)} MB/s through deltafs (${num(result.ms / 1000)} s for ${fmtBytes(size)}, profilers on), outbox drained ${num(result.drainMs / 1000)} s later. ` +
-    `Same write, same run: bindfs ${num(ref.bindfs)} MB/s, bindfs with big_writes ${num(ref['bindfs-bw'])} MB/s → deltafs is ${(mbps / ref.bindfs!).toFixed(2)}× bindfs, ${(mbps / ref['bindfs-bw']!).toFixed(2)}× bindfs-bw. ` +
+    `Same write, same run (${opts.runs} runs each, min / **median** / max): bindfs ${refText.bindfs} MB/s, bindfs with big_writes ${refText['bindfs-bw']} MB/s → deltafs is ${(mbps / ref.bindfs!).toFixed(2)}× bindfs, ${(mbps / ref['bindfs-bw']!).toFixed(2)}× bindfs-bw. ` +
     `Load average (1/5/15 min) before ${result.load[0].map(x => x.toFixed(2)).join(' / ')}, after ${result.load[1].map(x => x.toFixed(2)).join(' / ')}.`)
   report.line(`Profiles kept in \`${profDir}\` (open in Chrome DevTools → Performance, or speedscope).`)
   const windowS = (result.window[1] - result.window[0]) / 1e6
@@ -173,6 +180,36 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
     report.line('perf record: not run (perf not installed).')
   }
 
+  // When the mount pushes after the write (held new files), the two phases differ: split them.
+  const pushS = (result.window[1] - result.writeEnd) / 1e6
+  if (pushS >= 0.5) {
+    const writeS = (result.writeEnd - result.window[0]) / 1e6
+    report.line(`**By phase**: the write (${num(writeS)} s, until the writer's fsync and close returned) and the push after it (${num(pushS)} s, until nothing was left to push). Seconds in each phase; JS thread from --cpu-prof (wall-clock samples), all threads from perf (CPU time).`)
+    const mp = mountProf ? { write: summarizeProfile(mountProf, [result.window[0], result.writeEnd]), push: summarizeProfile(mountProf, [result.writeEnd, result.window[1]]) } : undefined
+    if (mp) {
+      const areas = [...new Set([...mp.write.areas, ...mp.push.areas].map(a => a.area))]
+      const get = (x: ProfileSummary, a: string): number => (x.areas.find(y => y.area === a)?.ms ?? 0) / 1000
+      report.table(['mount daemon JS thread (--cpu-prof)', 'write phase s', 'push phase s'],
+        areas.map(a => [a, num(get(mp.write, a)), num(get(mp.push, a))]).filter(r => Number(r[1]) + Number(r[2]) >= 0.05 || r[0] === 'idle'))
+    }
+    if (perfSummary && perfPids) {
+      const rows: string[][] = []
+      const ph = perfSummary.phases
+      const pick = (phase: string, pid: number): Record<string, number> => ph[phase]?.[pid] ?? {}
+      const areas = new Map<string, number>()
+      for (const phase of ['write', 'push']) for (const pid of [perfPids.mount, perfPids.node]) for (const [a, v] of Object.entries(pick(phase, pid))) areas.set(a, (areas.get(a) ?? 0) + v)
+      const sorted = [...areas.entries()].sort((a, b) => b[1] - a[1])
+      const shown = sorted.filter(([, v]) => v >= 0.01 * perfSummary!.total)
+      for (const [a] of shown) rows.push([a, num(pick('write', perfPids.mount)[a] ?? 0), num(pick('push', perfPids.mount)[a] ?? 0), num(pick('write', perfPids.node)[a] ?? 0), num(pick('push', perfPids.node)[a] ?? 0)])
+      const sum = (phase: string, pid: number): number => Object.values(pick(phase, pid)).reduce((x, y) => x + y, 0)
+      const shownSet = new Set(shown.map(([a]) => a))
+      const restOf = (phase: string, pid: number): number => Object.entries(pick(phase, pid)).filter(([a]) => !shownSet.has(a)).reduce((x, [, y]) => x + y, 0)
+      rows.push(['everything under 1 % each', num(restOf('write', perfPids.mount)), num(restOf('push', perfPids.mount)), num(restOf('write', perfPids.node)), num(restOf('push', perfPids.node))])
+      rows.push(['**all (CPU s)**', `**${num(sum('write', perfPids.mount))}**`, `**${num(sum('push', perfPids.mount))}**`, `**${num(sum('write', perfPids.node))}**`, `**${num(sum('push', perfPids.node))}**`])
+      report.table(['area, all threads (perf)', 'mount: write s', 'mount: push s', 'node: write s', 'node: push s'], rows)
+    }
+  }
+
   // What the target asks of the write path.
   const m = summaries['mount daemon']
   if (ref.bindfs) {
@@ -182,10 +219,13 @@ export async function profile (opts: BenchOptions, report: Report, base: string)
     const busy = m ? (m.totalMs - (m.areas.find(a => a.area === 'idle')?.ms ?? 0)) / 1000 : NaN
     const mainCpu = perfSummary && perfPids ? Object.entries(perfSummary.threads[perfPids.mount] ?? {}).filter(([r]) => r.startsWith('main')).reduce((a, [, t]) => a + t.user + t.kernel, 0) : NaN
     const both = result.cpu.mount + result.cpu.node
-    report.line(`Budget: 0.8× bindfs = ${num(target)} MB/s, i.e. ${num(budget)} s for ${fmtBytes(size)}: ${num(budget / requests * 1e6)} µs per 128 KiB FUSE write request (max_write=131072; the kernel sends the requests of one write(2) one after another), ` +
+    report.line(`Budget: 0.8× bindfs (median) = ${num(target)} MB/s, i.e. ${num(budget)} s for ${fmtBytes(size)}: ${num(budget / requests * 1e6)} µs per 128 KiB FUSE write request (max_write=131072; the kernel sends the requests of one write(2) one after another), ` +
       `against ${num(result.ms / requests * 1000)} µs per request in this run. ` +
       `The mount daemon's JS thread was not idle for ${num(busy)} s of the ${num(windowS)} s (--cpu-prof: wall-clock samples, so this includes time the thread was runnable but waiting for a core) and used ${num(mainCpu)} CPU s (perf); ` +
       `the whole daemon used ${num(result.cpu.mount)} CPU s and the storage node ${num(result.cpu.node)} CPU s (/proc) → ${num(both)} CPU s per ${fmtBytes(size)}, ${(both / budget).toFixed(1)} cores' worth at the target rate, on a machine with ${os.cpus().length} cores that the writer and the kernel share. ` +
+      (perfSummary && perfPids && pushS >= 0.5
+        ? `During the write phase alone (perf): mount ${num(Object.values(perfSummary.phases.write?.[perfPids.mount] ?? {}).reduce((x, y) => x + y, 0))} CPU s, node ${num(Object.values(perfSummary.phases.write?.[perfPids.node] ?? {}).reduce((x, y) => x + y, 0))} CPU s; the push after it is deferred work that a sustained stream must also absorb. `
+        : '') +
       `To reach the target the two daemons together need to spend about ${(both / (budget * 1.5)).toFixed(1)}× less CPU (leaving ≤ 1.5 of the 2 cores to them) and the mount's per-request path must fit in ${num(budget / requests * 1e6)} µs.`)
   }
 }

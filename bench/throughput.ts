@@ -257,7 +257,7 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
       d('mountCpu', 'mount daemon CPU seconds, seq write until drained')
       d('nodeCpu', 'storage node CPU seconds, seq write until drained')
       if (extra.length > 0) {
-        report.line('deltafs only (time from the end of the command until `pendingTx` is 0, i.e. everything is acked by the storage node):')
+        report.line('deltafs only (time from the end of the command until `pendingTx` and `heldRewrites` are 0, i.e. everything is acked by the storage node):')
         report.table(['figure', 'min / median / max'], extra)
       }
     }

@@ -26,6 +26,8 @@ export interface PerfSummary {
   areas: Record<number, Record<string, { user: number; kernel: number; main: number }>>
   /** pid → leaf symbol → seconds. */
   symbols: Record<number, Array<{ sym: string; dso: string; secs: number }>>
+  /** phase name → pid → area → seconds, for the phases asked for (CLOCK_MONOTONIC µs windows). */
+  phases: Record<string, Record<number, Record<string, number>>>
 }
 
 const ROLE_RULES: Array<[RegExp, string]> = [
@@ -85,7 +87,8 @@ function kernelArea (frames: Frame[]): string | undefined {
 /** Starts `perf record` on pids; stop() ends it with SIGINT (bounded) so that it writes the file. */
 export function startPerf (pids: number[], file: string, logFile: string, hz = 499): { pid: number; stop (): Promise<void> } {
   const fd = fs.openSync(logFile, 'a')
-  const child = spawn('perf', ['record', '-e', 'cpu-clock', '-F', String(hz), '-g', '-p', pids.join(','), '-o', file], { stdio: ['ignore', fd, fd] })
+  // -k CLOCK_MONOTONIC: sample times on the clock process.hrtime and V8's profiler use.
+  const child = spawn('perf', ['record', '-k', 'CLOCK_MONOTONIC', '-e', 'cpu-clock', '-F', String(hz), '-g', '-p', pids.join(','), '-o', file], { stdio: ['ignore', fd, fd] })
   fs.closeSync(fd)
   if (child.pid === undefined) throw new Error('could not start perf')
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
@@ -101,12 +104,12 @@ export function startPerf (pids: number[], file: string, logFile: string, hz = 4
 }
 
 /** Reads `perf script` of a perf.data (streamed, bounded by timeoutMs). */
-export async function summarizePerf (file: string, timeoutMs = 600_000): Promise<PerfSummary> {
-  const child = spawn('perf', ['script', '-i', file, '-F', 'pid,tid,period,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] })
+export async function summarizePerf (file: string, phases: Record<string, [number, number]> = {}, timeoutMs = 600_000): Promise<PerfSummary> {
+  const child = spawn('perf', ['script', '-i', file, '-F', 'pid,tid,time,period,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const rl = readline.createInterface({ input: child.stdout })
-  const samples: Array<{ pid: number; tid: number; secs: number; frames: Frame[] }> = []
-  let cur: { pid: number; tid: number; secs: number; frames: Frame[] } | undefined
+  const samples: Array<{ pid: number; tid: number; us: number; secs: number; frames: Frame[] }> = []
+  let cur: { pid: number; tid: number; us: number; secs: number; frames: Frame[] } | undefined
   for await (const line of rl) {
     if (line.length === 0) { if (cur) samples.push(cur); cur = undefined; continue }
     if (line.startsWith('\t')) {
@@ -114,8 +117,8 @@ export async function summarizePerf (file: string, timeoutMs = 600_000): Promise
       if (cur && m) cur.frames.push({ sym: m[1]!.replace(/\+0x[0-9a-f]+$/, ''), dso: m[2]! })
       continue
     }
-    const m = /^\s*(\d+)\/(\d+)\s+(\d+)/.exec(line)
-    if (m) cur = { pid: Number(m[1]), tid: Number(m[2]), secs: Number(m[3]) / 1e9, frames: [] }
+    const m = /^\s*(\d+)\/(\d+)\s+(\d+\.\d+):\s+(\d+)/.exec(line)
+    if (m) cur = { pid: Number(m[1]), tid: Number(m[2]), us: Number(m[3]) * 1e6, secs: Number(m[4]) / 1e9, frames: [] }
   }
   if (cur) samples.push(cur)
   clearTimeout(timer)
@@ -144,7 +147,7 @@ export async function summarizePerf (file: string, timeoutMs = 600_000): Promise
     return [...v.entries()].sort((a, b) => b[1] - a[1])[0]![0]
   }
 
-  const out: PerfSummary = { perPid: {}, total: 0, threads: {}, areas: {}, symbols: {} }
+  const out: PerfSummary = { perPid: {}, total: 0, threads: {}, areas: {}, symbols: {}, phases: {} }
   const symMap: Record<number, Map<string, { sym: string; dso: string; secs: number }>> = {}
   for (const s of samples) {
     const kernel = s.frames[0]?.dso === '[kernel.kallsyms]'
@@ -160,6 +163,11 @@ export async function summarizePerf (file: string, timeoutMs = 600_000): Promise
     const a = (ar[area] ??= { user: 0, kernel: 0, main: 0 })
     if (kernel) a.kernel += s.secs; else a.user += s.secs
     if (s.tid === s.pid) a.main += s.secs
+    for (const [phase, [lo, hi]] of Object.entries(phases)) {
+      if (s.us < lo || s.us > hi) continue
+      const ph = ((out.phases[phase] ??= {})[s.pid] ??= {})
+      ph[area] = (ph[area] ?? 0) + s.secs
+    }
     const leaf = s.frames[0] ?? { sym: '[unknown]', dso: '[unknown]' }
     const key = `${leaf.sym}|${leaf.dso}`
     const sm = (symMap[s.pid] ??= new Map())

@@ -137,13 +137,19 @@ export async function startMount (cleanup: Cleanup, volume: string, mountpoint: 
   return handle
 }
 
-/** Waits until the mount has no transaction left in its outbox; returns the ms it took. */
+/**
+ * Nothing left to push: no transaction in the outbox and none held back
+ * (a new file's writes are held until a short grace after its last close,
+ * so pendingTx alone can be 0 while a whole file still waits).
+ */
+export function settled (s: Status): boolean {
+  return s.pendingTx === 0 && Number(s.heldRewrites ?? 0) === 0
+}
+
+/** Waits until the mount has nothing left to push (see settled); returns the ms it took. */
 export async function drain (m: MountHandle, timeoutMs: number): Promise<number> {
   const t0 = Date.now()
-  await waitFor(`deltafs outbox of ${m.mountpoint} to drain`, async () => {
-    const s = await m.status()
-    return s.pendingTx === 0
-  }, timeoutMs, 20)
+  await waitFor(`deltafs outbox of ${m.mountpoint} to drain`, async () => settled(await m.status()), timeoutMs, 20)
   return Date.now() - t0
 }
 
@@ -190,11 +196,15 @@ export function procRss (pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN
 }
 
-/** VmRSS (current) and VmHWM (the kernel's peak RSS since start) of a process, in bytes. */
-export function procMem (pid: number): { rss: number; hwm: number } {
+/**
+ * VmRSS (current), VmHWM (the kernel's peak RSS since start), and the RSS
+ * split into RssAnon (heap, malloc, V8) and RssFile (mapped files, e.g.
+ * LevelDB's mmap'd tables: page cache the kernel can drop), in bytes.
+ */
+export function procMem (pid: number): { rss: number; hwm: number; anon: number; file: number } {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = (k: string): number => { const m = new RegExp(`^${k}:\\s+(\\d+) kB$`, 'm').exec(text); return m ? Number(m[1]) * 1024 : NaN }
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') }
 }
 
 /** CPU seconds (user + system) per thread name (/proc/<pid>/task/<tid>/comm; same-named threads summed). */
