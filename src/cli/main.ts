@@ -153,10 +153,12 @@ program.command('status')
       ['volume', s.volume], ['mountpoint', s.mountpoint], ['node', s.node],
       ['connected', s.connected ? 'yes' : 'no'],
       ['pending', `${String(s.pendingTx)} transactions, ${String(s.pendingBytes)} bytes`],
+      ['rewrites held', s.heldRewrites], ['read-only', s.readOnly ? 'yes' : 'no'],
       ['last pushed seq', s.lastPushedSeq], ['last applied seq', s.lastAppliedSeq],
       ['bytes written', s.bytesWritten], ['bytes captured', s.bytesCaptured],
       ['bytes journaled', s.bytesJournaled], ['bytes pushed', s.bytesPushed],
       ['transactions applied', s.txApplied], ['transactions refused', s.txRefused],
+      ['heals requested', s.healsRequested],
     ]
     if (s.lastError) lines.push(['last error', s.lastError])
     for (const [k, v] of lines) process.stdout.write(`${k.padEnd(22)} ${String(v)}\n`)
