@@ -34,6 +34,16 @@ async function writeChunked (fh: fsp.FileHandle, data: Buffer): Promise<void> {
   for (let off = 0; off < data.length; off += MiB) await fh.write(data, off, Math.min(MiB, data.length - off), off)
 }
 
+/** An editor's atomic save: write a temp file, fsync it, rename it over the target. */
+async function atomicSave (target: string, tmpName: string, data: Buffer): Promise<void> {
+  const tmp = path.join(path.dirname(target), tmpName)
+  const fh = await fsp.open(tmp, 'w')
+  await writeChunked(fh, data)
+  await fh.sync()
+  await fh.close()
+  await fsp.rename(tmp, target)
+}
+
 async function pushed (m: MountHandle): Promise<number> {
   await waitFor('held rewrites to end and the outbox to drain', async () => {
     const s = await m.status()
@@ -68,12 +78,7 @@ t.test('rewrites cost deltas, not files', async t => {
   const lineAt = content.indexOf('line 00500000')
   const edited = Buffer.from(content)
   edited.write('LINE', lineAt >= 0 ? lineAt : SIZE >> 1)
-  const tmp = path.join(A.mountpoint, '.big.txt.swp')
-  const fh = await fsp.open(tmp, 'w')
-  await writeChunked(fh, edited)
-  await fh.sync()
-  await fh.close()
-  await fsp.rename(tmp, onA)
+  await atomicSave(onA, '.big.txt.swp', edited)
   content = edited
   let cost = (await pushed(A)) - before
   t.ok(cost < 64 * 1024, `one line changed, temp + fsync + rename of ${SIZE / MiB} MiB: ${cost} bytes pushed (limit 65536)`)
@@ -119,12 +124,7 @@ t.test('rewrites cost deltas, not files', async t => {
   const healsBefore = Number((await B.status()).healsRequested)
   const fixed = Buffer.from(content)
   fixed.write('EDIT', content.length >> 1)
-  const tmp2 = path.join(A.mountpoint, '.big.txt.new')
-  const fh2 = await fsp.open(tmp2, 'w')
-  await writeChunked(fh2, fixed)
-  await fh2.sync()
-  await fh2.close()
-  await fsp.rename(tmp2, onA)
+  await atomicSave(onA, '.big.txt.new', fixed)
   content = fixed
   await converge(content, 'healing the corrupted base')
   t.ok(Number((await B.status()).healsRequested) > healsBefore, 'B detected that its base did not match and asked for the whole file')
