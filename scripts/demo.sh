@@ -49,7 +49,7 @@ echo "B reads: $(cat "$work/B/note.txt")   ($(( ($(date +%s%N) - start) / 100000
 
 say "write 64 MiB on A, then change one byte in the middle"
 head -c $((64 << 20)) /dev/urandom > "$work/A/big.bin"
-for _ in $(seq 300); do [ "$(deltafs status "$work/A" --json | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0)).pendingTx))')" = 0 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(deltafs status "$work/A" --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0)); process.stdout.write(String(s.pendingTx + s.heldRewrites))')" = 0 ] && break; sleep 0.1; done
 before=$(deltafs status "$work/A" --json | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0)).bytesPushed))')
 printf 'X' | dd of="$work/A/big.bin" bs=1 seek=$((32 << 20)) conv=notrunc status=none
 for _ in $(seq 300); do [ "$(dd if="$work/B/big.bin" bs=1 skip=$((32 << 20)) count=1 status=none)" = X ] && break; sleep 0.01; done
