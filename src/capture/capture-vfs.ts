@@ -122,10 +122,14 @@ export class CaptureVfs implements Vfs {
     const st = await fsp.lstat(real).catch(() => undefined)
     if (!st?.isFile() || st.size === 0 || st.nlink > 1) return false
     await this.rec.closeAll([p])
-    const base = await this.rw.records.keepByRename(real, (await this.rw.journal.record(p))?.version ?? 0)
-    const fd = await fsp.open(real, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, st.mode & 0o7777)
+    // Link the old content into the records, then atomically replace the
+    // path with an empty file: a crash in between never leaves the path missing.
+    const base = await this.rw.records.keepByLink(real, (await this.rw.journal.record(p))?.version ?? 0)
+    const empty = this.rw.records.tempPath()
+    const fd = await fsp.open(empty, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, st.mode & 0o7777)
     await fd.chown(st.uid, st.gid).catch(() => undefined)
     await fd.close()
+    await fsp.rename(empty, real)
     for (const fh of this.handles.get(p) ?? []) await this.rw.reopen(fh, p)
     await this.rec.startRewrite(p, { truncate: { size: 0 } }, { base, fresh: false })
     return true

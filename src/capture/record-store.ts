@@ -1,5 +1,5 @@
 // The records area: the previous version of a file being rewritten, kept in
-// O(1) (a rename or a hard link inside the same filesystem) so that the new
+// O(1) (a hard link inside the same filesystem) so that the new
 // content can be sent as a delta against it. Records are dropped as soon as
 // the delta is journaled, or when they exceed the age or space budget, in
 // which case the rewrite is sent as plain writes.
@@ -30,15 +30,7 @@ export class RecordStore {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
   }
 
-  /** Moves the file away (truncate-to-0): the path is left free for the new content. */
-  async keepByRename (real: string, baseVersion: number): Promise<KeptRecord> {
-    const file = this.nextName()
-    const size = (await fsp.lstat(real)).size
-    await fsp.rename(real, file)
-    return this.add({ file, size, keptAt: Date.now(), baseVersion })
-  }
-
-  /** Links the file (about to be replaced by a rename): the replaced content survives it. */
+  /** Links the file, which is about to be replaced: the old content survives the replacement. */
   async keepByLink (real: string, baseVersion: number): Promise<KeptRecord> {
     const file = this.nextName()
     const size = (await fsp.lstat(real)).size
