@@ -29,6 +29,12 @@ export interface TxRecorderOptions {
   maxTxBytes: number
   /** How long a new file's rewrite stays held after its last release, waiting for a rename over another file. */
   freshGraceMs: number
+  /**
+   * A new file larger than this stops being held and streams: holding a
+   * multi-GiB copy until its close would delay it and fill the journal, and
+   * temp files of atomic saves are rarely that big.
+   */
+  maxHeldFreshBytes: number
 }
 
 /** A held rewrite: base is the kept previous version (none for a new file). */
@@ -175,7 +181,12 @@ export class TxRecorder {
     const bytes = await appended
     this.stats.bytesJournaled += bytes
     tx.bytes += bytes
-    if (this.open.get(path) !== tx || tx.held) return
+    if (this.open.get(path) !== tx) return
+    if (tx.held?.fresh && tx.bytes > this.opts.maxHeldFreshBytes) {
+      log.debug({ path, bytes: tx.bytes }, 'new file too large to hold: streaming it')
+      tx.held = undefined
+    }
+    if (tx.held) return
     if (tx.bytes >= this.opts.maxTxBytes) {
       await this.close(path)
     } else {

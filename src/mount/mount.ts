@@ -91,7 +91,7 @@ export class Mount {
       const records = new RecordStore(path.join(volumeDir, 'records'), { ...DEFAULT_RECORD_BUDGET, ...this.opts.recordBudget }, r => recorder.evicted(r))
       await records.open()
       const recorder = this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
-        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 100,
+        quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 100, maxHeldFreshBytes: 128 << 20,
       }, records)
       this.recordTimer = setInterval(() => records.enforce(), 5000)
       this.recordTimer.unref()

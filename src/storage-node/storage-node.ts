@@ -43,6 +43,22 @@ export interface StorageNodeOptions {
   limits?: Partial<NodeLimits>
 }
 
+/**
+ * Resolves on the first of several events and removes every listener it
+ * added (racing bare `once` calls leaves the losers' listeners behind, one
+ * set per wake-up: a leak on a busy volume).
+ */
+async function firstOf (events: Array<[EventEmitter, string]>): Promise<void> {
+  const ac = new AbortController()
+  try {
+    await Promise.race(events.map(([emitter, name]) => once(emitter, name, { signal: ac.signal })))
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') throw err
+  } finally {
+    ac.abort()
+  }
+}
+
 class RpcError extends Error {
   constructor (readonly code: grpc.status, readonly details: string) { super(details) }
 }
@@ -255,7 +271,7 @@ export class StorageNode {
         const entries = await this.opts.log.read(req.volume, cursor, SUBSCRIBE_BATCH, SUBSCRIBE_BATCH_BYTES)
         if (entries.length === 0) {
           if (version === this.versions.get(req.volume)) {
-            await Promise.race([once(this.appended, req.volume), once(this.appended, 'close')])
+            await firstOf([[this.appended, req.volume], [this.appended, 'close']])
           }
           continue
         }
@@ -265,7 +281,7 @@ export class StorageNode {
           // Backpressure: a subscriber that does not read stops this loop,
           // so the node holds at most one batch for it.
           if (!call.write(encodeDelivery(e.seq, e.frame))) {
-            await Promise.race([once(call, 'drain'), once(this.appended, 'close'), once(call, 'close')])
+            await firstOf([[call, 'drain'], [this.appended, 'close'], [call, 'close']])
           }
           if (ended) break
         }
