@@ -1,0 +1,208 @@
+// Issue 4, scenario 3: mounts keep editing while the storage node is down.
+// When it comes back, every tree converges and nothing is lost: of two
+// different edits of one file, one keeps the name on every mount and the
+// other becomes exactly one conflict copy (named after the device that lost);
+// an edit raced by a delete survives; identical edits make no conflict copy;
+// edits of different files both land.
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { Cluster } from '../helpers/cluster.js'
+import { type MountHandle, waitFor } from '../helpers/processes.js'
+import { type Tree, allConflictCopies, conflictCopiesOf, settle } from '../helpers/settle.js'
+
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+
+async function writeSynced (file: string, data: Buffer | string): Promise<void> {
+  const fh = await fsp.open(file, 'w', 0o644)
+  try { await fh.writeFile(data); await fh.sync() } finally { await fh.close() }
+}
+
+async function patchSynced (file: string, data: Buffer, offset: number): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r+')
+  try { await fh.write(data, 0, data.length, offset); await fh.sync() } finally { await fh.close() }
+  return fsp.readFile(file)
+}
+
+async function appendSynced (file: string, data: string): Promise<void> {
+  const fh = await fsp.open(file, 'a')
+  try { await fh.writeFile(data); await fh.sync() } finally { await fh.close() }
+}
+
+async function deviceOf (m: MountHandle): Promise<string> {
+  return String((await m.status()).deviceId)
+}
+
+/** Who holds which content: a readable dump of a tree for failure messages. */
+function describe (tree: Tree, known: Record<string, string>): string {
+  const names = Object.fromEntries(Object.entries(known).map(([label, h]) => [h, label]))
+  return Object.entries(tree).map(([p, e]) => `  ${p}: ${e.type}${e.sha256 ? ` ${names[e.sha256] ?? e.sha256.slice(0, 12)}` : ''}`).join('\n')
+}
+
+async function stopNodeAndWait (c: Cluster): Promise<void> {
+  await c.node!.stop()
+  for (const m of c.mounts) await waitFor(`${m.mountpoint} to notice the node is gone`, async () => (await m.status()).connected === false, 15_000)
+}
+
+async function conflictsListed (mounts: MountHandle[]): Promise<unknown[]> {
+  const all: unknown[] = []
+  for (const m of mounts) {
+    const list = (await m.status() as Record<string, unknown>).conflicts
+    if (Array.isArray(list)) all.push(...list)
+  }
+  return all
+}
+
+/**
+ * Checks a file edited concurrently by several devices: the name holds one
+ * of the versions and each other version is exactly one conflict copy named
+ * after the device that wrote it.
+ */
+function checkRace (t: Test, tree: Tree, rel: string, versions: Array<{ device: string; label: string; hash: string }>, known: Record<string, string>): void {
+  const at = tree[rel]?.sha256
+  const winner = versions.find(v => v.hash === at)
+  t.ok(winner, `${rel} holds one of the concurrent versions (${winner?.label ?? 'none'})\n${describe(tree, known)}`)
+  const copies = conflictCopiesOf(tree, rel)
+  const losers = versions.filter(v => v !== winner)
+  t.equal(copies.length, losers.length, `${rel} has ${losers.length} conflict cop${losers.length === 1 ? 'y' : 'ies'}: ${copies.map(c => c.path).join(', ') || 'none'}`)
+  for (const v of losers) {
+    const mine = copies.filter(c => tree[c.path]!.sha256 === v.hash)
+    t.equal(mine.length, 1, `${v.label} is kept in exactly one conflict copy of ${rel}`)
+    if (mine[0]) t.equal(mine[0].device, v.device, `that copy is named after the device that wrote it (${v.label})`)
+  }
+}
+
+t.test('offline edits on two mounts: conflicts keep both versions', async t => {
+  const c = await Cluster.start(t, 2)
+  const [A, B] = c.mounts as [MountHandle, MountHandle]
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(B.mountpoint, f)
+  const devA = await deviceOf(A)
+  const devB = await deviceOf(B)
+  t.not(devA, devB, `the mounts have distinct device ids (${devA}, ${devB})`)
+
+  const inplaceBase = Buffer.alloc(64 * 1024)
+  for (let i = 0; i < inplaceBase.length; i++) inplaceBase[i] = (i * 31 + 7) & 0xff
+  await writeSynced(a('a-only.txt'), 'base of a-only\n')
+  await writeSynced(a('b-only.txt'), 'base of b-only\n')
+  await writeSynced(a('same.txt'), 'base of same\n'.repeat(20))
+  await writeSynced(a('inplace.bin'), inplaceBase)
+  await writeSynced(a('del.txt'), 'base of del\n')
+  await writeSynced(a('ident.txt'), 'base of ident\n')
+  await settle([A, B])
+
+  await stopNodeAndWait(c)
+  const v = {
+    aOnly: 'A edited a-only while offline\n',
+    bOnly: 'B edited b-only while offline\n',
+    sameA: 'A rewrote same while offline\n',
+    sameB: 'B rewrote same while offline, and B wrote more\n'.repeat(3),
+    delB: 'base of del\nB appended to del while A deleted it\n',
+    ident: 'both wrote exactly this\n',
+  }
+  await writeSynced(a('a-only.txt'), v.aOnly)
+  await writeSynced(b('b-only.txt'), v.bOnly)
+  await writeSynced(a('same.txt'), v.sameA)
+  await writeSynced(b('same.txt'), v.sameB)
+  const inplaceA = await patchSynced(a('inplace.bin'), Buffer.alloc(100, 0x41), 1000)
+  const inplaceB = await patchSynced(b('inplace.bin'), Buffer.alloc(100, 0x42), 40_000)
+  await fsp.unlink(a('del.txt'))
+  await appendSynced(b('del.txt'), 'B appended to del while A deleted it\n')
+  t.equal(await fsp.readFile(b('del.txt'), 'utf8'), v.delB, 'B holds its edit of del.txt')
+  await writeSynced(a('ident.txt'), v.ident)
+  await writeSynced(b('ident.txt'), v.ident)
+
+  await c.startNode()
+  let tree: Tree
+  try {
+    tree = await settle([A, B], 60_000)
+  } catch (err) {
+    t.fail((err as Error).message)
+    return
+  }
+  const known: Record<string, string> = {
+    "A's a-only": sha(v.aOnly), "B's b-only": sha(v.bOnly), "A's same": sha(v.sameA), "B's same": sha(v.sameB),
+    "A's inplace": sha(inplaceA), "B's inplace": sha(inplaceB), "B's del": sha(v.delB), ident: sha(v.ident),
+  }
+  t.comment(`final tree:\n${describe(tree, known)}`)
+
+  t.equal(tree['a-only.txt']?.sha256, sha(v.aOnly), "A's edit of a-only.txt is on every mount")
+  t.equal(tree['b-only.txt']?.sha256, sha(v.bOnly), "B's edit of b-only.txt is on every mount")
+  t.same(conflictCopiesOf(tree, 'a-only.txt').concat(conflictCopiesOf(tree, 'b-only.txt')), [], 'edits of different files make no conflict copy')
+
+  checkRace(t, tree, 'same.txt', [{ device: devA, label: "A's same", hash: sha(v.sameA) }, { device: devB, label: "B's same", hash: sha(v.sameB) }], known)
+  checkRace(t, tree, 'inplace.bin', [{ device: devA, label: "A's inplace", hash: sha(inplaceA) }, { device: devB, label: "B's inplace", hash: sha(inplaceB) }], known)
+
+  const delCopies = conflictCopiesOf(tree, 'del.txt')
+  if (tree['del.txt']) {
+    t.equal(tree['del.txt'].sha256, sha(v.delB), "the edit won over the delete: del.txt holds B's edit")
+    t.equal(delCopies.length, 0, 'and no conflict copy of del.txt was needed')
+  } else {
+    t.equal(delCopies.length, 1, 'the delete won: one conflict copy of del.txt keeps the edit')
+    t.equal(delCopies[0] && tree[delCopies[0].path]!.sha256, sha(v.delB), "that copy holds B's edit")
+    t.equal(delCopies[0]?.device, devB, 'and is named after B')
+  }
+
+  t.equal(tree['ident.txt']?.sha256, sha(v.ident), 'the identical edit is on every mount')
+  t.same(conflictCopiesOf(tree, 'ident.txt'), [], 'identical concurrent edits make no conflict copy')
+
+  const copies = allConflictCopies(tree)
+  t.equal(copies.length, 2 + (tree['del.txt'] ? 0 : 1), `no other conflict copies (${copies.join(', ')})`)
+  const listed = JSON.stringify(await conflictsListed([A, B]))
+  for (const p of copies) t.ok(listed.includes(path.posix.basename(p)), `deltafs status lists the conflict ${p}: ${listed}`)
+  for (const m of [A, B]) t.ok(fs.existsSync(path.join(m.mountpoint, 'same.txt')), `${m.mountpoint} serves same.txt`)
+})
+
+t.test('offline edits on three mounts: one winner, every other version kept', async t => {
+  const c = await Cluster.start(t, 3)
+  const [A, B, C] = c.mounts as [MountHandle, MountHandle, MountHandle]
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const at = (m: MountHandle, f: string) => path.join(m.mountpoint, f)
+  const dev = await Promise.all([A, B, C].map(deviceOf))
+
+  await fsp.mkdir(at(A, 'docs'))
+  await writeSynced(at(A, 'docs/three.md'), '# base\n')
+  await writeSynced(at(A, 'ident3.txt'), 'base\n')
+  await writeSynced(at(A, 'gone.txt'), 'base of gone\n')
+  await settle([A, B, C])
+
+  await stopNodeAndWait(c)
+  const three = ['# A\nA wrote this\n', '# B\nB wrote this, longer\n'.repeat(2), '# C\n']
+  for (const [i, m] of [A, B, C].entries()) await writeSynced(at(m, 'docs/three.md'), three[i]!)
+  const fresh = ['A created new.txt\n', 'B created new.txt, differently\n']
+  await writeSynced(at(A, 'docs/new.txt'), fresh[0]!)
+  await writeSynced(at(B, 'docs/new.txt'), fresh[1]!)
+  for (const m of [A, B, C]) await writeSynced(at(m, 'ident3.txt'), 'all three wrote this\n')
+  await appendSynced(at(A, 'gone.txt'), 'A appended\n')
+  await appendSynced(at(B, 'gone.txt'), 'B appended\n')
+  await fsp.unlink(at(C, 'gone.txt'))
+
+  await c.startNode()
+  let tree: Tree
+  try {
+    tree = await settle([A, B, C], 60_000)
+  } catch (err) {
+    t.fail((err as Error).message)
+    return
+  }
+  const known: Record<string, string> = {
+    "A's three": sha(three[0]!), "B's three": sha(three[1]!), "C's three": sha(three[2]!),
+    "A's new": sha(fresh[0]!), "B's new": sha(fresh[1]!), ident: sha('all three wrote this\n'),
+    "A's gone": sha('base of gone\nA appended\n'), "B's gone": sha('base of gone\nB appended\n'),
+  }
+  t.comment(`final tree:\n${describe(tree, known)}`)
+
+  checkRace(t, tree, 'docs/three.md', three.map((s, i) => ({ device: dev[i]!, label: `${'ABC'[i]!}'s three`, hash: sha(s) })), known)
+  checkRace(t, tree, 'docs/new.txt', fresh.map((s, i) => ({ device: dev[i]!, label: `${'AB'[i]!}'s new`, hash: sha(s) })), known)
+  t.equal(tree['ident3.txt']?.sha256, sha('all three wrote this\n'), 'the identical edit is on every mount')
+  t.same(conflictCopiesOf(tree, 'ident3.txt'), [], 'three identical edits make no conflict copy')
+
+  const goneHolders = [tree['gone.txt'], ...conflictCopiesOf(tree, 'gone.txt').map(cc => tree[cc.path])].map(e => e?.sha256)
+  for (const label of ["A's gone", "B's gone"]) {
+    t.equal(goneHolders.filter(h => h === known[label]).length, 1, `${label} edit survived C's delete exactly once`)
+  }
+  t.equal(conflictCopiesOf(tree, 'gone.txt').length, tree['gone.txt'] ? 1 : 2, 'gone.txt has no extra conflict copies')
+})
