@@ -70,6 +70,9 @@ export class TxRecorder {
 
   isHeld (path: string): boolean { return this.open.get(path)?.held !== undefined }
 
+  /** Whether path has a transaction still being captured. */
+  isOpen (path: string): boolean { return this.open.has(path) }
+
   /** Rewrites still being held (and so not yet in the outbox). */
   heldCount (): number {
     let n = this.finishing
@@ -197,7 +200,8 @@ export class TxRecorder {
 
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
   async record (path: string, op: Op): Promise<void> {
-    const { bytes } = await this.journal.appendTx(path, [op], await this.facts(path))
+    // The record a transaction leaves is for the path it ends at (a rename's target).
+    const { bytes } = await this.journal.appendTx(path, [op], await this.facts('rename' in op && op.rename ? op.rename.to : path))
     this.stats.bytesJournaled += bytes
   }
 

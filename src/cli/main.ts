@@ -161,7 +161,14 @@ program.command('status')
       ['heals requested', s.healsRequested],
     ]
     if (s.lastError) lines.push(['last error', s.lastError])
+    const conflicts = Array.isArray(s.conflicts) ? s.conflicts as Array<Record<string, string>> : []
+    lines.push(['conflicts', conflicts.length])
     for (const [k, v] of lines) process.stdout.write(`${k.padEnd(22)} ${String(v)}\n`)
+    for (const c of conflicts) {
+      process.stdout.write(c.copy
+        ? `  ${c.at}  ${c.path}: the version of ${c.device} is kept as ${c.copy}\n`
+        : `  ${c.at}  ${c.path}: deleted on ${c.device} while changed elsewhere; the change was kept\n`)
+    }
   })
 
 program.parseAsync().catch((err: unknown) => {

@@ -7,8 +7,15 @@ export type EntryKind = 'file' | 'dir' | 'symlink' | 'other'
 
 export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind }
 
-/** A closed transaction waiting for its ack, ready to be framed. */
-export interface PendingTx { deviceSeq: number; tx: Transaction; bytes: number }
+/**
+ * A closed transaction waiting for its ack, ready to be framed. subject is
+ * the path it leaves content at; checked says the node checks it for
+ * conflicts (DESIGN §6), with tx.baseVersion the subject's record version.
+ */
+export interface PendingTx { deviceSeq: number; tx: Transaction; bytes: number; subject: string; checked: boolean }
+
+/** A conflict this mount saw: the losing version of `path` was kept as `copy`. */
+export interface ConflictEntry { path: string; copy: string; device: string; winner: string; seq: number; at: string }
 
 export interface AppliedUpdate {
   seq: number
@@ -18,7 +25,7 @@ export interface AppliedUpdate {
   records: Map<string, FileRecord | null>
 }
 
-export type CounterName = 'txClosed' | 'txAcked' | 'txApplied' | 'bytesApplied'
+export type CounterName = 'txClosed' | 'txAcked' | 'txApplied' | 'bytesApplied' | 'txDropped'
 
 export interface Journal {
   /** Opens (creating if needed) and recovers transactions left open by a crash; idempotent. */
@@ -55,6 +62,16 @@ export interface Journal {
   counters (): Record<CounterName, number>
   /** Transactions and data bytes not yet acked. */
   pending (): { tx: number; bytes: number }
+  /** Device seqs of the conflict-checked transactions not yet acked whose subject is path. */
+  pendingOn (path: string): number[]
+  /** Whether a transaction is still waiting for its ack. */
+  isPending (deviceSeq: number): Promise<boolean>
+  /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */
+  dropPending (deviceSeqs: number[]): Promise<PendingTx[]>
+  /** Remembers a conflict, for `deltafs status`. */
+  addConflict (entry: ConflictEntry): Promise<void>
+  /** Every conflict remembered, oldest first. */
+  conflicts (): Promise<ConflictEntry[]>
   /** Called after each closeTx, so the pusher can wake. */
   onClosed (listener: () => void): void
 }

@@ -4,8 +4,9 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Level } from 'level'
 import { type Op, OpCodec, type Transaction } from '../codec/wire.js'
-import type { AppliedUpdate, CounterName, EntryKind, FileRecord, Journal, PendingTx } from './journal.js'
+import type { AppliedUpdate, ConflictEntry, CounterName, EntryKind, FileRecord, Journal, PendingTx } from './journal.js'
 import { type FileFacts, recordChanges, renamesOf } from './records.js'
+import { isConflictChecked, subjectOf } from '../sync/conflict-policy.js'
 import { keys, readU64, u64 } from './keys.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
@@ -14,10 +15,14 @@ import { fault } from '../util/fault.js'
 const log = logger('journal')
 
 /** A closed transaction: ops firstOp..firstOp+opCount-1 of open transaction openId. */
-interface OutboxEntry { openId: number; firstOp?: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number }
+interface OutboxEntry {
+  openId: number; firstOp?: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number
+  /** Absent in entries written before conflict checks: then path, checked. */
+  subject?: string; checked?: boolean
+}
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
-const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied']
+const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied', 'txDropped']
 
 function json (value: unknown): Buffer { return Buffer.from(JSON.stringify(value)) }
 function parse<T> (value: Uint8Array): T { return JSON.parse(Buffer.from(value).toString()) as T }
@@ -34,6 +39,8 @@ export class LevelJournal implements Journal {
   private pendingTx = 0
   private pendingBytes = 0
   private readonly events = new EventEmitter()
+  /** Unacked conflict-checked transactions by subject, for the conflict check on apply. */
+  private readonly pendingBySubject = new Map<string, Set<number>>()
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N. */
   private outboxTail: Promise<unknown> = Promise.resolve()
 
@@ -66,8 +73,9 @@ export class LevelJournal implements Journal {
     for (const c of COUNTERS) this.counts[c] = readU64(await this.db.get(keys.counter(c)))
     this.pendingTx = 0
     this.pendingBytes = 0
-    for await (const value of this.db.values({ gte: keys.outboxPrefix, lt: 't"' })) {
+    for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parse<OutboxEntry>(value)
+      this.index(parseInt(key.slice(2), 16), e)
       this.pendingTx++
       this.pendingBytes += e.bytes
       this.lastOpenId = Math.max(this.lastOpenId, e.openId)
@@ -90,6 +98,21 @@ export class LevelJournal implements Journal {
       const seq = await this.closeTx(openId, count, { mtimeNs: 0, size: -1 })
       log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
     }
+  }
+
+  private index (deviceSeq: number, e: OutboxEntry): void {
+    if (e.checked === false) return
+    const subject = e.subject ?? e.path
+    const set = this.pendingBySubject.get(subject) ?? new Set<number>()
+    set.add(deviceSeq)
+    this.pendingBySubject.set(subject, set)
+  }
+
+  private unindex (deviceSeq: number, e: OutboxEntry): void {
+    const subject = e.subject ?? e.path
+    const set = this.pendingBySubject.get(subject)
+    set?.delete(deviceSeq)
+    if (set?.size === 0) this.pendingBySubject.delete(subject)
   }
 
   async close (): Promise<void> {
@@ -144,8 +167,10 @@ export class LevelJournal implements Journal {
       let bytes = 0
       while (first + n < opCount && (n === 0 || bytes + (open.sizes[first + n] ?? 0) <= this.maxTxBytes)) bytes += open.sizes[first + n++] ?? 0
       deviceSeq = ++this.deviceSeq
-      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes }
+      // Captured writes: checked unless they went to something other than a regular file.
+      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file' }
       batch.push({ type: 'put', key: keys.outbox(deviceSeq), value: json(entry) })
+      this.index(deviceSeq, entry)
       this.counts.txClosed++
       this.pendingTx++
       this.pendingBytes += bytes
@@ -172,7 +197,11 @@ export class LevelJournal implements Journal {
       bytes += value.length
       batch.push({ type: 'put', key: keys.op(openId, i), value })
     })
-    const entry: OutboxEntry = { openId, opCount: ops.length, path, mtimeNs: facts.mtimeNs, size: facts.size, ...(facts.kind ? { kind: facts.kind } : {}), bytes }
+    const entry: OutboxEntry = {
+      openId, opCount: ops.length, path, mtimeNs: facts.mtimeNs, size: facts.size, ...(facts.kind ? { kind: facts.kind } : {}), bytes,
+      subject: subjectOf(path, ops), checked: isConflictChecked(ops, facts.kind),
+    }
+    this.index(deviceSeq, entry)
     this.counts.txClosed++
     batch.push(
       { type: 'put', key: keys.outbox(deviceSeq), value: json(entry) },
@@ -212,7 +241,8 @@ export class LevelJournal implements Journal {
         return OpCodec.decode(v)
       })
       const deviceSeq = parseInt(key.slice(2), 16)
-      const record = await this.record(e.path)
+      const subject = e.subject ?? e.path
+      const record = await this.record(subject)
       const tx: Transaction = {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,
@@ -222,7 +252,7 @@ export class LevelJournal implements Journal {
         ops,
         mtimeNs: e.mtimeNs,
       }
-      out.push({ deviceSeq, tx, bytes: e.bytes })
+      out.push({ deviceSeq, tx, bytes: e.bytes, subject, checked: e.checked ?? true })
     }
     return out
   }
@@ -240,8 +270,46 @@ export class LevelJournal implements Journal {
     this.counts.txAcked++
     batch.push({ type: 'put', key: keys.counter('txAcked'), value: u64(this.counts.txAcked) })
     await this.db.batch(batch)
+    this.unindex(pending.deviceSeq, e)
     this.pendingTx--
     this.pendingBytes -= e.bytes
+  }
+
+  pendingOn (path: string): number[] {
+    return [...(this.pendingBySubject.get(path) ?? [])].sort((a, b) => a - b)
+  }
+
+  async isPending (deviceSeq: number): Promise<boolean> {
+    return (await this.db.get(keys.outbox(deviceSeq))) !== undefined
+  }
+
+  async dropPending (deviceSeqs: number[]): Promise<PendingTx[]> {
+    const dropped: PendingTx[] = []
+    for (const deviceSeq of [...deviceSeqs].sort((a, b) => a - b)) {
+      const [pending] = await this.readOutbox(deviceSeq - 1, 1)
+      if (pending?.deviceSeq !== deviceSeq) continue // acked meanwhile
+      const e = parse<OutboxEntry>((await this.db.get(keys.outbox(deviceSeq)))!)
+      const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(deviceSeq) }]
+      for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
+      this.counts.txDropped++
+      batch.push({ type: 'put', key: keys.counter('txDropped'), value: u64(this.counts.txDropped) })
+      await this.db.batch(batch, { sync: true })
+      this.unindex(deviceSeq, e)
+      this.pendingTx--
+      this.pendingBytes -= e.bytes
+      dropped.push(pending)
+    }
+    return dropped
+  }
+
+  async addConflict (entry: ConflictEntry): Promise<void> {
+    await this.db.put(keys.conflict(entry.copy), json(entry), { sync: true })
+  }
+
+  async conflicts (): Promise<ConflictEntry[]> {
+    const out: ConflictEntry[] = []
+    for await (const value of this.db.values({ gte: 'x!', lt: 'x"' })) out.push(parse<ConflictEntry>(value))
+    return out.sort((a, b) => a.at.localeCompare(b.at))
   }
 
   applied (): number { return this.appliedSeq }

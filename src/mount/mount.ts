@@ -18,7 +18,9 @@ import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { isMounted, prepareMountpoint } from './mountpoint.js'
 import { redoPending } from './recovery.js'
-import { journalWholeFile, reconcile } from './reconcile.js'
+import { journalNewFile, journalWholeFile, reconcile } from './reconcile.js'
+import { ConflictResolver } from '../sync/conflict-resolver.js'
+import { FileIds } from '../sync/conflict-policy.js'
 import { DEFAULT_RECORD_BUDGET, type RecordBudget, RecordStore } from '../capture/record-store.js'
 import { checkVolumeName } from '../util/names.js'
 import { type ClientTlsOptions, clientCredentials } from '../rpc/tls.js'
@@ -55,6 +57,7 @@ export class Mount {
   private session: FuseSession | undefined
   private sync: SyncClient | undefined
   private control: ControlServer | undefined
+  private conflicts: ConflictResolver | undefined
   private state: 'new' | 'opening' | 'open' | 'closed' = 'new'
   mountpoint = ''
   private failWith: ((err: DeltafsError) => void) | undefined
@@ -103,6 +106,18 @@ export class Mount {
         isMounted(this.mountpoint).then(up => { if (!up && this.state === 'open') this.markUnmounted?.() }, () => undefined)
       }, 1000)
       this.watchdog.unref()
+      this.conflicts = new ConflictResolver({
+        journal: this.journal,
+        real: p => passthrough.real(p),
+        stats: this.syncStats,
+        local: {
+          isOpen: p => recorder.isOpen(p),
+          closeAll: related => recorder.closeAll(related),
+          record: async (p, op) => { await recorder.closeAll([p]); await recorder.record(p, op) },
+          journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
+        },
+      })
+      await this.conflicts.open()
       this.sync = new SyncClient({
         node: this.opts.node, volume, journal: this.journal, codec, stats: this.syncStats,
         applier: new Applier(filesDir, {
@@ -111,6 +126,8 @@ export class Mount {
           onRefresh: p => journalWholeFile(recorder, passthrough.real(p), p),
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
+        fileIds: new FileIds(volume, this.opts.key),
+        conflicts: this.conflicts,
         stub: { credentials, token: this.opts.token },
         keyCheck: this.opts.key ? keyCheck(this.opts.key, volume) : new Uint8Array(0),
         onFatal: err => this.failWith?.(err),
@@ -158,6 +175,8 @@ export class Mount {
       lastAppliedSeq: j?.applied() ?? 0,
       ...this.captureStats,
       healsRequested: this.syncStats.healsRequested,
+      conflictsLost: this.syncStats.conflicts,
+      conflicts: this.conflicts?.list() ?? [],
       bytesPushed: this.syncStats.bytesPushed,
       framesPushed: this.syncStats.framesPushed,
       bytesReceived: this.syncStats.bytesReceived,

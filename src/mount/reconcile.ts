@@ -50,6 +50,15 @@ export async function journalWholeFile (rec: TxRecorder, real: string, volPath: 
   await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
 }
 
+/** Journals the file at volPath as a new file: created, its content, mode and times. */
+export async function journalNewFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+  const st = await fsp.lstat(real, { bigint: true })
+  await rec.closeAll()
+  await rec.record(volPath, { create: { mode: Number(st.mode) & 0o7777 } })
+  await journalContent(rec, real, volPath)
+  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+}
+
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
   const pending = await pendingPaths(journal)
   const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }

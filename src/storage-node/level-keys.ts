@@ -4,6 +4,8 @@
 //   v!<volume>!keycheck                    (bytes)       HMAC proving mounts share the volume key
 //   v!<volume>!s!<seq: 16 hex>             (Entry)       device id + frame bytes
 //   v!<volume>!t!<device>!<devseq: 16 hex> (uint64 BE)  seq given to that tx id
+//   v!<volume>!f!<file id>                 (json)        last change of a file: {s, d} seq and device,
+//                                                        {o, od} the last change by any other device
 //
 // Fixed-width hex keeps iteration order equal to sequence order. Volume and
 // device names are validated to [A-Za-z0-9._-] so '!' never appears in them.
@@ -17,5 +19,6 @@ export const keys = {
   keyCheck: (volume: string) => `v!${volume}!keycheck`,
   entry: (volume: string, seq: number) => `v!${volume}!s!${hex16(seq)}`,
   entryPrefix: (volume: string) => `v!${volume}!s!`,
+  file: (volume: string, fileId: string) => `v!${volume}!f!${fileId}`,
   txId: (volume: string, deviceId: string, deviceSeq: number) => `v!${volume}!t!${deviceId}!${hex16(deviceSeq)}`,
 }

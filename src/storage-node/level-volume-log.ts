@@ -9,6 +9,28 @@ import { DeltafsError } from '../util/errors.js'
 
 interface Pending { req: AppendRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }
 
+/**
+ * The conflict state of one file: its last change (s by d) and the last
+ * change by a device other than d (o by od). A transaction from device X
+ * with base B conflicts iff some device other than X changed the file after
+ * B, i.e. iff (d != X ? s : o) > B. Two numbers suffice because X's own
+ * changes never conflict with X.
+ */
+interface FileState { s: number; d: string; o: number; od: string }
+
+/** Whether a transaction from `device` based on `base` conflicts; the other device's change if so. */
+export function conflictOf (state: FileState | undefined, device: string, base: number): { seq: number; deviceId: string } | undefined {
+  if (!state) return undefined
+  const [seq, deviceId] = state.d !== device ? [state.s, state.d] : [state.o, state.od]
+  return seq > base ? { seq, deviceId } : undefined
+}
+
+function advance (state: FileState | undefined, device: string, seq: number): FileState {
+  if (!state) return { s: seq, d: device, o: 0, od: '' }
+  if (state.d === device) return { ...state, s: seq }
+  return { s: seq, d: device, o: state.s, od: state.d }
+}
+
 function u64 (n: number): Uint8Array {
   const b = Buffer.alloc(8)
   b.writeBigUInt64BE(BigInt(n))
@@ -114,23 +136,32 @@ export class LevelVolumeLog implements VolumeLog {
     try {
       const txKeys = batch.map(p => keys.txId(p.req.volume, p.req.deviceId, p.req.deviceSeq))
       const known = await this.db.getMany(txKeys)
+      const fileKeys = [...new Set(batch.filter(p => p.req.fileId).map(p => keys.file(p.req.volume, p.req.fileId!)))]
+      const files = new Map<string, FileState | undefined>()
+      ;(await this.db.getMany(fileKeys)).forEach((v, i) => files.set(fileKeys[i]!, v === undefined ? undefined : JSON.parse(Buffer.from(v).toString()) as FileState))
       const ops: Array<{ type: 'put'; key: string; value: Uint8Array }> = []
       const results: AppendResult[] = []
       const inBatch = new Map<string, number>()
       const touched = new Map<string, number>()
+      const changedFiles = new Set<string>()
       for (let i = 0; i < batch.length; i++) {
         const { req } = batch[i]!
         const txKey = txKeys[i]!
         const earlier = known[i] !== undefined ? readU64(known[i]!) : inBatch.get(txKey)
         if (earlier !== undefined) { results.push({ seq: earlier, duplicate: true }); continue }
+        const fileKey = req.fileId ? keys.file(req.volume, req.fileId) : undefined
+        const conflict = fileKey ? conflictOf(files.get(fileKey), req.deviceId, req.baseVersion ?? 0) : undefined
+        if (conflict) { results.push({ seq: conflict.seq, duplicate: false, conflict: { deviceId: conflict.deviceId } }); continue }
         const seq = (touched.get(req.volume) ?? await this.head(req.volume)) + 1
         touched.set(req.volume, seq)
         inBatch.set(txKey, seq)
+        if (fileKey) { files.set(fileKey, advance(files.get(fileKey), req.deviceId, seq)); changedFiles.add(fileKey) }
         ops.push({ type: 'put', key: keys.entry(req.volume, seq), value: encodeEntry(req.deviceId, req.frame) })
         ops.push({ type: 'put', key: txKey, value: u64(seq) })
         results.push({ seq, duplicate: false })
       }
       for (const [volume, seq] of touched) ops.push({ type: 'put', key: keys.head(volume), value: u64(seq) })
+      for (const key of changedFiles) ops.push({ type: 'put', key, value: Buffer.from(JSON.stringify(files.get(key))) })
       if (ops.length > 0) await this.db.batch(ops, { sync: true })
       for (const [volume, seq] of touched) this.heads.set(volume, seq)
       batch.forEach((p, i) => p.resolve(results[i]!))

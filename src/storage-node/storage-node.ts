@@ -221,8 +221,17 @@ export class StorageNode {
     if (h.volume !== volume) return reject(`frame is for volume "${String(h.volume)}" but the stream is for "${volume}"`)
     if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
     if (!h.encrypted && await this.isEncrypted(volume)) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
+    const fileId = h.fileId ?? ''
+    if (fileId.length > 64 || !/^[A-Za-z0-9_-]*$/.test(fileId)) return reject('bad file id')
+    const baseVersion = Number.isSafeInteger(h.baseVersion) && h.baseVersion >= 0 ? h.baseVersion : 0
     try {
-      const { seq, duplicate } = await this.opts.log.append({ volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes })
+      const { seq, duplicate, conflict } = await this.opts.log.append({
+        volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes, ...(fileId ? { fileId, baseVersion } : {}),
+      })
+      if (conflict) {
+        log.info({ volume, txId, fileId, baseVersion, laterSeq: seq, laterDevice: conflict.deviceId }, 'conflict: the file changed on another device after this transaction\'s base; refused, the author keeps its version as a conflict copy')
+        return { txId, seq, status: AckStatus.CONFLICT, error: `file changed by ${conflict.deviceId} at seq ${seq}, after base ${baseVersion}`, winnerDevice: conflict.deviceId }
+      }
       fault('node.after-append')
       if (duplicate) log.info({ volume, txId, seq }, 'duplicate transaction id: acked with its original seq')
       else this.notify(volume, seq)

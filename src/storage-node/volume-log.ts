@@ -7,12 +7,20 @@ export interface AppendRequest {
   deviceSeq: number
   /** The encoded Frame, stored and forwarded as is. */
   frame: Uint8Array
+  /**
+   * Conflict check (DESIGN §6): when set, the append is refused if another
+   * device changed this file after baseVersion.
+   */
+  fileId?: string
+  baseVersion?: number
 }
 
 export interface AppendResult {
   seq: number
   /** True when this transaction id was already in the log; seq is the original one. */
   duplicate: boolean
+  /** Set when refused by the conflict check: seq is then the other device's later change. */
+  conflict?: { deviceId: string }
 }
 
 export interface LogEntry { seq: number; deviceId: string; frame: Uint8Array }
@@ -22,7 +30,10 @@ export interface VolumeLog {
   open (): Promise<void>
   /** Flushes and closes; idempotent. */
   close (): Promise<void>
-  /** Appends durably (resolves only once on disk) or returns the earlier seq of a retry. */
+  /**
+   * Appends durably (resolves only once on disk), returns the earlier seq of
+   * a retry, or refuses a conflicting change without storing it.
+   */
   append (req: AppendRequest): Promise<AppendResult>
   /** Up to `limit` entries with seq > afterSeq, in order, stopping once maxBytes of frames are read (at least one entry). */
   read (volume: string, afterSeq: number, limit: number, maxBytes?: number): Promise<LogEntry[]>

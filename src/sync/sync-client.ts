@@ -11,6 +11,8 @@ import type { Journal, PendingTx } from '../journal/journal.js'
 import { recordChanges } from '../journal/records.js'
 import { SyncStub, type StubOptions } from '../rpc/client.js'
 import type { Applier } from './applier.js'
+import type { ConflictResolver } from './conflict-resolver.js'
+import type { FileIds } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
@@ -40,7 +42,13 @@ export interface SyncClientOptions {
   onFatal: (err: DeltafsError) => void
   /** A Rebuild did not fit this mount's copy of path: ask its author for the whole file. */
   onBaseMismatch?: (path: string, authorDevice: string) => Promise<void>
+  /** Conflict checks (DESIGN §6): file ids for the node, and the losing side's handling. */
+  fileIds?: FileIds
+  conflicts?: ConflictResolver
 }
+
+/** Ends a session so that the outbox is pushed again with fresh base versions. */
+class ResyncAfterConflict extends Error {}
 
 /** Errors after which retrying cannot help: the mount must stop and say why. */
 function fatalError (err: unknown): DeltafsError | undefined {
@@ -110,6 +118,10 @@ export class SyncClient {
           this.opts.onFatal(fatal)
           return
         }
+        if (err instanceof ResyncAfterConflict) {
+          log.debug('pushing again after a conflict')
+          continue
+        }
         if (!this.closed) log.warn({ err: (err as Error).message }, 'connection to storage node lost, reconnecting')
       }
       this.opts.stats.connected = false
@@ -176,6 +188,7 @@ export class SyncClient {
               const batch = await journal.readOutbox(lastSent, Math.min(32, PUSH_WINDOW - inflight.length), PUSH_WINDOW_BYTES - inflightBytes)
               if (batch.length === 0 || done) break
               for (const pending of batch) {
+                pending.tx.fileId = pending.checked && this.opts.fileIds ? this.opts.fileIds.of(pending.subject) : ''
                 const bytes = FrameCodec.encode(codec.seal(pending.tx))
                 push.write(bytes)
                 fault('sync.after-send')
@@ -204,6 +217,11 @@ export class SyncClient {
           finish(new Error(`storage node refused transaction ${head.pending.deviceSeq}: ${ack.error}`))
           return
         }
+        if (ack.status === AckStatus.CONFLICT) {
+          this.acks = this.acks.then(() => this.settleConflict(head.pending, ack, () => done))
+          this.acks.then(() => finish(new ResyncAfterConflict()), finish)
+          return
+        }
         this.acks = this.acks.then(async () => {
           await journal.ack(head.pending, ack.seq)
           stats.lastPushedSeq = Math.max(stats.lastPushedSeq, ack.seq)
@@ -224,6 +242,27 @@ export class SyncClient {
     })
   }
 
+  private readonly conflictRetries = new Set<string>()
+
+  /**
+   * The node refused a transaction because another device changed its file
+   * first. Once that change is applied here, the apply path has either kept
+   * this version as a conflict copy (dropping the transaction) or found both
+   * identical (the transaction then goes again with the fresh base). A
+   * transaction refused twice for the same change is settled as lost.
+   */
+  private async settleConflict (pending: PendingTx, ack: Ack, sessionDone: () => boolean): Promise<void> {
+    const { journal, stats } = this.opts
+    log.info({ deviceSeq: pending.deviceSeq, path: pending.subject, laterSeq: ack.seq, laterDevice: ack.winnerDevice }, 'the node refused a change: the file changed on another device first')
+    if (!await journal.isPending(pending.deviceSeq)) return
+    while (journal.applied() < ack.seq && !sessionDone() && !this.closed) await sleep(20)
+    if (journal.applied() < ack.seq || !await journal.isPending(pending.deviceSeq)) return
+    const key = `${pending.deviceSeq}@${ack.seq}`
+    if (!this.conflictRetries.has(key)) { this.conflictRetries.add(key); return }
+    stats.lastError = `conflict on ${pending.subject}`
+    await this.opts.conflicts?.lost(pending.subject, ack.winnerDevice ?? '', ack.seq)
+  }
+
   private async applyDelivery (d: Delivery): Promise<void> {
     const { journal, codec, applier, stats, volume } = this.opts
     if (d.seq <= journal.applied()) return
@@ -231,9 +270,11 @@ export class SyncClient {
     try {
       tx = codec.open(d.frame)
       if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
+      await this.opts.conflicts?.beforeApply(tx, d.seq)
       const result = await applier.apply(tx)
       fault('apply.after-data')
       await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
+      await this.opts.conflicts?.afterApply(tx, d.seq)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (err instanceof DeltafsError && err.code === 'BASE_MISMATCH' && this.opts.onBaseMismatch && tx) {

@@ -15,8 +15,10 @@ export interface SyncStats {
   lastError: string
   /** Rebuilds whose base did not match here, healed by asking for the whole file. */
   healsRequested: number
+  /** Conflicts this mount lost: its version was kept as a conflict copy. */
+  conflicts: number
 }
 
 export function newSyncStats (): SyncStats {
-  return { connected: false, readOnly: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '', healsRequested: 0 }
+  return { connected: false, readOnly: false, bytesPushed: 0, framesPushed: 0, lastPushedSeq: 0, bytesReceived: 0, txRefused: 0, lastError: '', healsRequested: 0, conflicts: 0 }
 }

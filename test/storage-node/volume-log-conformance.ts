@@ -186,4 +186,27 @@ export function volumeLogConformance (t: Test, store: VolumeLogStore): void {
     t.equal(hex(await again.keyCheck('docs', b)), hex(a), 'the stored value survives reopen')
     t.equal(hex(await again.keyCheck('race', empty)), hex(x!), 'so does the race winner')
   })
+
+  t.test('conflict check per file: first writer wins (DESIGN §6)', async t => {
+    const make = await store(t)
+    const log = await opened(t, make)
+    const put = (deviceId: string, deviceSeq: number, fileId: string | undefined, baseVersion: number) =>
+      log.append({ volume: 'docs', deviceId, deviceSeq, frame: frame(`${deviceId}${deviceSeq}`), ...(fileId ? { fileId, baseVersion } : {}) })
+    t.same(await put('devA', 1, 'f1', 0), { seq: 1, duplicate: false }, 'A creates f1')
+    t.same(await put('devA', 2, 'f1', 0), { seq: 2, duplicate: false }, 'A again on its stale base: its own change is no conflict')
+    t.same(await put('devB', 1, 'f1', 2), { seq: 3, duplicate: false }, 'B on base 2 (has seen A) is accepted')
+    t.same(await put('devA', 3, 'f1', 2), { seq: 3, duplicate: false, conflict: { deviceId: 'devB' } }, 'A on base 2 after B changed it: conflict naming B and its seq')
+    t.same(await put('devA', 4, 'f2', 0), { seq: 4, duplicate: false }, 'another file is independent')
+    t.same(await put('devC', 1, undefined, 0), { seq: 5, duplicate: false }, 'a transaction without a file id is never checked')
+    t.same(await put('devB', 2, 'f1', 3), { seq: 6, duplicate: false }, 'B on its own latest change')
+    t.same(await put('devB', 3, 'f1', 1), { seq: 2, duplicate: false, conflict: { deviceId: 'devA' } }, 'B on base 1 missed A\'s change at 2')
+    t.same(await put('devA', 5, 'f1', 6), { seq: 7, duplicate: false }, 'A on base 6 has seen everything')
+    t.same(await put('devB', 4, 'f1', 6), { seq: 7, duplicate: false, conflict: { deviceId: 'devA' } }, 'B on base 6 missed A at 7')
+    t.same(await put('devA', 3, 'f1', 2), { seq: 6, duplicate: false, conflict: { deviceId: 'devB' } }, 'a refused id was not stored: its retry is checked again')
+    t.same(await put('devA', 2, 'f1', 0), { seq: 2, duplicate: true }, 'a stored id stays a duplicate, whatever its base')
+    t.equal(await log.head('docs'), 7, 'refused transactions use no seq')
+    await log.close()
+    const again = await opened(t, make)
+    t.same(await again.append({ volume: 'docs', deviceId: 'devC', deviceSeq: 2, frame: frame('c2'), fileId: 'f1', baseVersion: 6 }), { seq: 7, duplicate: false, conflict: { deviceId: 'devA' } }, 'file states survive reopen')
+  })
 }

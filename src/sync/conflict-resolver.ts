@@ -1,0 +1,145 @@
+// Conflicts on the losing mount (DESIGN §6: first writer wins, nobody
+// loses). The node has already ordered the winner; this mount's concurrent
+// version of the file is kept as a conflict copy, journaled as a new file so
+// it reaches every mount, and its transactions that the node refuses are
+// dropped. Where the winner's change cannot be applied on top of the local
+// version (a delta of a version this mount never had), the winner's author
+// is asked for the whole file. Identical concurrent content is no conflict.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import type { Op, Transaction } from '../codec/wire.js'
+import type { ConflictEntry, Journal } from '../journal/journal.js'
+import { renamesOf } from '../journal/records.js'
+import { conflictCopyName, isConflictCopyName, sameResult, subjectOf } from './conflict-policy.js'
+import type { SyncStats } from './sync-stats.js'
+import { logger } from '../util/log.js'
+
+const log = logger('conflict')
+
+/** What the resolver needs from the capture side of the mount. */
+export interface LocalChanges {
+  /** Whether path has a transaction still being captured. */
+  isOpen (path: string): boolean
+  /** Closes open transactions (ending held rewrites at or under `related`), so they are in the outbox. */
+  closeAll (related: string[]): Promise<void>
+  /** Journals a single-op transaction, after closing what is open. */
+  record (path: string, op: Op): Promise<void>
+  /** Journals the file now at volPath as a new file: created, its content, its attributes. */
+  journalNewFile (volPath: string): Promise<void>
+}
+
+export interface ConflictResolverOptions {
+  journal: Journal
+  local: LocalChanges
+  /** The backing path of a volume path. */
+  real: (volPath: string) => string
+  stats: SyncStats
+  now?: () => Date
+}
+
+function startsFromNothing (tx: Transaction): boolean {
+  const first = tx.ops.find(op => !('setAttr' in op))
+  if (!first) return false
+  if ('truncate' in first && first.truncate) return first.truncate.size === 0
+  return 'create' in first && first.create !== undefined && tx.baseVersion === 0
+}
+
+export class ConflictResolver {
+  private readonly seen: ConflictEntry[] = []
+
+  constructor (private readonly opts: ConflictResolverOptions) {}
+
+  async open (): Promise<void> {
+    this.seen.push(...await this.opts.journal.conflicts())
+  }
+
+  /** Conflicts seen by this mount, for `deltafs status`. */
+  list (): ConflictEntry[] { return [...this.seen] }
+
+  /**
+   * Called before a remote transaction is applied. When this mount has its
+   * own unacked change of the same file, the remote one came first (the node
+   * ordered it): keep the local version as a conflict copy unless both
+   * reached the same content.
+   */
+  async beforeApply (tx: Transaction, seq: number): Promise<void> {
+    if (!tx.fileId) return
+    const { journal, local } = this.opts
+    const subject = subjectOf(tx.path, tx.ops)
+    if (journal.pendingOn(subject).length === 0 && !local.isOpen(subject)) return
+    await local.closeAll([subject])
+    const seqs = journal.pendingOn(subject)
+    if (seqs.length === 0) return
+    const mine: Op[] = []
+    for (const s of seqs) mine.push(...((await journal.readOutbox(s - 1, 1))[0]?.tx.ops ?? []))
+    if (await sameResult(tx, this.opts.real(subject), mine)) {
+      log.info({ path: subject, seq, device: tx.txId.deviceId }, 'another device made the same change concurrently: no conflict')
+      return
+    }
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs)
+    if (startsFromNothing(tx)) {
+      // The winner's transaction carries its whole content: apply it to an empty file.
+      await fsp.truncate(this.opts.real(subject), 0).catch(() => undefined)
+    } else if (!tx.ops.some(op => 'unlink' in op && op.unlink)) {
+      await this.askForWholeFile(subject, tx.txId.deviceId)
+    }
+  }
+
+  /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
+  async afterApply (tx: Transaction, seq: number): Promise<void> {
+    const subject = subjectOf(tx.path, tx.ops)
+    if (!isConflictCopyName(subject) || !tx.ops.some(op => 'create' in op && op.create)) return
+    if (this.seen.some(c => c.copy === subject)) return
+    const entry: ConflictEntry = { path: subject.replace(/ \(conflict [^)]*\)/, ''), copy: subject, device: tx.txId.deviceId, winner: '', seq, at: new Date(Number(tx.mtimeNs) / 1e6 || Date.now()).toISOString() }
+    await this.opts.journal.addConflict(entry)
+    this.seen.push(entry)
+  }
+
+  /**
+   * The node refused a local transaction on `subject` again after the
+   * winner's change was applied here: settle it as a conflict now.
+   */
+  async lost (subject: string, winner: string, seq: number): Promise<void> {
+    await this.opts.local.closeAll([subject])
+    const seqs = this.opts.journal.pendingOn(subject)
+    if (seqs.length === 0) return
+    await this.keepLocal(subject, winner, seq, seqs)
+    await this.askForWholeFile(subject, winner)
+  }
+
+  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[]): Promise<void> {
+    const { journal, local, real, stats } = this.opts
+    let copy = ''
+    const st = await fsp.lstat(real(subject)).catch(() => undefined)
+    if (st?.isFile()) {
+      copy = conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
+      await fsp.copyFile(real(subject), real(copy), fs.constants.COPYFILE_FICLONE)
+      await fsp.chmod(real(copy), st.mode & 0o7777)
+      await fsp.utimes(real(copy), st.atime, st.mtime)
+      await local.journalNewFile(copy)
+    }
+    const dropped = await journal.dropPending(seqs)
+    // A dropped rename leaves its source on the other mounts (its content went
+    // out before); here it is gone, so remove it there too.
+    for (const d of dropped) {
+      for (const [from] of renamesOf(d.tx)) {
+        if (from !== subject && !fs.existsSync(real(from))) await local.record(from, { unlink: {} })
+      }
+    }
+    stats.conflicts++
+    const entry: ConflictEntry = { path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() }
+    await journal.addConflict(entry)
+    this.seen.push(entry)
+    log.warn({ path: subject, copy: copy || undefined, winner, seq, dropped: dropped.length },
+      copy
+        ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
+          `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
+        : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted it; the change wins and the file comes back`)
+  }
+
+  private async askForWholeFile (subject: string, device: string): Promise<void> {
+    // Journaled before the winner's change is applied, so a crash in between still heals.
+    await this.opts.local.record(subject, { refresh: { deviceId: device } })
+  }
+}
