@@ -145,8 +145,16 @@ export class SyncClient {
     return reply.readOnly
   }
 
+  /**
+   * Deliveries being applied. It outlives a session: a new session subscribes
+   * from the applied cursor only once the previous one's applies are done,
+   * or a delivery still being applied would be applied a second time.
+   */
+  private applies: Promise<void> = Promise.resolve()
+
   private async session (stub: SyncStub, readOnly: boolean): Promise<void> {
     await this.acks.catch(() => undefined)
+    await this.applies.catch(() => undefined)
     const { journal, codec, stats, volume } = this.opts
     const push = readOnly ? undefined : stub.push(volume)
     const sub = stub.subscribe({ volume, fromSeq: journal.applied(), deviceId: journal.deviceId })
@@ -155,7 +163,6 @@ export class SyncClient {
     let lastSent = 0
     let pumping = false
     let again = false
-    let applies: Promise<void> = Promise.resolve()
     let queued = 0
 
     await new Promise<void>((resolve, reject) => {
@@ -232,10 +239,12 @@ export class SyncClient {
       sub.on('data', (d: Delivery) => {
         stats.bytesReceived += d.frame?.payload?.length ?? 0
         if (++queued >= APPLY_HIGH_WATER) sub.pause()
-        applies = applies.then(() => this.applyDelivery(d)).then(() => {
+        // Once the session ended, what it still had queued is left to the next one.
+        this.applies = this.applies.then(async () => {
+          if (done) return
+          try { await this.applyDelivery(d) } catch (err) { finish(err); return }
           if (--queued < APPLY_HIGH_WATER / 2) sub.resume()
         })
-        applies.catch(finish)
       })
 
       void pump()
@@ -257,6 +266,10 @@ export class SyncClient {
     if (!await journal.isPending(pending.deviceSeq)) return
     while (journal.applied() < ack.seq && !sessionDone() && !this.closed) await sleep(20)
     if (journal.applied() < ack.seq || !await journal.isPending(pending.deviceSeq)) return
+    // The refused frame was read before the winner's change was applied here
+    // (its base predates it) and the subject's record has moved on since: the
+    // next push carries the fresh base, so this refusal says nothing yet.
+    if (((await journal.record(pending.subject))?.version ?? 0) >= ack.seq) return
     const key = `${pending.deviceSeq}@${ack.seq}`
     if (!this.conflictRetries.has(key)) { this.conflictRetries.add(key); return }
     stats.lastError = `conflict on ${pending.subject}`
