@@ -63,7 +63,7 @@ async function conflictsListed (mounts: MountHandle[]): Promise<unknown[]> {
 function checkRace (t: Test, tree: Tree, rel: string, versions: Array<{ device: string; label: string; hash: string }>, known: Record<string, string>): void {
   const at = tree[rel]?.sha256
   const winner = versions.find(v => v.hash === at)
-  t.ok(winner, `${rel} holds one of the concurrent versions (${winner?.label ?? 'none'})\n${describe(tree, known)}`)
+  t.ok(winner, `${rel} holds one of the concurrent versions (${winner?.label ?? 'none'})`, { tree: describe(tree, known) })
   const copies = conflictCopiesOf(tree, rel)
   const losers = versions.filter(v => v !== winner)
   t.equal(copies.length, losers.length, `${rel} has ${losers.length} conflict cop${losers.length === 1 ? 'y' : 'ies'}: ${copies.map(c => c.path).join(', ') || 'none'}`)
