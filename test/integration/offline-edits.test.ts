@@ -118,7 +118,7 @@ t.test('offline edits on two mounts: conflicts keep both versions', async t => {
   await c.startNode()
   let tree: Tree
   try {
-    tree = await settle([A, B], 60_000)
+    tree = await settle([A, B], 40_000)
   } catch (err) {
     t.fail((err as Error).message)
     return
@@ -183,7 +183,7 @@ t.test('offline edits on three mounts: one winner, every other version kept', as
   await c.startNode()
   let tree: Tree
   try {
-    tree = await settle([A, B, C], 60_000)
+    tree = await settle([A, B, C], 40_000)
   } catch (err) {
     t.fail((err as Error).message)
     return
@@ -205,4 +205,40 @@ t.test('offline edits on three mounts: one winner, every other version kept', as
     t.equal(goneHolders.filter(h => h === known[label]).length, 1, `${label} edit survived C's delete exactly once`)
   }
   t.equal(conflictCopiesOf(tree, 'gone.txt').length, tree['gone.txt'] ? 1 : 2, 'gone.txt has no extra conflict copies')
+})
+
+t.test('offline rename of a file another mount edits: the edit is not lost', async t => {
+  const c = await Cluster.start(t, 2)
+  const [A, B] = c.mounts as [MountHandle, MountHandle]
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(B.mountpoint, f)
+  const base = Buffer.alloc(16 * 1024, 0x2e)
+  await writeSynced(a('moved.bin'), base)
+  await writeSynced(a('renamed-over.txt'), 'base of renamed-over\n')
+  await writeSynced(a('src.txt'), 'src content\n')
+  await settle([A, B])
+
+  await stopNodeAndWait(c)
+  // A moves a file away while B edits it in place.
+  await fsp.rename(a('moved.bin'), a('moved-away.bin'))
+  const edited = await patchSynced(b('moved.bin'), Buffer.from('B was here'), 5000)
+  // A renames another file over one that B edits.
+  await fsp.rename(a('src.txt'), a('renamed-over.txt'))
+  await writeSynced(b('renamed-over.txt'), 'B rewrote renamed-over\n')
+
+  await c.startNode()
+  let tree: Tree
+  try {
+    tree = await settle([A, B], 40_000)
+  } catch (err) {
+    t.fail((err as Error).message)
+    return
+  }
+  const known: Record<string, string> = { base: sha(base), "B's edit": sha(edited), src: sha('src content\n'), "B's rewrite": sha('B rewrote renamed-over\n') }
+  const hashes = Object.values(tree).map(e => e.sha256)
+  t.comment(`final tree:\n${describe(tree, known)}`)
+  t.ok(hashes.includes(sha(edited)), "B's in-place edit of the file A moved away is on every mount", { tree: describe(tree, known) })
+  t.ok(hashes.includes(sha('B rewrote renamed-over\n')), "B's rewrite of the file A renamed another over is on every mount", { tree: describe(tree, known) })
+  t.ok(hashes.includes(sha('src content\n')), "the content A renamed over it is on every mount", { tree: describe(tree, known) })
 })
