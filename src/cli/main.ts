@@ -167,7 +167,7 @@ program.command('status')
     for (const c of conflicts) {
       process.stdout.write(c.copy
         ? `  ${c.at}  ${c.path}: the version of ${c.device} is kept as ${c.copy}\n`
-        : `  ${c.at}  ${c.path}: deleted on ${c.device} while changed elsewhere; the change was kept\n`)
+        : `  ${c.at}  ${c.path}: deleted or renamed on ${c.device} while changed elsewhere; the change was kept\n`)
     }
   })
 

@@ -43,6 +43,7 @@ export class TxCodec implements Codec {
     const header = {
       volume: tx.volume, txId: tx.txId, fileId: tx.fileId, baseVersion: tx.baseVersion,
       codec, encrypted: this.key !== undefined, rawSize: raw.length,
+      ...(tx.sourceFileId ? { sourceFileId: tx.sourceFileId, sourceBaseVersion: tx.sourceBaseVersion ?? 0 } : {}),
     }
     if (this.key) payload = encryptPayload(this.key, header, payload)
     return { header, payload }

@@ -44,6 +44,8 @@ export interface Transaction {
   path: string
   ops: Op[]
   mtimeNs: number
+  sourceFileId?: string
+  sourceBaseVersion?: number
 }
 
 export enum PayloadCodec { UNSPECIFIED = 0, NONE = 1, ZSTD = 2 }
@@ -56,6 +58,8 @@ export interface FrameHeader {
   codec: PayloadCodec
   encrypted: boolean
   rawSize: number
+  sourceFileId?: string
+  sourceBaseVersion?: number
 }
 
 export interface Frame { header: FrameHeader; payload: Uint8Array }

@@ -12,7 +12,11 @@ export interface FileRecord { version: number; size: number; mtimeNs: number; ki
  * the path it leaves content at; checked says the node checks it for
  * conflicts (DESIGN §6), with tx.baseVersion the subject's record version.
  */
-export interface PendingTx { deviceSeq: number; tx: Transaction; bytes: number; subject: string; checked: boolean }
+export interface PendingTx {
+  deviceSeq: number; tx: Transaction; bytes: number; subject: string; checked: boolean
+  /** A rename's source when it differs from the subject; tx.sourceBaseVersion is its record version. */
+  source?: string
+}
 
 /** A conflict this mount saw: the losing version of `path` was kept as `copy`. */
 export interface ConflictEntry { path: string; copy: string; device: string; winner: string; seq: number; at: string }
@@ -68,6 +72,11 @@ export interface Journal {
   isPending (deviceSeq: number): Promise<boolean>
   /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */
   dropPending (deviceSeqs: number[]): Promise<PendingTx[]>
+  /**
+   * A remote rename moved `from` to `to`: pending transactions on `from` or
+   * under it now name the new place, so they land where the file is.
+   */
+  rebasePending (from: string, to: string): Promise<number>
   /** Remembers a conflict, for `deltafs status`. */
   addConflict (entry: ConflictEntry): Promise<void>
   /** Every conflict remembered, oldest first. */

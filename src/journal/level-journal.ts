@@ -19,6 +19,8 @@ interface OutboxEntry {
   openId: number; firstOp?: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number
   /** Absent in entries written before conflict checks: then path, checked. */
   subject?: string; checked?: boolean
+  /** Its ops name other paths (rename or link targets). */
+  targets?: boolean
 }
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
@@ -100,19 +102,22 @@ export class LevelJournal implements Journal {
     }
   }
 
+  /** Indexed under its subject and, for a rename, its source: it changes both files. */
   private index (deviceSeq: number, e: OutboxEntry): void {
     if (e.checked === false) return
-    const subject = e.subject ?? e.path
-    const set = this.pendingBySubject.get(subject) ?? new Set<number>()
-    set.add(deviceSeq)
-    this.pendingBySubject.set(subject, set)
+    for (const p of new Set([e.subject ?? e.path, e.path])) {
+      const set = this.pendingBySubject.get(p) ?? new Set<number>()
+      set.add(deviceSeq)
+      this.pendingBySubject.set(p, set)
+    }
   }
 
   private unindex (deviceSeq: number, e: OutboxEntry): void {
-    const subject = e.subject ?? e.path
-    const set = this.pendingBySubject.get(subject)
-    set?.delete(deviceSeq)
-    if (set?.size === 0) this.pendingBySubject.delete(subject)
+    for (const p of new Set([e.subject ?? e.path, e.path])) {
+      const set = this.pendingBySubject.get(p)
+      set?.delete(deviceSeq)
+      if (set?.size === 0) this.pendingBySubject.delete(p)
+    }
   }
 
   async close (): Promise<void> {
@@ -200,6 +205,7 @@ export class LevelJournal implements Journal {
     const entry: OutboxEntry = {
       openId, opCount: ops.length, path, mtimeNs: facts.mtimeNs, size: facts.size, ...(facts.kind ? { kind: facts.kind } : {}), bytes,
       subject: subjectOf(path, ops), checked: isConflictChecked(ops, facts.kind),
+      ...(ops.some(op => ('rename' in op && op.rename) || ('link' in op && op.link)) ? { targets: true } : {}),
     }
     this.index(deviceSeq, entry)
     this.counts.txClosed++
@@ -252,7 +258,9 @@ export class LevelJournal implements Journal {
         ops,
         mtimeNs: e.mtimeNs,
       }
-      out.push({ deviceSeq, tx, bytes: e.bytes, subject, checked: e.checked ?? true })
+      const source = subject !== e.path ? e.path : undefined
+      if (source) tx.sourceBaseVersion = (await this.record(source))?.version ?? 0
+      out.push({ deviceSeq, tx, bytes: e.bytes, subject, checked: e.checked ?? true, ...(source ? { source } : {}) })
     }
     return out
   }
@@ -300,6 +308,41 @@ export class LevelJournal implements Journal {
       dropped.push(pending)
     }
     return dropped
+  }
+
+  async rebasePending (from: string, to: string): Promise<number> {
+    const moved = (p: string): string | undefined => p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined
+    const batch: BatchOp[] = []
+    const reindex: Array<[number, OutboxEntry, OutboxEntry]> = []
+    for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
+      const e = parse<OutboxEntry>(value)
+      const deviceSeq = parseInt(key.slice(2), 16)
+      let changed = false
+      if (e.targets) {
+        for (let i = 0; i < e.opCount; i++) {
+          const opKey = keys.op(e.openId, (e.firstOp ?? 0) + i)
+          const raw = await this.db.get(opKey)
+          if (raw === undefined) continue
+          const op = OpCodec.decode(raw)
+          const target = 'rename' in op && op.rename ? op.rename : 'link' in op && op.link ? op.link : undefined
+          const next = target && moved(target.to)
+          if (target && next) {
+            target.to = next
+            batch.push({ type: 'put', key: opKey, value: OpCodec.encode(op) })
+            changed = true
+          }
+        }
+      }
+      const path = moved(e.path)
+      const subject = moved(e.subject ?? e.path)
+      if (!path && !subject && !changed) continue
+      const next: OutboxEntry = { ...e, path: path ?? e.path, subject: subject ?? e.subject ?? e.path }
+      batch.push({ type: 'put', key, value: json(next) })
+      reindex.push([deviceSeq, e, next])
+    }
+    if (batch.length > 0) await this.db.batch(batch)
+    for (const [deviceSeq, before, after] of reindex) { this.unindex(deviceSeq, before); this.index(deviceSeq, after) }
+    return reindex.length
   }
 
   async addConflict (entry: ConflictEntry): Promise<void> {

@@ -136,7 +136,11 @@ export class LevelVolumeLog implements VolumeLog {
     try {
       const txKeys = batch.map(p => keys.txId(p.req.volume, p.req.deviceId, p.req.deviceSeq))
       const known = await this.db.getMany(txKeys)
-      const fileKeys = [...new Set(batch.filter(p => p.req.fileId).map(p => keys.file(p.req.volume, p.req.fileId!)))]
+      const checks = (req: AppendRequest): Array<[string, number]> => [
+        ...(req.fileId ? [[keys.file(req.volume, req.fileId), req.baseVersion ?? 0] as [string, number]] : []),
+        ...(req.sourceFileId && req.sourceFileId !== req.fileId ? [[keys.file(req.volume, req.sourceFileId), req.sourceBaseVersion ?? 0] as [string, number]] : []),
+      ]
+      const fileKeys = [...new Set(batch.flatMap(p => checks(p.req).map(([k]) => k)))]
       const files = new Map<string, FileState | undefined>()
       ;(await this.db.getMany(fileKeys)).forEach((v, i) => files.set(fileKeys[i]!, v === undefined ? undefined : JSON.parse(Buffer.from(v).toString()) as FileState))
       const ops: Array<{ type: 'put'; key: string; value: Uint8Array }> = []
@@ -149,13 +153,13 @@ export class LevelVolumeLog implements VolumeLog {
         const txKey = txKeys[i]!
         const earlier = known[i] !== undefined ? readU64(known[i]!) : inBatch.get(txKey)
         if (earlier !== undefined) { results.push({ seq: earlier, duplicate: true }); continue }
-        const fileKey = req.fileId ? keys.file(req.volume, req.fileId) : undefined
-        const conflict = fileKey ? conflictOf(files.get(fileKey), req.deviceId, req.baseVersion ?? 0) : undefined
+        const checked = checks(req)
+        const conflict = checked.map(([k, base]) => conflictOf(files.get(k), req.deviceId, base)).find(c => c !== undefined)
         if (conflict) { results.push({ seq: conflict.seq, duplicate: false, conflict: { deviceId: conflict.deviceId } }); continue }
         const seq = (touched.get(req.volume) ?? await this.head(req.volume)) + 1
         touched.set(req.volume, seq)
         inBatch.set(txKey, seq)
-        if (fileKey) { files.set(fileKey, advance(files.get(fileKey), req.deviceId, seq)); changedFiles.add(fileKey) }
+        for (const [k] of checked) { files.set(k, advance(files.get(k), req.deviceId, seq)); changedFiles.add(k) }
         ops.push({ type: 'put', key: keys.entry(req.volume, seq), value: encodeEntry(req.deviceId, req.frame) })
         ops.push({ type: 'put', key: txKey, value: u64(seq) })
         results.push({ seq, duplicate: false })

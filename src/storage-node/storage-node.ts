@@ -222,11 +222,14 @@ export class StorageNode {
     if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
     if (!h.encrypted && await this.isEncrypted(volume)) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
     const fileId = h.fileId ?? ''
-    if (fileId.length > 64 || !/^[A-Za-z0-9_-]*$/.test(fileId)) return reject('bad file id')
-    const baseVersion = Number.isSafeInteger(h.baseVersion) && h.baseVersion >= 0 ? h.baseVersion : 0
+    const sourceFileId = h.sourceFileId ?? ''
+    if (![fileId, sourceFileId].every(id => id.length <= 64 && /^[A-Za-z0-9_-]*$/.test(id))) return reject('bad file id')
+    const version = (v: number | undefined): number => Number.isSafeInteger(v) && v! >= 0 ? v! : 0
+    const baseVersion = version(h.baseVersion)
     try {
       const { seq, duplicate, conflict } = await this.opts.log.append({
         volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes, ...(fileId ? { fileId, baseVersion } : {}),
+        ...(sourceFileId ? { sourceFileId, sourceBaseVersion: version(h.sourceBaseVersion) } : {}),
       })
       if (conflict) {
         log.info({ volume, txId, fileId, baseVersion, laterSeq: seq, laterDevice: conflict.deviceId }, 'conflict: the file changed on another device after this transaction\'s base; refused, the author keeps its version as a conflict copy')

@@ -13,6 +13,9 @@ export interface AppendRequest {
    */
   fileId?: string
   baseVersion?: number
+  /** A rename's source file, checked and versioned like fileId. */
+  sourceFileId?: string
+  sourceBaseVersion?: number
 }
 
 export interface AppendResult {

@@ -27,6 +27,8 @@ export interface LocalChanges {
   record (path: string, op: Op): Promise<void>
   /** Journals the file now at volPath as a new file: created, its content, its attributes. */
   journalNewFile (volPath: string): Promise<void>
+  /** Journals the file now at volPath whole, replacing whatever the others have there. */
+  journalWholeFile (volPath: string): Promise<void>
 }
 
 export interface ConflictResolverOptions {
@@ -64,6 +66,17 @@ export class ConflictResolver {
    * reached the same content.
    */
   async beforeApply (tx: Transaction, seq: number): Promise<void> {
+    await this.checkConflict(tx, seq)
+    // A local change of a file that a remote rename moves is no conflict: it
+    // follows the file to its new name.
+    for (const [from, to] of renamesOf(tx)) {
+      await this.opts.local.closeAll([from])
+      const n = await this.opts.journal.rebasePending(from, to)
+      if (n > 0) log.info({ from, to, transactions: n }, 'a remote rename moved a file with local changes on their way: they follow it')
+    }
+  }
+
+  private async checkConflict (tx: Transaction, seq: number): Promise<void> {
     if (!tx.fileId) return
     const { journal, local } = this.opts
     const subject = subjectOf(tx.path, tx.ops)
@@ -120,11 +133,13 @@ export class ConflictResolver {
       await local.journalNewFile(copy)
     }
     const dropped = await journal.dropPending(seqs)
-    // A dropped rename leaves its source on the other mounts (its content went
-    // out before); here it is gone, so remove it there too.
+    // A dropped rename never happens on the other mounts: where it took its
+    // file from, they still have it (here it is gone: remove it there too);
+    // where it put it, they have nothing or an older file (send it whole).
     for (const d of dropped) {
-      for (const [from] of renamesOf(d.tx)) {
+      for (const [from, to] of renamesOf(d.tx)) {
         if (from !== subject && !fs.existsSync(real(from))) await local.record(from, { unlink: {} })
+        if (to !== subject && fs.existsSync(real(to)) && journal.pendingOn(to).length === 0) await local.journalWholeFile(to)
       }
     }
     stats.conflicts++
@@ -135,7 +150,7 @@ export class ConflictResolver {
       copy
         ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
           `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
-        : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted it; the change wins and the file comes back`)
+        : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted or renamed it; the change wins and the file comes back`)
   }
 
   private async askForWholeFile (subject: string, device: string): Promise<void> {

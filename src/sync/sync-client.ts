@@ -195,7 +195,9 @@ export class SyncClient {
               const batch = await journal.readOutbox(lastSent, Math.min(32, PUSH_WINDOW - inflight.length), PUSH_WINDOW_BYTES - inflightBytes)
               if (batch.length === 0 || done) break
               for (const pending of batch) {
-                pending.tx.fileId = pending.checked && this.opts.fileIds ? this.opts.fileIds.of(pending.subject) : ''
+                const ids = pending.checked ? this.opts.fileIds : undefined
+                pending.tx.fileId = ids ? ids.of(pending.subject) : ''
+                pending.tx.sourceFileId = ids && pending.source ? ids.of(pending.source) : ''
                 const bytes = FrameCodec.encode(codec.seal(pending.tx))
                 push.write(bytes)
                 fault('sync.after-send')

@@ -44,6 +44,8 @@ function tx (ops: Op[], over: Partial<Transaction> = {}): Transaction {
     path: '/dir/file.txt',
     ops,
     mtimeNs: 1_700_000_000_987_654_000,
+    sourceFileId: 'f-0',
+    sourceBaseVersion: 2,
     ...over,
   }
 }
@@ -78,8 +80,8 @@ t.test('every op kind survives seal and open', async t => {
   t.same(codec.open(wired).ops.map(opKind), allOps.map(opKind), 'ops keep their order and kind')
   t.same(wired.header, {
     volume: 'docs', txId: { deviceId: 'd0123456789abcdef', deviceSeq: 7 }, fileId: 'f-1', baseVersion: 3,
-    codec: frame.header.codec, encrypted: false, rawSize: TransactionCodec.encode(original).length,
-  }, 'the header carries ids, versions, codec and the raw size')
+    codec: frame.header.codec, encrypted: false, rawSize: TransactionCodec.encode(original).length, sourceFileId: 'f-0', sourceBaseVersion: 2,
+  }, 'the header carries ids, versions (a rename\'s source too), codec and the raw size')
 })
 
 t.test('uint64 values past 2^32 keep their value', async t => {

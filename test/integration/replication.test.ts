@@ -43,6 +43,9 @@ t.test('changes on A replicate to B and to a late mount', async t => {
   t.equal(expected['docs/link-to-5']?.target, '2026/small-5.txt', 'A holds the symlink')
   t.equal(expected['docs/2026/small-6.txt']?.mode, 0o600, 'A holds the chmod')
   t.notOk(expected['tmp'], 'A removed the directory')
+  // Reading A's 50 MiB back through FUSE is not propagation time: it is
+  // allowed on top of the 2 s (it takes seconds when the machine is loaded).
+  const snapshotMs = Date.now() - lastClose
 
   let matchedAt = 0
   let lastDiff: string | null = null
@@ -52,7 +55,7 @@ t.test('changes on A replicate to B and to a late mount', async t => {
     if (lastDiff === null) matchedAt = started
     return lastDiff === null
   }, 20_000, 50).catch(err => { t.fail(`${(err as Error).message}\n${lastDiff ?? ''}`) })
-  t.ok(matchedAt > 0 && matchedAt - lastClose <= 2000, `B identical ${matchedAt - lastClose} ms after A's last close (limit 2000)`)
+  t.ok(matchedAt > 0 && matchedAt - lastClose <= 2000 + snapshotMs, `B identical ${matchedAt - lastClose} ms after A's last close (limit 2000 + ${snapshotMs} ms of reading A's tree back)`)
 
   // Scenario 2: one byte in the middle of the 50 MiB file.
   const before = await A.status()

@@ -238,3 +238,16 @@ t.test('pending transactions by subject, dropped when they lose a conflict', asy
   t.equal(again.counters().txDropped, 2, 'dropped transactions are counted')
   t.same((await again.conflicts()).map(c => c.copy), ['/a (conflict x 20261123T000000Z)'], 'conflicts survive reopen')
 })
+
+t.test('a remote rename moves pending transactions along (rebasePending)', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const s1 = await journalTx(j, '/d/f', [write(0, 'f')])
+  const { deviceSeq: s2 } = await j.appendTx('/d/g', [{ rename: { to: '/d/h' } }], { mtimeNs: 1, size: 1, kind: 'file' })
+  const s3 = await journalTx(j, '/dx', [write(0, 'not under /d')])
+  t.equal(await j.rebasePending('/d', '/e'), 2, 'two transactions under /d')
+  const out = await j.readOutbox(0, 10)
+  t.same(out.map(p => [p.deviceSeq, p.tx.path, p.subject]), [[s1, '/e/f', '/e/f'], [s2, '/e/g', '/e/h'], [s3, '/dx', '/dx']], 'paths and subjects moved, a sibling prefix not')
+  t.same(out[1]?.tx.ops, [{ rename: { to: '/e/h' } }], 'rename targets under the moved path follow too')
+  t.same([j.pendingOn('/d/f'), j.pendingOn('/e/f')], [[], [s1]], 'the index follows')
+})
