@@ -17,11 +17,13 @@ import { utimesArg } from '../util/times.js'
 const log = logger('fs')
 const { S_IFMT, S_IFIFO, S_IFREG } = fs.constants
 
-const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
+const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY, O_DIRECT = 0 } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
 // The kernel has already resolved O_CREAT/O_EXCL (lookup) and O_TRUNC
 // (setattr) and computes append offsets itself; passing them on would
-// re-truncate or, for O_APPEND, make every pwrite land at EOF.
-const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY!
+// re-truncate or, for O_APPEND, make every pwrite land at EOF. O_DIRECT is
+// the kernel's business too (it bypasses the mount's page cache): on the
+// backing file it would demand aligned buffers that FUSE's are not.
+const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY! | O_DIRECT
 
 // fs.read/fs.write carry their own promisified forms, which resolve to
 // objects; these resolve to the byte count, without a FileHandle.

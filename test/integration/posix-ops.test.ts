@@ -122,9 +122,17 @@ t.test('local filesystem semantics on A, replicated to B', async t => {
     await tr.write('short\n')
     await tr.close()
     t.equal(await fsp.readFile(a('trunc.txt'), 'utf8'), 'short\n', 'O_TRUNC empties the file')
+    await fsp.writeFile(a('direct.bin'), Buffer.alloc(8192, 0x41))
+    const direct = await fsp.open(a('direct.bin'), fs.constants.O_RDWR | fs.constants.O_DIRECT)
+    const page = Buffer.alloc(4096)
+    t.equal((await direct.read(page, 0, 4096, 0)).bytesRead, 4096, 'O_DIRECT read of an existing file')
+    t.equal(page[0], 0x41, 'O_DIRECT reads the content')
+    t.equal((await direct.write(Buffer.alloc(4096, 0x42), 0, 4096, 4096)).bytesWritten, 4096, 'O_DIRECT write')
+    await direct.close()
     await settled(c, A)
     t.equal(await fsp.readFile(b('flags.txt'), 'utf8'), 'one\ntwo\nthree\n', 'B has the appended file')
     t.equal(await fsp.readFile(b('trunc.txt'), 'utf8'), 'short\n', 'B has the truncated file')
+    t.same(await fsp.readFile(b('direct.bin')), Buffer.concat([Buffer.alloc(4096, 0x41), Buffer.alloc(4096, 0x42)]), 'B has the O_DIRECT write')
   })
 
   t.test('hard links', async t => {
