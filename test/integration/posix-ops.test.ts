@@ -253,6 +253,17 @@ t.test('local filesystem semantics on A, replicated to B', async t => {
     await settled(c, A)
     t.notOk((await fsp.readdir(B.mountpoint)).some(n => n.startsWith('.fuse_hidden')), 'B: still nothing hidden after the close')
 
+    // A rename over an open file: libfuse hides the old one first.
+    await fsp.writeFile(a('over-old.txt'), 'old content\n')
+    await fsp.writeFile(a('over-new.txt'), 'new content\n')
+    const old = await fsp.open(a('over-old.txt'), 'r')
+    await fsp.rename(a('over-new.txt'), a('over-old.txt'))
+    t.equal(buf.toString('utf8', 0, (await old.read(buf, 0, 64, 0)).bytesRead), 'old content\n', 'A: the replaced file reads on through its descriptor')
+    await settled(c, A)
+    t.equal(await fsp.readFile(b('over-old.txt'), 'utf8'), 'new content\n', 'B: the name holds the new file')
+    t.equal(await errCode(fsp.lstat(b('over-new.txt'))), 'ENOENT', 'B: the old name is gone')
+    await old.close()
+
     // Known limit (libfuse 2 high-level API): the hidden name keeps the
     // directory of an open, unlinked file non-empty until the last close.
     await fsp.mkdir(a('busy'))
