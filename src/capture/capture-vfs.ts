@@ -13,6 +13,15 @@ import type { TxRecorder } from './tx-recorder.js'
 import { fault } from '../util/fault.js'
 import type { RecordStore } from './record-store.js'
 import type { Journal } from '../journal/journal.js'
+import { isFuseHidden } from '../fs/fuse-hidden.js'
+import { isUserXattr } from '../fs/xattr.js'
+import { FsError } from '../util/errors.js'
+import os from 'node:os'
+
+const { ENODATA, EOPNOTSUPP } = os.constants.errno
+const { S_IFMT, S_IFIFO } = fs.constants
+/** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
+const KEEP_ID = 0xffffffff
 
 function msToNs (ms: number): number { return Math.round(ms * 1e6) }
 
@@ -38,7 +47,9 @@ export class CaptureVfs implements Vfs {
   }
 
   getattr (p: string): Promise<Stats> { return this.inner.getattr(p) }
-  readdir (p: string): Promise<string[]> { return this.inner.readdir(p) }
+  fgetattr (p: string, fh: number): Promise<Stats> { return this.inner.fgetattr(p, fh) }
+  // Unlinked files that are still open are gone for their users.
+  async readdir (p: string): Promise<string[]> { return (await this.inner.readdir(p)).filter(n => !isFuseHidden(n)) }
   access (p: string, mode: number): Promise<void> { return this.inner.access(p, mode) }
   statfs (p: string): Promise<StatFs> { return this.inner.statfs(p) }
   async open (p: string, flags: number): Promise<number> {
@@ -50,6 +61,8 @@ export class CaptureVfs implements Vfs {
   readlink (p: string): Promise<string> { return this.inner.readlink(p) }
 
   async write (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    // An unlinked file still open: its bytes die with it, as on a local disk.
+    if (isFuseHidden(p)) return this.inner.write(p, fh, buf, len, pos)
     // fuse-native's buffer is FUSE's memory and is reused once we answer.
     const next = Buffer.from(buf.subarray(0, len))
     const old = Buffer.allocUnsafe(len)
@@ -117,7 +130,7 @@ export class CaptureVfs implements Vfs {
    * rewrite until it ends.
    */
   private async startRewrite (p: string): Promise<boolean> {
-    if (!this.rw || this.rec.isHeld(p)) return false
+    if (!this.rw || this.rec.isHeld(p) || isFuseHidden(p)) return false
     const real = this.rw.real(p)
     const st = await fsp.lstat(real).catch(() => undefined)
     if (!st?.isFile() || st.size === 0 || st.nlink > 1) return false
@@ -138,8 +151,17 @@ export class CaptureVfs implements Vfs {
 
   unlink (p: string): Promise<void> { return this.change(p, () => this.inner.unlink(p), { unlink: {} }) }
   mkdir (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.mkdir(p, mode), { mkdir: { mode: mode & 0o7777 } }) }
+  // A directory holding an open, unlinked (hidden) file stays ENOTEMPTY until
+  // the last close: libfuse forgets a removed directory's nodes, so moving the
+  // hidden file elsewhere would break its open descriptors instead.
   rmdir (p: string): Promise<void> { return this.change(p, () => this.inner.rmdir(p), { rmdir: {} }) }
   async rename (from: string, to: string): Promise<void> {
+    if (isFuseHidden(to) && !isFuseHidden(from)) {
+      // libfuse hiding a file unlinked (or renamed over) while open.
+      await this.change(from, () => this.inner.rename(from, to), { unlink: {} })
+      this.moveHandles(from, to)
+      return
+    }
     if (this.rw && this.rec.isHeld(from)) {
       const target = await fsp.lstat(this.rw.real(to)).catch(() => undefined)
       if (target?.isFile()) {
@@ -172,8 +194,41 @@ export class CaptureVfs implements Vfs {
   link (existing: string, p: string): Promise<void> { return this.change(existing, () => this.inner.link(existing, p), { link: { to: p } }) }
   chmod (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.chmod(p, mode), { setAttr: { hasMode: true, mode: mode & 0o7777 } }) }
 
-  // Ownership is not replicated: the other side may not have the same users.
-  chown (p: string, uid: number, gid: number): Promise<void> { return this.inner.chown(p, uid, gid) }
+  // Numeric ids, as NFS without id mapping does; a receiver that may not
+  // chown (not root) keeps its own ownership.
+  chown (p: string, uid: number, gid: number): Promise<void> {
+    return this.change(p, () => this.inner.chown(p, uid, gid), {
+      setAttr: { ...(uid !== KEEP_ID ? { hasUid: true, uid } : {}), ...(gid !== KEEP_ID ? { hasGid: true, gid } : {}) },
+    })
+  }
+
+  mknod (p: string, mode: number, dev: number): Promise<void> {
+    if ((mode & S_IFMT) !== S_IFIFO) return this.inner.mknod(p, mode, dev) // refused there, or a regular file (libfuse creates those)
+    return this.change(p, () => this.inner.mknod(p, mode, dev), { mknod: { mode: S_IFIFO | (mode & 0o7777) } })
+  }
+
+  // Only user.* attributes exist on this filesystem (see isUserXattr): the
+  // others could not be replicated. Reads of other names find nothing, which
+  // also answers the kernel's security.capability check on every write
+  // without a disk access.
+  async getxattr (p: string, name: string): Promise<Buffer> {
+    if (!isUserXattr(name)) throw new FsError(ENODATA, `no attribute ${name}`)
+    return this.inner.getxattr(p, name)
+  }
+
+  async listxattr (p: string): Promise<string[]> {
+    return (await this.inner.listxattr(p)).filter(isUserXattr)
+  }
+
+  setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
+    if (!isUserXattr(name)) return Promise.reject(new FsError(EOPNOTSUPP, `attribute namespace of ${name} not supported`))
+    return this.change(p, () => this.inner.setxattr(p, name, value, flags), { setXattr: { name, value } })
+  }
+
+  removexattr (p: string, name: string): Promise<void> {
+    if (!isUserXattr(name)) return Promise.reject(new FsError(EOPNOTSUPP, `attribute namespace of ${name} not supported`))
+    return this.change(p, () => this.inner.removexattr(p, name), { removeXattr: { name } })
+  }
 
   utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.change(p, () => this.inner.utimens(p, atimeMs, mtimeMs), {
@@ -187,6 +242,7 @@ export class CaptureVfs implements Vfs {
    * A change that fails is never journaled.
    */
   private async change<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
+    if (isFuseHidden(p)) return run() // already unlinked, for everyone else
     await this.rec.closeAll([p, ...alsoRelated])
     const result = await run()
     await this.rec.record(p, op)

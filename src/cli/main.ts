@@ -112,7 +112,8 @@ program.command('mount')
   .option('--insecure', 'allow plaintext to a non-loopback node')
   .option('--record-budget-mib <n>', 'space for previous versions kept while a rewrite is sent as a delta (default 4096)', positiveInt)
   .option('--record-budget-seconds <n>', 'how long a previous version may wait for its rewrite to end (default 600)', positiveInt)
-  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean; recordBudgetMib?: number; recordBudgetSeconds?: number }) => {
+  .option('--allow-other', 'let other users use the mount, with permissions checked as on a local disk (root, or user_allow_other in /etc/fuse.conf)')
+  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean; recordBudgetMib?: number; recordBudgetSeconds?: number; allowOther?: boolean }) => {
     const token = opts.tokenFile ? readSecretFile(opts.tokenFile, 'token') : process.env.DELTAFS_TOKEN
     const passphrase = opts.passphraseFile ? readSecretFile(opts.passphraseFile, 'passphrase') : process.env.DELTAFS_PASSPHRASE
     if (opts.keyFile && passphrase) throw new DeltafsError('BAD_ARGUMENT', 'give either --key-file or a passphrase, not both')
@@ -120,6 +121,7 @@ program.command('mount')
     const mount = new Mount({
       volume, mountpoint, node: opts.node, dataDir: opts.data, token: token || undefined, key,
       tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey, insecure: opts.insecure },
+      allowOther: opts.allowOther ?? false,
       recordBudget: {
         ...(opts.recordBudgetMib ? { maxBytes: opts.recordBudgetMib * 2 ** 20 } : {}),
         ...(opts.recordBudgetSeconds ? { maxAgeMs: opts.recordBudgetSeconds * 1000 } : {}),

@@ -10,6 +10,8 @@ export interface SetAttrOp {
   hasMode?: boolean; mode?: number
   hasMtime?: boolean; mtimeNs?: number
   hasAtime?: boolean; atimeNs?: number
+  hasUid?: boolean; uid?: number
+  hasGid?: boolean; gid?: number
 }
 
 export type Piece = { copy: { offset: number; length: number } } | { insert: { data: Uint8Array } }
@@ -35,6 +37,9 @@ export type Op =
   | { link: { to: string } }
   | { rebuild: RebuildOp }
   | { refresh: { deviceId: string } }
+  | { setXattr: { name: string; value: Uint8Array } }
+  | { removeXattr: { name: string } }
+  | { mknod: { mode: number } }
 
 export interface Transaction {
   txId: TxId

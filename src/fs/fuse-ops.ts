@@ -34,7 +34,7 @@ export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
 
   return {
     getattr: (p, cb) => value('getattr', vfs.getattr(p).then(toFuseStat), cb),
-    fgetattr: (p, _fd, cb) => value('fgetattr', vfs.getattr(p).then(toFuseStat), cb),
+    fgetattr: (p, fd, cb) => value('fgetattr', vfs.fgetattr(p, fd).then(toFuseStat), cb),
     readdir: (p, cb) => value('readdir', vfs.readdir(p), cb),
     access: (p, mode, cb) => status('access', vfs.access(p, mode), cb),
     statfs: (p, cb) => value('statfs', vfs.statfs(p).then(s => ({ ...s, fsid: 0, flag: 0 })), cb),
@@ -56,6 +56,13 @@ export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
     link: (existing, p, cb) => status('link', vfs.link(existing, p), cb),
     chmod: (p, mode, cb) => status('chmod', vfs.chmod(p, mode), cb),
     chown: (p, uid, gid, cb) => status('chown', vfs.chown(p, uid, gid), cb),
+    // fuse-native 2.2.6 passes the atime as both times: see Passthrough.utimens.
     utimens: (p, atime, mtime, cb) => status('utimens', vfs.utimens(p, atime, mtime), cb),
+    mknod: (p, mode, dev, cb) => status('mknod', vfs.mknod(p, mode, dev), cb),
+    getxattr: (p, name, _position, cb) => value('getxattr', vfs.getxattr(p, name), cb),
+    // value is FUSE's memory, valid only until we answer.
+    setxattr: (p, name, v, _position, flags, cb) => status('setxattr', vfs.setxattr(p, name, Buffer.from(v), flags), cb),
+    listxattr: (p, cb) => value('listxattr', vfs.listxattr(p), cb),
+    removexattr: (p, name, cb) => status('removexattr', vfs.removexattr(p, name), cb),
   }
 }

@@ -1,16 +1,24 @@
 // A fuse-native session with the mount options deltafs needs. fuse-native
 // has no switch for big_writes/max_write and drops zero timeouts, so the
 // option string is built here.
-import Fuse, { type FuseOps } from 'fuse-native'
+import type { FuseOps } from 'fuse-native'
 import { promisify } from 'node:util'
+import { FixedFuse } from './fuse-native-fixes.js'
 
 export interface FuseSessionOptions {
   fsname: string
   /** Seconds the kernel may cache attributes and lookups; 0 = ask every time. */
   attrTimeout: number
+  /**
+   * Lets users other than the daemon's use the mount (the kernel checks
+   * modes: default_permissions). Needs root or user_allow_other in
+   * /etc/fuse.conf. fuse-native does not tell who made a request, so files
+   * they create belong to the daemon's user.
+   */
+  allowOther?: boolean
 }
 
-class DeltafsFuse extends Fuse {
+class DeltafsFuse extends FixedFuse {
   constructor (mnt: string, ops: FuseOps, private readonly extra: string[]) {
     super(mnt, ops, { timeout: 30_000 })
   }
@@ -36,6 +44,9 @@ export class FuseSession {
       'auto_cache', `attr_timeout=${t}`, `entry_timeout=${t}`, `negative_timeout=${t}`, `ac_attr_timeout=${t}`,
       // The kernel checks modes, as a local filesystem does.
       'default_permissions',
+      // Inode numbers are the backing files': hard links share one, as on a local disk.
+      'use_ino',
+      ...(this.opts.allowOther ? ['allow_other'] : []),
       `fsname=${this.opts.fsname.replace(/[,\\]/g, '_')}`, 'subtype=deltafs',
     ])
     await promisify(fuse.mount.bind(fuse))()

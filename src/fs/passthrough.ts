@@ -4,15 +4,26 @@
 // handle and point the handle at the new, empty file.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { StatFs, Vfs } from './vfs.js'
+import { getXattr, listXattr, removeXattr, setXattr } from './xattr.js'
+import { mkfifo } from './mkfifo.js'
+import { FsError } from '../util/errors.js'
+import { logger } from '../util/log.js'
+import { utimesArg } from '../util/times.js'
 
-const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
+const log = logger('fs')
+const { S_IFMT, S_IFIFO, S_IFREG } = fs.constants
+
+const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY, O_DIRECT = 0 } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
 // The kernel has already resolved O_CREAT/O_EXCL (lookup) and O_TRUNC
 // (setattr) and computes append offsets itself; passing them on would
-// re-truncate or, for O_APPEND, make every pwrite land at EOF.
-const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY!
+// re-truncate or, for O_APPEND, make every pwrite land at EOF. O_DIRECT is
+// the kernel's business too (it bypasses the mount's page cache): on the
+// backing file it would demand aligned buffers that FUSE's are not.
+const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY! | O_DIRECT
 
 // fs.read/fs.write carry their own promisified forms, which resolve to
 // objects; these resolve to the byte count, without a FileHandle.
@@ -56,6 +67,13 @@ export class Passthrough implements Vfs {
   }
 
   getattr (p: string): Promise<fs.Stats> { return fsp.lstat(this.real(p)) }
+
+  async fgetattr (p: string, fh: number): Promise<fs.Stats> {
+    const fd = this.fds.get(fh)
+    // Directories have no handle here (no opendir): they go by name.
+    if (fd === undefined) return this.getattr(p)
+    return promisify(fs.fstat)(fd)
+  }
 
   async readdir (p: string): Promise<string[]> { return fsp.readdir(this.real(p)) }
 
@@ -125,8 +143,36 @@ export class Passthrough implements Vfs {
 
   chown (p: string, uid: number, gid: number): Promise<void> { return fsp.lchown(this.real(p), uid, gid) }
 
+  /**
+   * Known limits of fuse-native 2.2.6 with libfuse 2.9 here: times arrive in
+   * whole milliseconds; fuse-native.c (utimens) passes the access time in
+   * both arguments, so mtimeMs always equals atimeMs (utimensat with
+   * different times sets both to the atime); and libfuse's high-level
+   * setattr calls utimens only when both times are set, so setting just one
+   * (touch -a, touch -m: UTIME_OMIT for the other) succeeds without any
+   * change. None of this can be corrected from JavaScript.
+   */
   utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    return fsp.lutimes(this.real(p), atimeMs / 1000, mtimeMs / 1000)
+    return fsp.lutimes(this.real(p), utimesArg(atimeMs * 1e6), utimesArg(mtimeMs * 1e6))
   }
+
+  async mknod (p: string, mode: number, _dev: number): Promise<void> {
+    const type = mode & S_IFMT!
+    if (type === S_IFIFO) return mkfifo(this.real(p), mode & 0o7777)
+    // libfuse turns mknod of a regular file into create; this is the rest.
+    if (type === S_IFREG) { await (await fsp.open(this.real(p), O_CREAT! | O_EXCL! | O_WRONLY!, mode & 0o7777)).close(); return }
+    // Device nodes would be a way around nodev on the other mounts, and
+    // sockets only mean something to the process bound to them.
+    log.warn({ path: p, mode: mode.toString(8) }, 'mknod of a device node or socket refused')
+    throw new FsError(os.constants.errno.EPERM, 'only FIFOs and regular files can be created with mknod')
+  }
+
+  getxattr (p: string, name: string): Promise<Buffer> { return getXattr(this.real(p), name) }
+
+  setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> { return setXattr(this.real(p), name, value, flags) }
+
+  listxattr (p: string): Promise<string[]> { return listXattr(this.real(p)) }
+
+  removexattr (p: string, name: string): Promise<void> { return removeXattr(this.real(p), name) }
 }
 

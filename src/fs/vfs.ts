@@ -10,6 +10,8 @@ export interface StatFs {
 export interface Vfs {
   /** lstat of a path. */
   getattr (path: string): Promise<Stats>
+  /** fstat of an open handle: its name may be gone (unlinked by another mount). */
+  fgetattr (path: string, fh: number): Promise<Stats>
   /** Names in a directory, without "." and "..". */
   readdir (path: string): Promise<string[]>
   /** Checks access(2) mode bits. */
@@ -54,4 +56,14 @@ export interface Vfs {
   chown (path: string, uid: number, gid: number): Promise<void>
   /** Sets access and modification times, in milliseconds since the epoch. */
   utimens (path: string, atimeMs: number, mtimeMs: number): Promise<void>
+  /** Creates a special file; mode carries the file type (S_IFIFO, S_IFCHR, ...). */
+  mknod (path: string, mode: number, dev: number): Promise<void>
+  /** The value of an extended attribute; ENODATA when there is none of that name. */
+  getxattr (path: string, name: string): Promise<Buffer>
+  /** Sets an extended attribute; flags are XATTR_CREATE / XATTR_REPLACE. */
+  setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void>
+  /** Names of the extended attributes. */
+  listxattr (path: string): Promise<string[]>
+  /** Removes an extended attribute; ENODATA when there is none of that name. */
+  removexattr (path: string, name: string): Promise<void>
 }

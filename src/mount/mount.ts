@@ -47,6 +47,8 @@ export interface MountOptions {
   token?: string
   /** The volume key; payloads are end-to-end encrypted with it. */
   key?: Buffer
+  /** Other users may use the mount (FUSE allow_other); modes are checked by the kernel. */
+  allowOther?: boolean
 }
 
 export class Mount {
@@ -100,7 +102,7 @@ export class Mount {
       this.recordTimer.unref()
       await reconcile(this.journal, this.recorder, filesDir, log)
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal })
-      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0 })
+      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0, allowOther: this.opts.allowOther ?? false })
       await this.session.open()
       this.watchdog = setInterval(() => {
         isMounted(this.mountpoint).then(up => { if (!up && this.state === 'open') this.markUnmounted?.() }, () => undefined)

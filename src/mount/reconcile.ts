@@ -4,12 +4,15 @@
 // like any other change, so they reach the other mounts instead of being
 // silently overwritten or ignored. Paths that pending transactions touch are
 // left alone: those changes are already on their way.
+import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { Journal } from '../journal/journal.js'
 import type { TxRecorder } from '../capture/tx-recorder.js'
 import type { Logger } from '../util/log.js'
 import { eachPendingOp } from './recovery.js'
+import { isFuseHidden } from '../fs/fuse-hidden.js'
+import { isUserXattr, getXattr, listXattr } from '../fs/xattr.js'
 
 const CHUNK = 128 << 10
 
@@ -57,6 +60,14 @@ export async function journalNewFile (rec: TxRecorder, real: string, volPath: st
   await rec.record(volPath, { create: { mode: Number(st.mode) & 0o7777 } })
   await journalContent(rec, real, volPath)
   await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+  await journalXattrs(rec, real, volPath)
+}
+
+/** The user.* attributes of a new entry. Changes to attributes alone are not detected. */
+async function journalXattrs (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+  for (const name of (await listXattr(real)).filter(isUserXattr).sort()) {
+    await rec.record(volPath, { setXattr: { name, value: await getXattr(real, name) } })
+  }
 }
 
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
@@ -68,6 +79,11 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
     for (const name of (await fsp.readdir(path.join(filesDir, rel))).sort()) {
       const volPath = `${rel}/${name}`
       const real = path.join(filesDir, volPath)
+      if (isFuseHidden(volPath)) {
+        // An unlinked file kept for descriptors that a stopped daemon no longer serves.
+        await fsp.rm(real, { force: true })
+        continue
+      }
       const st = await fsp.lstat(real, { bigint: true })
       seen.add(volPath)
       const known = pending.has(volPath) ? 'pending' : await journal.record(volPath)
@@ -79,7 +95,8 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
         else if (st.isFile()) {
           await rec.record(volPath, { create: { mode } })
           await journalContent(rec, real, volPath)
-        }
+        } else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
+        if (st.isFile() || st.isDirectory()) await journalXattrs(rec, real, volPath)
       } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || Number(st.mtimeNs) !== known.mtimeNs)) {
         result.changed++
         await journalWholeFile(rec, real, volPath)

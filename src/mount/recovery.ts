@@ -46,7 +46,7 @@ export async function eachPendingOp (journal: Journal, fn: (op: Op, subject: str
 export async function redoPending (journal: Journal, filesDir: string, log: Logger): Promise<void> {
   const lastIdentityChange = new Map<string, number>()
   const txs = await eachPendingOp(journal, async (op, subject, index) => {
-    if ('write' in op || 'truncate' in op || 'setAttr' in op) return
+    if ('write' in op || 'truncate' in op || 'setAttr' in op || 'setXattr' in op || 'removeXattr' in op) return
     lastIdentityChange.set(subject, index)
     if ('rename' in op && op.rename) lastIdentityChange.set(op.rename.to, index)
     if ('link' in op && op.link) lastIdentityChange.set(op.link.to, index)

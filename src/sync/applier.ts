@@ -8,8 +8,16 @@ import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
+import { isUserXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
+import { mkfifo } from '../fs/mkfifo.js'
+import { logger } from '../util/log.js'
+import { utimesArg } from '../util/times.js'
 
-const { O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants
+const log = logger('apply')
+
+const { O_WRONLY, O_CREAT, O_NOFOLLOW, S_IFMT, S_IFIFO } = fs.constants
+/** Largest uid/gid taken from the wire; (uid_t)-1 means "unchanged" to chown. */
+const MAX_ID = 0xfffffffe
 /** Modes from the wire keep permission and sticky bits; setuid/setgid never cross. */
 const MODE_MASK = 0o1777
 /** Largest offset + length a Write or Truncate may reach (8 EiB would overflow doubles). */
@@ -96,13 +104,32 @@ export class Applier {
     } else if ('link' in op && op.link) {
       const to = await resolveInside(this.root, checkVolumePath(op.link.to))
       await ignore(fsp.link(real, to), 'EEXIST')
+    } else if ('mknod' in op && op.mknod) {
+      const mode = op.mknod.mode & MODE_MASK
+      const st = await fsp.lstat(real).catch(() => undefined)
+      if (!st) await mkfifo(real, mode)
+      else if (!st.isFIFO()) throw new DeltafsError('BAD_PATH', `mknod ${JSON.stringify(subject)}: something other than a FIFO is there`)
+      else await fsp.chmod(real, mode)
+    } else if ('setXattr' in op && op.setXattr) {
+      await setXattr(real, op.setXattr.name, op.setXattr.value)
+    } else if ('removeXattr' in op && op.removeXattr) {
+      await ignore(removeXattr(real, op.removeXattr.name), 'ENODATA')
     } else if ('setAttr' in op && op.setAttr) {
       const a = op.setAttr
       const st = await fsp.lstat(real)
+      if (a.hasUid || a.hasGid) {
+        try {
+          await fsp.lchown(real, a.hasUid ? a.uid ?? -1 : -1, a.hasGid ? a.gid ?? -1 : -1)
+        } catch (err) {
+          // Only root may give files away: a mount run by a user keeps its own ids.
+          if (!isErrno(err, 'EPERM')) throw err
+          log.debug({ path: subject }, 'ownership not applied: not permitted here')
+        }
+      }
       if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & MODE_MASK)
       if (a.hasMtime || a.hasAtime) {
-        const atime = a.hasAtime ? (a.atimeNs ?? 0) / 1e9 : st.atimeMs / 1000
-        const mtime = a.hasMtime ? (a.mtimeNs ?? 0) / 1e9 : st.mtimeMs / 1000
+        const atime = utimesArg(a.hasAtime ? (a.atimeNs ?? 0) : st.atimeMs * 1e6)
+        const mtime = utimesArg(a.hasMtime ? (a.mtimeNs ?? 0) : st.mtimeMs * 1e6)
         await fsp.lutimes(real, atime, mtime)
       }
     } else {
@@ -141,7 +168,7 @@ export class Applier {
     try {
       let st = await fsp.lstat(real, { bigint: true })
       if (mtimeNs > 0 && st.isFile()) {
-        await fsp.utimes(real, Number(st.atimeNs) / 1e9, mtimeNs / 1e9)
+        await fsp.utimes(real, utimesArg(Number(st.atimeNs)), utimesArg(mtimeNs))
         st = await fsp.lstat(real, { bigint: true })
       }
       return { size: Number(st.size), mtimeNs: Number(st.mtimeNs), kind: kindOf(st) }
@@ -171,10 +198,30 @@ function validate (tx: Transaction): void {
       if (!Array.isArray(r.pieces) || !Number.isSafeInteger(r.resultSize) || r.resultSize < 0 || r.resultSize > MAX_FILE_END) throw new DeltafsError('BAD_FRAME', 'malformed Rebuild')
     } else if ('refresh' in op && op.refresh) {
       if (typeof op.refresh.deviceId !== 'string') throw new DeltafsError('BAD_FRAME', 'malformed Refresh')
-    } else if (!['create', 'unlink', 'mkdir', 'rmdir', 'setAttr'].some(k => (op as Record<string, unknown>)[k] != null)) {
+    } else if ('setXattr' in op && op.setXattr) {
+      checkXattrName(op.setXattr.name)
+      const v = op.setXattr.value
+      if (!(v instanceof Uint8Array) || v.length > XATTR_SIZE_MAX) throw new DeltafsError('BAD_FRAME', 'extended attribute value missing or too large')
+    } else if ('removeXattr' in op && op.removeXattr) {
+      checkXattrName(op.removeXattr.name)
+    } else if ('mknod' in op && op.mknod) {
+      // Device nodes would get around nodev on every other mount; sockets mean nothing remotely.
+      if (typeof op.mknod.mode !== 'number' || (op.mknod.mode & S_IFMT) !== S_IFIFO) throw new DeltafsError('BAD_FRAME', 'mknod of anything but a FIFO refused')
+    } else if ('setAttr' in op && op.setAttr) {
+      const a = op.setAttr
+      if ((a.hasUid && !isId(a.uid)) || (a.hasGid && !isId(a.gid))) throw new DeltafsError('BAD_FRAME', 'malformed owner in SetAttr')
+    } else if (!['create', 'unlink', 'mkdir', 'rmdir'].some(k => (op as Record<string, unknown>)[k] != null)) {
       throw new DeltafsError('BAD_FRAME', 'transaction has an op of unknown or unsupported kind')
     }
   }
+}
+
+function checkXattrName (name: unknown): void {
+  if (!isUserXattr(name)) throw new DeltafsError('BAD_FRAME', `extended attribute ${JSON.stringify(name)} refused: only user.* names cross the wire`)
+}
+
+function isId (id: unknown): boolean {
+  return Number.isSafeInteger(id) && (id as number) >= 0 && (id as number) <= MAX_ID
 }
 
 function checkRange (offset: number, length: number): void {

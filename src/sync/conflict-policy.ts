@@ -16,7 +16,7 @@ export function subjectOf (txPath: string, ops: Op[]): string {
 }
 
 const CONTENT_OPS = new Set(['create', 'write', 'truncate', 'rebuild', 'unlink', 'rename'])
-const UNCHECKED_OPS = new Set(['mkdir', 'rmdir', 'symlink', 'link', 'refresh'])
+const UNCHECKED_OPS = new Set(['mkdir', 'rmdir', 'symlink', 'link', 'refresh', 'mknod'])
 
 /**
  * Whether the node checks a transaction for conflicts: it changes a regular

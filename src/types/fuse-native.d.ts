@@ -37,7 +37,15 @@ declare module 'fuse-native' {
     symlink?: (target: string, path: string, cb: Cb) => void
     mkdir?: (path: string, mode: number, cb: Cb) => void
     rmdir?: (path: string, cb: Cb) => void
+    mknod?: (path: string, mode: number, dev: number, cb: Cb) => void
+    /** Answers the value, or ENODATA; the Fuse class fits it into the caller's buffer. */
+    getxattr?: (path: string, name: string, position: number, cb: CbV<Buffer>) => void
+    setxattr?: (path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb) => void
+    listxattr?: (path: string, cb: CbV<string[]>) => void
+    removexattr?: (path: string, name: string, cb: Cb) => void
   }
+  /** The internal reply function of a fuse-native op: status or size first. */
+  export type Signal = (status: number, ...values: unknown[]) => void
   export interface FuseOptions {
     debug?: boolean; force?: boolean; mkdir?: boolean; timeout?: number | false
     fsname?: string; subtype?: string
@@ -50,5 +58,7 @@ declare module 'fuse-native' {
     unmount (cb: (err: Error | null) => void): void
     static unmount (mnt: string, cb: (err: Error | null) => void): void
     protected _fuseOptions (): string
+    protected readonly ops: FuseOps
+    protected _op_getattr (signal: Signal, path: string): void
   }
 }

@@ -22,8 +22,11 @@ const allOps: Op[] = [
   { rmdir: {} },
   { rename: { to: '/dir/renamed.txt' } },
   { symlink: { target: '../elsewhere/target' } },
-  { setAttr: { hasMode: true, mode: 0o600, hasMtime: true, mtimeNs: 1_700_000_000_123_456_000, hasAtime: false, atimeNs: 0 } },
+  { setAttr: { hasMode: true, mode: 0o600, hasMtime: true, mtimeNs: 1_700_000_000_123_456_000, hasAtime: false, atimeNs: 0, hasUid: true, uid: 65534, hasGid: false, gid: 0 } },
   { link: { to: '/hard/link' } },
+  { setXattr: { name: 'user.origin', value: Buffer.from('https://example.org/\0binary') } },
+  { removeXattr: { name: 'user.stale' } },
+  { mknod: { mode: 0o010640 } },
   {
     rebuild: {
       baseVersion: 42,
@@ -71,7 +74,7 @@ function refuses (t: Test, fn: () => unknown, code: string, message: string): vo
 
 t.test('every op kind survives seal and open', async t => {
   const original = tx(allOps)
-  t.equal(new Set(allOps.map(opKind)).size, 11, 'the fixture holds 11 distinct op kinds')
+  t.equal(new Set(allOps.map(opKind)).size, 14, 'the fixture holds 14 distinct op kinds')
   const frame = codec.seal(original)
   t.same(codec.open(frame), original, 'open(seal(tx)) is tx, field by field')
   // Through the protobuf bytes, as a frame travels.

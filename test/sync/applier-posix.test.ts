@@ -1,0 +1,66 @@
+// The applier's new ops from the wire: user.* extended attributes, FIFOs
+// and owners are applied idempotently; other attribute namespaces, device
+// nodes and out-of-range ids are refused before anything changes.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { getAttribute, listAttributes } from 'fs-xattr'
+import type { Op, Transaction } from '../../src/codec/wire.js'
+import { Applier } from '../../src/sync/applier.js'
+import { tempDir } from '../helpers/processes.js'
+
+let seq = 0
+function tx (p: string, ops: Op[]): Transaction {
+  return { txId: { deviceId: 'dev', deviceSeq: ++seq }, volume: 'v', fileId: '', baseVersion: 0, path: p, ops, mtimeNs: 0 }
+}
+
+async function refused (t: Test, p: Promise<unknown>, code: string, what: string): Promise<void> {
+  await p.then(() => t.fail(`${what}: applied`), (err: { code?: string }) => t.equal(err.code, code, what))
+}
+
+t.test('xattrs, FIFOs and owners from the wire', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root)
+  const real = (p: string): string => path.join(root, p)
+
+  await applier.apply(tx('/f', [{ create: { mode: 0o644 } }, { setXattr: { name: 'user.tag', value: Buffer.from('v1') } }]))
+  t.equal(String(await getAttribute(real('f'), 'user.tag')), 'v1', 'SetXattr applied')
+  await applier.apply(tx('/f', [{ setXattr: { name: 'user.tag', value: Buffer.from('v1') } }]))
+  t.equal(String(await getAttribute(real('f'), 'user.tag')), 'v1', 'SetXattr replayed: same result')
+  await applier.apply(tx('/f', [{ removeXattr: { name: 'user.tag' } }]))
+  await applier.apply(tx('/f', [{ removeXattr: { name: 'user.tag' } }]))
+  t.same(await listAttributes(real('f')), [], 'RemoveXattr applied, and replayed without error')
+
+  await refused(t, applier.apply(tx('/g', [{ create: { mode: 0o644 } }, { setXattr: { name: 'trusted.x', value: Buffer.from('v') } }])), 'BAD_FRAME', 'trusted.* refused')
+  await refused(t, applier.apply(tx('/g', [{ create: { mode: 0o644 } }, { setXattr: { name: 'security.capability', value: Buffer.from('v') } }])), 'BAD_FRAME', 'security.* refused')
+  await refused(t, applier.apply(tx('/g', [{ create: { mode: 0o644 } }, { removeXattr: { name: 'system.posix_acl_access' } }])), 'BAD_FRAME', 'system.* refused')
+  await refused(t, applier.apply(tx('/g', [{ create: { mode: 0o644 } }, { setXattr: { name: 'user.big', value: Buffer.alloc(65537) } }])), 'BAD_FRAME', 'a value over 64 KiB refused')
+  t.equal(await fsp.lstat(real('g')).then(() => 'there', () => 'absent'), 'absent', 'a refused transaction changed nothing')
+
+  // A symlink at the path: the attribute never reaches its target.
+  await fsp.writeFile(real('target'), '')
+  await fsp.symlink('target', real('link'))
+  await refused(t, applier.apply(tx('/link', [{ setXattr: { name: 'user.x', value: Buffer.from('v') } }])), 'EPERM', 'SetXattr on a symlink fails')
+  t.same(await listAttributes(real('target')), [], 'the symlink target is untouched')
+
+  await applier.apply(tx('/fifo', [{ mknod: { mode: fs.constants.S_IFIFO | 0o640 } }]))
+  await applier.apply(tx('/fifo', [{ mknod: { mode: fs.constants.S_IFIFO | 0o600 } }]))
+  const st = await fsp.lstat(real('fifo'))
+  t.ok(st.isFIFO(), 'Mknod made a FIFO')
+  t.equal(st.mode & 0o7777, 0o600, 'a replay over the FIFO sets its mode')
+  await refused(t, applier.apply(tx('/f', [{ mknod: { mode: fs.constants.S_IFIFO | 0o600 } }])), 'BAD_PATH', 'Mknod over a regular file refused')
+  await refused(t, applier.apply(tx('/dev', [{ mknod: { mode: fs.constants.S_IFCHR | 0o600 } }])), 'BAD_FRAME', 'a character device refused')
+  await refused(t, applier.apply(tx('/dev', [{ mknod: { mode: fs.constants.S_IFBLK | 0o600 } }])), 'BAD_FRAME', 'a block device refused')
+  await refused(t, applier.apply(tx('/dev', [{ mknod: { mode: fs.constants.S_IFSOCK | 0o600 } }])), 'BAD_FRAME', 'a socket refused')
+
+  await applier.apply(tx('/f', [{ setAttr: { hasUid: true, uid: 65534, hasGid: true, gid: 1234 } }]))
+  let o = await fsp.lstat(real('f'))
+  t.same([o.uid, o.gid], [65534, 1234], 'SetAttr owner and group applied')
+  await applier.apply(tx('/f', [{ setAttr: { hasGid: true, gid: 4321 } }]))
+  o = await fsp.lstat(real('f'))
+  t.same([o.uid, o.gid], [65534, 4321], 'a group alone leaves the owner')
+  await refused(t, applier.apply(tx('/f', [{ setAttr: { hasUid: true, uid: 0xffffffff } }])), 'BAD_FRAME', 'uid (uid_t)-1 refused')
+  await refused(t, applier.apply(tx('/f', [{ setAttr: { hasGid: true, gid: -5 } }])), 'BAD_FRAME', 'a negative gid refused')
+})
