@@ -45,6 +45,19 @@ export class LevelJournal implements Journal {
   private readonly pendingBySubject = new Map<string, Set<number>>()
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N. */
   private outboxTail: Promise<unknown> = Promise.resolve()
+  /**
+   * Ack, drop and rebase each read an outbox entry and then write it back or
+   * delete it: run one at a time, or a rebase writes back an entry that an ack
+   * deleted meanwhile (its ops gone: the outbox is stuck on it for good), and
+   * an ack racing a drop counts the entry out twice.
+   */
+  private outboxEdits: Promise<unknown> = Promise.resolve()
+
+  private exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.outboxEdits.then(fn)
+    this.outboxEdits = run.catch(() => undefined)
+    return run
+  }
 
   constructor (readonly dir: string, private readonly volume: string, private readonly maxTxBytes = 1 << 20) {
     this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -265,7 +278,11 @@ export class LevelJournal implements Journal {
     return out
   }
 
-  async ack (pending: PendingTx, seq: number): Promise<void> {
+  ack (pending: PendingTx, seq: number): Promise<void> {
+    return this.exclusive(() => this.ackNow(pending, seq))
+  }
+
+  private async ackNow (pending: PendingTx, seq: number): Promise<void> {
     const raw = await this.db.get(keys.outbox(pending.deviceSeq))
     if (raw === undefined) return // acked before, e.g. a duplicate ack after reconnect
     const e = parse<OutboxEntry>(raw)
@@ -291,7 +308,11 @@ export class LevelJournal implements Journal {
     return (await this.db.get(keys.outbox(deviceSeq))) !== undefined
   }
 
-  async dropPending (deviceSeqs: number[]): Promise<PendingTx[]> {
+  dropPending (deviceSeqs: number[]): Promise<PendingTx[]> {
+    return this.exclusive(() => this.dropNow(deviceSeqs))
+  }
+
+  private async dropNow (deviceSeqs: number[]): Promise<PendingTx[]> {
     const dropped: PendingTx[] = []
     for (const deviceSeq of [...deviceSeqs].sort((a, b) => a - b)) {
       const [pending] = await this.readOutbox(deviceSeq - 1, 1)
@@ -310,7 +331,11 @@ export class LevelJournal implements Journal {
     return dropped
   }
 
-  async rebasePending (from: string, to: string): Promise<number> {
+  rebasePending (from: string, to: string): Promise<number> {
+    return this.exclusive(() => this.rebaseNow(from, to))
+  }
+
+  private async rebaseNow (from: string, to: string): Promise<number> {
     const moved = (p: string): string | undefined => p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined
     const batch: BatchOp[] = []
     const reindex: Array<[number, OutboxEntry, OutboxEntry]> = []
