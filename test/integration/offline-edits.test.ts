@@ -242,3 +242,39 @@ t.test('offline rename of a file another mount edits: the edit is not lost', asy
   t.ok(hashes.includes(sha('B rewrote renamed-over\n')), "B's rewrite of the file A renamed another over is on every mount", { tree: describe(tree, known) })
   t.ok(hashes.includes(sha('src content\n')), "the content A renamed over it is on every mount", { tree: describe(tree, known) })
 })
+
+t.test('offline create or edit raced by a create-then-rename on another mount', async t => {
+  const c = await Cluster.start(t, 2)
+  const [A, B] = c.mounts as [MountHandle, MountHandle]
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(B.mountpoint, f)
+  await writeSynced(a('edited.txt'), 'base of edited\n')
+  await settle([A, B])
+
+  await stopNodeAndWait(c)
+  // Both create the same name; B then moves its file on.
+  await writeSynced(a('born.txt'), 'A created born\n')
+  await writeSynced(b('born.txt'), 'B created born\n')
+  await fsp.rename(b('born.txt'), b('born-moved.txt'))
+  // A edits a file that B renames and then edits under its new name.
+  await appendSynced(a('edited.txt'), 'A appended\n')
+  await fsp.rename(b('edited.txt'), b('edited-moved.txt'))
+  await appendSynced(b('edited-moved.txt'), 'B appended after moving it\n')
+
+  await c.startNode()
+  let tree: Tree
+  try {
+    tree = await settle([A, B], 40_000)
+  } catch (err) {
+    t.fail((err as Error).message)
+    return
+  }
+  const known: Record<string, string> = {
+    "A's born": sha('A created born\n'), "B's born": sha('B created born\n'),
+    "A's edit": sha('base of edited\nA appended\n'), "B's edit": sha('base of edited\nB appended after moving it\n'),
+  }
+  const hashes = Object.values(tree).map(e => e.sha256)
+  t.comment(`final tree:\n${describe(tree, known)}`)
+  for (const [label, h] of Object.entries(known)) t.ok(hashes.includes(h), `${label} is on every mount`, { tree: describe(tree, known) })
+})
