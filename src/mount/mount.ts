@@ -126,7 +126,8 @@ export class Mount {
         applier: new Applier(filesDir, {
           deviceId: this.journal.deviceId,
           tempPath: () => records.tempPath(),
-          onRefresh: p => journalWholeFile(recorder, passthrough.real(p), p),
+          // Only a regular file has a whole content to send.
+          onRefresh: async p => { if ((await fsp.lstat(passthrough.real(p)).catch(() => undefined))?.isFile()) await journalWholeFile(recorder, passthrough.real(p), p) },
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),

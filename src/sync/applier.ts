@@ -3,7 +3,8 @@
 // crash between the data and the cursor update only repeats harmless work.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
-import type { Op, RebuildOp, Transaction } from '../codec/wire.js'
+import path from 'node:path'
+import { type Op, opKind, type RebuildOp, type Transaction } from '../codec/wire.js'
 import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
@@ -20,6 +21,12 @@ const { O_WRONLY, O_CREAT, O_NOFOLLOW, S_IFMT, S_IFIFO } = fs.constants
 const MAX_ID = 0xfffffffe
 /** Modes from the wire keep permission and sticky bits; setuid/setgid never cross. */
 const MODE_MASK = 0o1777
+/** Ops that change an existing file. */
+const NEEDS_FILE: string[] = ['write', 'truncate', 'setAttr', 'setXattr', 'removeXattr', 'rebuild']
+/** Ops after which the existence check of the transaction's path no longer applies. */
+const NAMESPACE: string[] = ['rename', 'unlink', 'mkdir', 'rmdir', 'symlink', 'link', 'mknod', 'refresh']
+/** Ops that make an entry at their path. */
+const MAKES_ENTRY = ['create', 'truncate', 'mkdir', 'symlink', 'mknod']
 /** Largest offset + length a Write or Truncate may reach (8 EiB would overflow doubles). */
 const MAX_FILE_END = 2 ** 52
 
@@ -39,6 +46,7 @@ export class Applier {
 
   async apply (tx: Transaction): Promise<ApplyResult> {
     validate(tx)
+    await this.checkFileThere(tx)
     let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
@@ -63,8 +71,39 @@ export class Applier {
     }
   }
 
+  /**
+   * A change to a file that is not here (a transaction before it could not
+   * be applied here) would make a file of holes and the change: refused as
+   * BASE_MISMATCH, so the receiver asks the author for the whole file. A
+   * transaction that starts the file (Create, Truncate to 0) needs nothing.
+   */
+  private async checkFileThere (tx: Transaction): Promise<void> {
+    for (const op of tx.ops) {
+      const kind = opKind(op)
+      if (kind === 'create' || ('truncate' in op && op.truncate?.size === 0)) return
+      if (NAMESPACE.includes(kind)) return
+      if (!NEEDS_FILE.includes(kind)) continue
+      if (await exists(await resolveInside(this.root, tx.path))) return
+      throw new DeltafsError('BASE_MISMATCH', `${JSON.stringify(tx.path)} is not here to change`)
+    }
+  }
+
+  /** Creates missing parent directories of a path that an op creates, refusing anything but directories on the way. */
+  private async ensureParent (subject: string): Promise<void> {
+    const parts = subject.split('/').filter(Boolean).slice(0, -1)
+    let dir = this.root
+    for (const part of parts) {
+      dir = path.join(dir, part)
+      const st = await fsp.lstat(dir).catch(() => undefined)
+      if (st === undefined) await ignore(fsp.mkdir(dir, { mode: 0o755 }), 'EEXIST')
+      else if (!st.isDirectory()) throw new DeltafsError('BAD_PATH', `${JSON.stringify(subject)}: ${JSON.stringify(part)} on the way is not a directory`)
+    }
+  }
+
   /** Applies one non-Write op; returns the path later ops act on. */
   private async applyOther (subject: string, op: Op): Promise<string> {
+    // An op that makes an entry heals a parent directory missing here.
+    if (MAKES_ENTRY.some(k => (op as Record<string, unknown>)[k] != null)) await this.ensureParent(subject)
     const real = await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
       const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, op.create.mode & MODE_MASK)

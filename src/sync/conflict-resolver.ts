@@ -139,7 +139,7 @@ export class ConflictResolver {
     for (const d of dropped) {
       for (const [from, to] of renamesOf(d.tx)) {
         if (from !== subject && !fs.existsSync(real(from))) await local.record(from, { unlink: {} })
-        if (to !== subject && fs.existsSync(real(to)) && journal.pendingOn(to).length === 0) await local.journalWholeFile(to)
+        if (to !== subject && fs.existsSync(real(to))) await this.sendWhole(to)
       }
     }
     stats.conflicts++
@@ -151,6 +151,22 @@ export class ConflictResolver {
         ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
           `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
         : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted or renamed it; the change wins and the file comes back`)
+  }
+
+  /**
+   * Replaces what is pending on path (changes made after a rename the node
+   * refused, based on a file the others never got) by its whole content.
+   */
+  private async sendWhole (volPath: string): Promise<void> {
+    const { journal, local } = this.opts
+    await local.closeAll([volPath])
+    const own: number[] = []
+    for (const s of journal.pendingOn(volPath)) {
+      const [p] = await journal.readOutbox(s - 1, 1)
+      if (p?.deviceSeq === s && p.subject === volPath && p.source === undefined) own.push(s)
+    }
+    await journal.dropPending(own)
+    await local.journalWholeFile(volPath)
   }
 
   private async askForWholeFile (subject: string, device: string): Promise<void> {
