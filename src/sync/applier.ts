@@ -30,6 +30,13 @@ const MAKES_ENTRY = ['create', 'truncate', 'mkdir', 'symlink', 'mknod']
 /** Largest offset + length a Write or Truncate may reach (8 EiB would overflow doubles). */
 const MAX_FILE_END = 2 ** 52
 
+/** A change that needs a file this mount does not have: healed by asking the author for healPath whole. */
+export class BaseMismatch extends DeltafsError {
+  constructor (readonly healPath: string, message: string, options?: { cause?: unknown }) {
+    super('BASE_MISMATCH', message, options)
+  }
+}
+
 export interface ApplyResult { path: string; facts: FileFacts; bytes: number }
 
 export interface ApplierOptions {
@@ -84,7 +91,7 @@ export class Applier {
       if (NAMESPACE.includes(kind)) return
       if (!NEEDS_FILE.includes(kind)) continue
       if (await exists(await resolveInside(this.root, tx.path))) return
-      throw new DeltafsError('BASE_MISMATCH', `${JSON.stringify(tx.path)} is not here to change`)
+      throw new BaseMismatch(tx.path, `${JSON.stringify(tx.path)} is not here to change`)
     }
   }
 
@@ -125,8 +132,10 @@ export class Applier {
     } else if ('rename' in op && op.rename) {
       const to = await resolveInside(this.root, checkVolumePath(op.rename.to))
       const sourceGone = !(await exists(real))
-      // A replay after a crash finds the rename done already.
-      if (!(sourceGone && await exists(to))) await fsp.rename(real, to)
+      // A replay after a crash finds the rename done already; a source that
+      // never got here (its transaction could not be applied) is fetched whole.
+      if (sourceGone && !(await exists(to))) throw new BaseMismatch(op.rename.to, `rename of ${JSON.stringify(subject)}: it is not here`)
+      if (!sourceGone) await fsp.rename(real, to)
       return op.rename.to
     } else if ('symlink' in op && op.symlink) {
       const target = op.symlink.target

@@ -10,7 +10,7 @@ import type { Codec } from '../codec/codec.js'
 import type { Journal, PendingTx } from '../journal/journal.js'
 import { recordChanges } from '../journal/records.js'
 import { SyncStub, type StubOptions } from '../rpc/client.js'
-import type { Applier } from './applier.js'
+import { type Applier, BaseMismatch } from './applier.js'
 import type { ConflictResolver } from './conflict-resolver.js'
 import type { FileIds } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
@@ -295,7 +295,7 @@ export class SyncClient {
       if (err instanceof DeltafsError && err.code === 'BASE_MISMATCH' && this.opts.onBaseMismatch && tx) {
         stats.healsRequested++
         log.warn({ seq: d.seq, path: tx.path, err: err.message, author: tx.txId.deviceId }, 'the local copy does not match the delta\'s base: asking its author for the whole file')
-        await this.opts.onBaseMismatch(tx.path, tx.txId.deviceId)
+        await this.opts.onBaseMismatch(err instanceof BaseMismatch ? err.healPath : tx.path, tx.txId.deviceId)
         await journal.recordApplied({ seq: d.seq, records: new Map() }, 0)
         return
       }
