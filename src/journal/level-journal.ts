@@ -227,6 +227,9 @@ export class LevelJournal implements Journal {
   }
 
   async readOutbox (after: number, limit: number, maxBytes = Infinity): Promise<PendingTx[]> {
+    // The pusher asks again after every close and every ack; most of the
+    // time nothing is new, and an iterator costs more than this check.
+    if (after >= this.deviceSeq) return []
     const out: PendingTx[] = []
     let bytes = 0
     for await (const [key, value] of this.db.iterator({ gt: keys.outbox(after), lt: 't"', limit })) {
