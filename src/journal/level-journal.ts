@@ -22,6 +22,8 @@ interface OutboxEntry {
 }
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
+const MAX_SENT_CACHE = 4096
+
 const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied', 'txDropped']
 
 function json (value: unknown): Buffer { return Buffer.from(JSON.stringify(value)) }
@@ -43,6 +45,8 @@ export class LevelJournal implements Journal {
   private readonly pendingBySubject = new Map<string, Set<number>>()
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N. */
   private outboxTail: Promise<unknown> = Promise.resolve()
+  /** Outbox entries read for pushing and not yet acked, so that an ack needs no read; outbox entries never change. */
+  private readonly sent = new Map<number, OutboxEntry>()
 
   constructor (readonly dir: string, private readonly volume: string, private readonly maxTxBytes = 1 << 20) {
     this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -244,6 +248,9 @@ export class LevelJournal implements Journal {
         return OpCodec.decode(v)
       })
       const deviceSeq = parseInt(key.slice(2), 16)
+      this.sent.set(deviceSeq, e)
+      // Bounded for readers that never ack (recovery pages through the whole outbox).
+      if (this.sent.size > MAX_SENT_CACHE) this.sent.delete(this.sent.keys().next().value!)
       const subject = e.subject ?? e.path
       const record = await this.record(subject)
       const tx: Transaction = {
@@ -261,9 +268,13 @@ export class LevelJournal implements Journal {
   }
 
   async ack (pending: PendingTx, seq: number): Promise<void> {
-    const raw = await this.db.get(keys.outbox(pending.deviceSeq))
-    if (raw === undefined) return // acked before, e.g. a duplicate ack after reconnect
-    const e = parse<OutboxEntry>(raw)
+    let e = this.sent.get(pending.deviceSeq)
+    this.sent.delete(pending.deviceSeq)
+    if (e === undefined) {
+      const raw = await this.db.get(keys.outbox(pending.deviceSeq))
+      if (raw === undefined) return // acked before, e.g. a duplicate ack after reconnect
+      e = parse<OutboxEntry>(raw)
+    }
     const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
     for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
     await this.moveChildRecords(pending.tx, batch)
@@ -291,6 +302,7 @@ export class LevelJournal implements Journal {
     for (const deviceSeq of [...deviceSeqs].sort((a, b) => a - b)) {
       const [pending] = await this.readOutbox(deviceSeq - 1, 1)
       if (pending?.deviceSeq !== deviceSeq) continue // acked meanwhile
+      this.sent.delete(deviceSeq)
       const e = parse<OutboxEntry>((await this.db.get(keys.outbox(deviceSeq)))!)
       const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(deviceSeq) }]
       for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
