@@ -2,6 +2,14 @@
 // backing file descriptor (one lookup, then one syscall per read or write);
 // the indirection lets a rewrite move the old file aside under an open
 // handle and point the handle at the new, empty file.
+//
+// Calls that only touch an inode (lstat, create, mkdir, chmod, ...) and
+// small writes, which land in the page cache, run synchronously: they take
+// microseconds, less than a round trip through the libuv threadpool, which
+// costs two thread switches on top of the FUSE thread's own (bench/RESULTS.md,
+// "metadata path"). Reads, large writes, fsync, truncate
+// and removals stay asynchronous: they can wait on the disk (freeing a large
+// file's blocks, dirty-page throttling) and must not stall every other call.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
@@ -15,6 +23,8 @@ const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_N
 // (setattr) and computes append offsets itself; passing them on would
 // re-truncate or, for O_APPEND, make every pwrite land at EOF.
 const { ENOENT } = os.constants.errno
+/** Writes up to this size are synchronous. */
+const SYNC_WRITE_MAX = 32 * 1024
 const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY!
 
 // fs.read/fs.write carry their own promisified forms, which resolve to
@@ -59,11 +69,10 @@ export class Passthrough implements Vfs {
   }
 
   /**
-   * Synchronous on purpose: with attr/entry timeouts of 0 the kernel asks for
-   * the attributes of every path component of every call (about 20 per file
-   * of a tar x), and an lstat of a cached inode costs microseconds, less than
-   * the two thread hops of a threadpool lstat. A missing name (the lookup
-   * before every create) is answered without building a Node fs error.
+   * With attr/entry timeouts of 0 the kernel asks for the attributes of every
+   * path component of every call (about 20 per file of a tar x). A missing
+   * name (the lookup before every create) is answered without building a
+   * Node fs error.
    */
   getattr (p: string): Promise<fs.Stats> {
     try {
@@ -94,7 +103,7 @@ export class Passthrough implements Vfs {
   }
 
   async create (p: string, mode: number): Promise<number> {
-    return this.handle(await openP(this.real(p), O_CREAT! | O_RDWR!, mode))
+    return this.handle(fs.openSync(this.real(p), O_CREAT! | O_RDWR!, mode))
   }
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -104,6 +113,10 @@ export class Passthrough implements Vfs {
   async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     let done = 0
     const fd = this.fd(fh)
+    if (len <= SYNC_WRITE_MAX) {
+      while (done < len) done += fs.writeSync(fd, buf, done, len - done, pos + done)
+      return done
+    }
     while (done < len) done += await writeP(fd, buf, done, len - done, pos + done)
     return done
   }
@@ -126,24 +139,24 @@ export class Passthrough implements Vfs {
 
   unlink (p: string): Promise<void> { return fsp.unlink(this.real(p)) }
 
-  mkdir (p: string, mode: number): Promise<void> { return fsp.mkdir(this.real(p), { mode }) }
+  async mkdir (p: string, mode: number): Promise<void> { fs.mkdirSync(this.real(p), { mode }) }
 
   rmdir (p: string): Promise<void> { return fsp.rmdir(this.real(p)) }
 
   rename (from: string, to: string): Promise<void> { return fsp.rename(this.real(from), this.real(to)) }
 
-  symlink (target: string, p: string): Promise<void> { return fsp.symlink(target, this.real(p)) }
+  async symlink (target: string, p: string): Promise<void> { fs.symlinkSync(target, this.real(p)) }
 
   readlink (p: string): Promise<string> { return fsp.readlink(this.real(p)) }
 
-  link (existing: string, newPath: string): Promise<void> { return fsp.link(this.real(existing), this.real(newPath)) }
+  async link (existing: string, newPath: string): Promise<void> { fs.linkSync(this.real(existing), this.real(newPath)) }
 
-  chmod (p: string, mode: number): Promise<void> { return fsp.chmod(this.real(p), mode) }
+  async chmod (p: string, mode: number): Promise<void> { fs.chmodSync(this.real(p), mode) }
 
-  chown (p: string, uid: number, gid: number): Promise<void> { return fsp.lchown(this.real(p), uid, gid) }
+  async chown (p: string, uid: number, gid: number): Promise<void> { fs.lchownSync(this.real(p), uid, gid) }
 
-  utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    return fsp.lutimes(this.real(p), atimeMs / 1000, mtimeMs / 1000)
+  async utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    fs.lutimesSync(this.real(p), atimeMs / 1000, mtimeMs / 1000)
   }
 }
 
