@@ -16,13 +16,15 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { StatFs, Vfs } from './vfs.js'
-import { FsError } from '../util/errors.js'
 
 const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
 // The kernel has already resolved O_CREAT/O_EXCL (lookup) and O_TRUNC
 // (setattr) and computes append offsets itself; passing them on would
 // re-truncate or, for O_APPEND, make every pwrite land at EOF.
-const { ENOENT } = os.constants.errno
+/** The error fs.lstat would give for a missing path, without its throw and message formatting. */
+function enoent (p: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOENT: no such file or directory, lstat '${p}'`), { code: 'ENOENT', errno: -os.constants.errno.ENOENT, syscall: 'lstat' })
+}
 /** Writes up to this size are synchronous. */
 const SYNC_WRITE_MAX = 32 * 1024
 const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY!
@@ -77,7 +79,7 @@ export class Passthrough implements Vfs {
   getattr (p: string): Promise<fs.Stats> {
     try {
       const st = fs.lstatSync(this.real(p), { throwIfNoEntry: false })
-      return st ? Promise.resolve(st) : Promise.reject(new FsError(ENOENT))
+      return st ? Promise.resolve(st) : Promise.reject(enoent(p))
     } catch (err) {
       return Promise.reject(err)
     }
