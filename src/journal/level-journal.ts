@@ -241,8 +241,12 @@ export class LevelJournal implements Journal {
       // Bounded by bytes as well as count: entries of split rewrites are megabytes each.
       if (out.length > 0 && bytes + e.bytes > maxBytes) break
       bytes += e.bytes
+      const subject = e.subject ?? e.path
       const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, (e.firstOp ?? 0) + i))
-      const encoded = await this.db.getMany(opKeys)
+      // The subject's record (its base version) comes in the same read as the ops.
+      const encoded = await this.db.getMany([...opKeys, keys.record(subject)])
+      const rawRecord = encoded.pop()
+      const record = rawRecord === undefined ? undefined : parse<FileRecord>(rawRecord)
       const ops = encoded.map((v, i) => {
         if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
         return OpCodec.decode(v)
@@ -251,8 +255,6 @@ export class LevelJournal implements Journal {
       this.sent.set(deviceSeq, e)
       // Bounded for readers that never ack (recovery pages through the whole outbox).
       if (this.sent.size > MAX_SENT_CACHE) this.sent.delete(this.sent.keys().next().value!)
-      const subject = e.subject ?? e.path
-      const record = await this.record(subject)
       const tx: Transaction = {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,
