@@ -78,11 +78,15 @@ export class Passthrough implements Vfs {
    */
   getattr (p: string): Promise<fs.Stats> {
     try {
-      const st = fs.lstatSync(this.real(p), { throwIfNoEntry: false })
+      const st = this.getattrNow(p)
       return st ? Promise.resolve(st) : Promise.reject(enoent(p))
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  getattrNow (p: string): fs.Stats | undefined {
+    return fs.lstatSync(this.real(p), { throwIfNoEntry: false })
   }
 
   async readdir (p: string): Promise<string[]> { return fsp.readdir(this.real(p)) }

@@ -10,6 +10,12 @@ export interface StatFs {
 export interface Vfs {
   /** lstat of a path. */
   getattr (path: string): Promise<Stats>
+  /**
+   * lstat of a path answered at once, undefined when it does not exist: the
+   * kernel asks for attributes dozens of times per created file, and a
+   * promise chain per answer is a measurable part of the cost.
+   */
+  getattrNow? (path: string): Stats | undefined
   /** Names in a directory, without "." and "..". */
   readdir (path: string): Promise<string[]>
   /** Checks access(2) mode bits. */
