@@ -38,7 +38,12 @@ export class CaptureVfs implements Vfs {
   /** Open handles per path: a file moved aside takes its open handles to the new file. */
   private readonly handles = new Map<string, Set<number>>()
 
-  constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport) {}
+  readonly getattrNow?: (path: string) => Stats | undefined
+
+  constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport) {
+    const now = inner.getattrNow?.bind(inner)
+    if (now) this.getattrNow = now
+  }
 
   private opened (p: string, fh: number): void {
     const set = this.handles.get(p) ?? new Set<number>()

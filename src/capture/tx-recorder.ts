@@ -10,7 +10,7 @@
 // the new content is compared with the record, and a Rebuild replaces the
 // held writes when it is smaller. Held transactions are closed early only by
 // ops on their own path or a parent, so reordering them is safe.
-import fsp from 'node:fs/promises'
+import fs from 'node:fs'
 import type { Op } from '../codec/wire.js'
 import type { Journal } from '../journal/journal.js'
 import type { CaptureStats } from './capture-stats.js'
@@ -205,14 +205,17 @@ export class TxRecorder {
     this.stats.bytesJournaled += bytes
   }
 
-  /** Size and mtime of the backing file now, for its record; zeros when it is gone. */
+  /**
+   * Size and mtime of the backing file now, for its record; zeros when it is
+   * gone. Synchronous for the same reason as Passthrough.getattr: one per
+   * transaction, on an inode that was just touched.
+   */
   private async facts (path: string): Promise<FileFacts> {
     try {
-      const st = await fsp.lstat(this.realPath(path), { bigint: true })
-      return { mtimeNs: Number(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
-    } catch {
-      return { mtimeNs: 0, size: -1 }
-    }
+      const st = fs.lstatSync(this.realPath(path), { bigint: true, throwIfNoEntry: false })
+      if (st) return { mtimeNs: Number(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
+    } catch { /* unreadable: as gone */ }
+    return { mtimeNs: 0, size: -1 }
   }
 
   /** Closes the open transaction of a path, if any; held rewrites stay open. */

@@ -2,6 +2,7 @@
 // to a status exactly once. No filesystem logic lives here.
 import type { FuseOps, FuseStat } from 'fuse-native'
 import type { Stats } from 'node:fs'
+import os from 'node:os'
 import type { Vfs } from './vfs.js'
 import { toErrno } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
@@ -32,8 +33,16 @@ export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
     p.then(n => cb(n), err => cb(fail(op, err)))
   }
 
+  const getattrNow = vfs.getattrNow?.bind(vfs)
+  const ENOENT = -os.constants.errno.ENOENT
   return {
-    getattr: (p, cb) => value('getattr', vfs.getattr(p).then(toFuseStat), cb),
+    getattr: getattrNow
+      ? (p, cb) => {
+          let st: Stats | undefined
+          try { st = getattrNow(p) } catch (err) { cb(fail('getattr', err)); return }
+          if (st) cb(0, toFuseStat(st)); else cb(ENOENT)
+        }
+      : (p, cb) => value('getattr', vfs.getattr(p).then(toFuseStat), cb),
     fgetattr: (p, fd, cb) => value('fgetattr', vfs.fgetattr(p, fd).then(toFuseStat), cb),
     readdir: (p, cb) => value('readdir', vfs.readdir(p), cb),
     access: (p, mode, cb) => status('access', vfs.access(p, mode), cb),

@@ -2,6 +2,14 @@
 // backing file descriptor (one lookup, then one syscall per read or write);
 // the indirection lets a rewrite move the old file aside under an open
 // handle and point the handle at the new, empty file.
+//
+// Calls that only touch an inode (lstat, create, mkdir, chmod, ...) and
+// small writes, which land in the page cache, run synchronously: they take
+// microseconds, less than a round trip through the libuv threadpool, which
+// costs two thread switches on top of the FUSE thread's own (bench/RESULTS.md,
+// "metadata path"). Reads, large writes, fsync, truncate
+// and removals stay asynchronous: they can wait on the disk (freeing a large
+// file's blocks, dirty-page throttling) and must not stall every other call.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
@@ -24,6 +32,12 @@ const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_N
 // the kernel's business too (it bypasses the mount's page cache): on the
 // backing file it would demand aligned buffers that FUSE's are not.
 const STRIPPED_FLAGS = O_CREAT! | O_EXCL! | O_TRUNC! | O_APPEND! | O_NOCTTY! | O_DIRECT
+/** The error fs.lstat would give for a missing path, without its throw and message formatting. */
+function enoent (p: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOENT: no such file or directory, lstat '${p}'`), { code: 'ENOENT', errno: -os.constants.errno.ENOENT, syscall: 'lstat' })
+}
+/** Writes up to this size are synchronous. */
+const SYNC_WRITE_MAX = 32 * 1024
 
 // fs.read/fs.write carry their own promisified forms, which resolve to
 // objects; these resolve to the byte count, without a FileHandle.
@@ -66,7 +80,24 @@ export class Passthrough implements Vfs {
     return path.join(this.root, p)
   }
 
-  getattr (p: string): Promise<fs.Stats> { return fsp.lstat(this.real(p)) }
+  /**
+   * With attr/entry timeouts of 0 the kernel asks for the attributes of every
+   * path component of every call (about 20 per file of a tar x). A missing
+   * name (the lookup before every create) is answered without building a
+   * Node fs error.
+   */
+  getattr (p: string): Promise<fs.Stats> {
+    try {
+      const st = this.getattrNow(p)
+      return st ? Promise.resolve(st) : Promise.reject(enoent(p))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  getattrNow (p: string): fs.Stats | undefined {
+    return fs.lstatSync(this.real(p), { throwIfNoEntry: false })
+  }
 
   async fgetattr (p: string, fh: number): Promise<fs.Stats> {
     const fd = this.fds.get(fh)
@@ -95,7 +126,7 @@ export class Passthrough implements Vfs {
   }
 
   async create (p: string, mode: number): Promise<number> {
-    return this.handle(await openP(this.real(p), O_CREAT! | O_RDWR!, mode))
+    return this.handle(fs.openSync(this.real(p), O_CREAT! | O_RDWR!, mode))
   }
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -105,6 +136,10 @@ export class Passthrough implements Vfs {
   async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     let done = 0
     const fd = this.fd(fh)
+    if (len <= SYNC_WRITE_MAX) {
+      while (done < len) done += fs.writeSync(fd, buf, done, len - done, pos + done)
+      return done
+    }
     while (done < len) done += await writeP(fd, buf, done, len - done, pos + done)
     return done
   }
@@ -127,21 +162,21 @@ export class Passthrough implements Vfs {
 
   unlink (p: string): Promise<void> { return fsp.unlink(this.real(p)) }
 
-  mkdir (p: string, mode: number): Promise<void> { return fsp.mkdir(this.real(p), { mode }) }
+  async mkdir (p: string, mode: number): Promise<void> { fs.mkdirSync(this.real(p), { mode }) }
 
   rmdir (p: string): Promise<void> { return fsp.rmdir(this.real(p)) }
 
   rename (from: string, to: string): Promise<void> { return fsp.rename(this.real(from), this.real(to)) }
 
-  symlink (target: string, p: string): Promise<void> { return fsp.symlink(target, this.real(p)) }
+  async symlink (target: string, p: string): Promise<void> { fs.symlinkSync(target, this.real(p)) }
 
   readlink (p: string): Promise<string> { return fsp.readlink(this.real(p)) }
 
-  link (existing: string, newPath: string): Promise<void> { return fsp.link(this.real(existing), this.real(newPath)) }
+  async link (existing: string, newPath: string): Promise<void> { fs.linkSync(this.real(existing), this.real(newPath)) }
 
-  chmod (p: string, mode: number): Promise<void> { return fsp.chmod(this.real(p), mode) }
+  async chmod (p: string, mode: number): Promise<void> { fs.chmodSync(this.real(p), mode) }
 
-  chown (p: string, uid: number, gid: number): Promise<void> { return fsp.lchown(this.real(p), uid, gid) }
+  async chown (p: string, uid: number, gid: number): Promise<void> { fs.lchownSync(this.real(p), uid, gid) }
 
   /**
    * Known limits of fuse-native 2.2.6 with libfuse 2.9 here: times arrive in
@@ -152,8 +187,8 @@ export class Passthrough implements Vfs {
    * (touch -a, touch -m: UTIME_OMIT for the other) succeeds without any
    * change. None of this can be corrected from JavaScript.
    */
-  utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    return fsp.lutimes(this.real(p), utimesArg(atimeMs * 1e6), utimesArg(mtimeMs * 1e6))
+  async utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    fs.lutimesSync(this.real(p), utimesArg(atimeMs * 1e6), utimesArg(mtimeMs * 1e6))
   }
 
   async mknod (p: string, mode: number, _dev: number): Promise<void> {

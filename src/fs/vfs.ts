@@ -12,6 +12,12 @@ export interface Vfs {
   getattr (path: string): Promise<Stats>
   /** fstat of an open handle: its name may be gone (unlinked by another mount). */
   fgetattr (path: string, fh: number): Promise<Stats>
+  /**
+   * lstat of a path answered at once, undefined when it does not exist: the
+   * kernel asks for attributes dozens of times per created file, and a
+   * promise chain per answer is a measurable part of the cost.
+   */
+  getattrNow? (path: string): Stats | undefined
   /** Names in a directory, without "." and "..". */
   readdir (path: string): Promise<string[]>
   /** Checks access(2) mode bits. */

@@ -246,6 +246,9 @@ export class LevelJournal implements Journal {
   }
 
   async readOutbox (after: number, limit: number, maxBytes = Infinity): Promise<PendingTx[]> {
+    // The pusher asks again after every close and every ack; most of the
+    // time nothing is new, and an iterator costs more than this check.
+    if (after >= this.deviceSeq) return []
     const out: PendingTx[] = []
     let bytes = 0
     for await (const [key, value] of this.db.iterator({ gt: keys.outbox(after), lt: 't"', limit })) {
@@ -253,15 +256,17 @@ export class LevelJournal implements Journal {
       // Bounded by bytes as well as count: entries of split rewrites are megabytes each.
       if (out.length > 0 && bytes + e.bytes > maxBytes) break
       bytes += e.bytes
+      const subject = e.subject ?? e.path
       const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, (e.firstOp ?? 0) + i))
-      const encoded = await this.db.getMany(opKeys)
+      // The subject's record (its base version) comes in the same read as the ops.
+      const encoded = await this.db.getMany([...opKeys, keys.record(subject)])
+      const rawRecord = encoded.pop()
+      const record = rawRecord === undefined ? undefined : parse<FileRecord>(rawRecord)
       const ops = encoded.map((v, i) => {
         if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
         return OpCodec.decode(v)
       })
       const deviceSeq = parseInt(key.slice(2), 16)
-      const subject = e.subject ?? e.path
-      const record = await this.record(subject)
       const tx: Transaction = {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,
@@ -283,8 +288,9 @@ export class LevelJournal implements Journal {
   }
 
   private async ackNow (pending: PendingTx, seq: number): Promise<void> {
+    // Read again rather than cached from readOutbox: a rebase may have changed it since.
     const raw = await this.db.get(keys.outbox(pending.deviceSeq))
-    if (raw === undefined) return // acked before, e.g. a duplicate ack after reconnect
+    if (raw === undefined) return // acked or dropped before, e.g. a duplicate ack after reconnect
     const e = parse<OutboxEntry>(raw)
     const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
     for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
