@@ -13,8 +13,8 @@ import type { TxRecorder } from './tx-recorder.js'
 import { fault } from '../util/fault.js'
 import type { RecordStore } from './record-store.js'
 import type { Journal } from '../journal/journal.js'
+import { msToNumberNs } from '../util/times.js'
 
-function msToNs (ms: number): number { return Math.round(ms * 1e6) }
 
 /** What rewrites need besides the inner Vfs: the backing paths, the records area and file versions. */
 export interface RewriteSupport {
@@ -177,7 +177,7 @@ export class CaptureVfs implements Vfs {
 
   utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.change(p, () => this.inner.utimens(p, atimeMs, mtimeMs), {
-      setAttr: { hasAtime: true, atimeNs: msToNs(atimeMs), hasMtime: true, mtimeNs: msToNs(mtimeMs) },
+      setAttr: { hasAtime: true, atimeNs: msToNumberNs(atimeMs), hasMtime: true, mtimeNs: msToNumberNs(mtimeMs) },
     })
   }
 

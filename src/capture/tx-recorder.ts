@@ -17,6 +17,7 @@ import type { CaptureStats } from './capture-stats.js'
 import type { ChangedRun } from './block-diff.js'
 import { logger } from '../util/log.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
+import { nsToNumber } from '../util/times.js'
 import type { KeptRecord, RecordStore } from './record-store.js'
 import { MAX_REBUILD_BYTES, type RebuildChoice, rebuildAgainst } from './rewrite-delta.js'
 
@@ -205,7 +206,7 @@ export class TxRecorder {
   private async facts (path: string): Promise<FileFacts> {
     try {
       const st = await fsp.lstat(this.realPath(path), { bigint: true })
-      return { mtimeNs: Number(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
+      return { mtimeNs: nsToNumber(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
     } catch {
       return { mtimeNs: 0, size: -1 }
     }

@@ -7,6 +7,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import type { StatFs, Vfs } from './vfs.js'
+import { msToNumberNs, utimesSeconds } from '../util/times.js'
 
 const { O_WRONLY, O_RDWR, O_ACCMODE = 3, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOCTTY } = fs.constants as Record<string, number> & { O_ACCMODE?: number }
 // The kernel has already resolved O_CREAT/O_EXCL (lookup) and O_TRUNC
@@ -126,7 +127,7 @@ export class Passthrough implements Vfs {
   chown (p: string, uid: number, gid: number): Promise<void> { return fsp.lchown(this.real(p), uid, gid) }
 
   utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    return fsp.lutimes(this.real(p), atimeMs / 1000, mtimeMs / 1000)
+    return fsp.lutimes(this.real(p), utimesSeconds(msToNumberNs(atimeMs)), utimesSeconds(msToNumberNs(mtimeMs)))
   }
 }
 

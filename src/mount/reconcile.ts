@@ -10,6 +10,7 @@ import type { Journal } from '../journal/journal.js'
 import type { TxRecorder } from '../capture/tx-recorder.js'
 import type { Logger } from '../util/log.js'
 import { eachPendingOp } from './recovery.js'
+import { nsToNumber } from '../util/times.js'
 
 const CHUNK = 128 << 10
 
@@ -47,7 +48,7 @@ export async function journalWholeFile (rec: TxRecorder, real: string, volPath: 
   const st = await fsp.lstat(real, { bigint: true })
   await rec.record(volPath, { truncate: { size: 0 } })
   await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: nsToNumber(st.mtimeNs), hasAtime: true, atimeNs: nsToNumber(st.atimeNs) } })
 }
 
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
@@ -71,7 +72,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
           await rec.record(volPath, { create: { mode } })
           await journalContent(rec, real, volPath)
         }
-      } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || Number(st.mtimeNs) !== known.mtimeNs)) {
+      } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || nsToNumber(st.mtimeNs) !== known.mtimeNs)) {
         result.changed++
         await journalWholeFile(rec, real, volPath)
       }

@@ -8,6 +8,7 @@ import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
+import { nsToNumber, utimesSeconds, utimesSecondsOf } from '../util/times.js'
 
 const { O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants
 /** Modes from the wire keep permission and sticky bits; setuid/setgid never cross. */
@@ -98,11 +99,11 @@ export class Applier {
       await ignore(fsp.link(real, to), 'EEXIST')
     } else if ('setAttr' in op && op.setAttr) {
       const a = op.setAttr
-      const st = await fsp.lstat(real)
+      const st = await fsp.lstat(real, { bigint: true })
       if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & MODE_MASK)
       if (a.hasMtime || a.hasAtime) {
-        const atime = a.hasAtime ? (a.atimeNs ?? 0) / 1e9 : st.atimeMs / 1000
-        const mtime = a.hasMtime ? (a.mtimeNs ?? 0) / 1e9 : st.mtimeMs / 1000
+        const atime = a.hasAtime ? utimesSeconds(a.atimeNs ?? 0) : utimesSecondsOf(st.atimeNs)
+        const mtime = a.hasMtime ? utimesSeconds(a.mtimeNs ?? 0) : utimesSecondsOf(st.mtimeNs)
         await fsp.lutimes(real, atime, mtime)
       }
     } else {
@@ -141,10 +142,10 @@ export class Applier {
     try {
       let st = await fsp.lstat(real, { bigint: true })
       if (mtimeNs > 0 && st.isFile()) {
-        await fsp.utimes(real, Number(st.atimeNs) / 1e9, mtimeNs / 1e9)
+        await fsp.utimes(real, utimesSecondsOf(st.atimeNs), utimesSeconds(mtimeNs))
         st = await fsp.lstat(real, { bigint: true })
       }
-      return { size: Number(st.size), mtimeNs: Number(st.mtimeNs), kind: kindOf(st) }
+      return { size: Number(st.size), mtimeNs: nsToNumber(st.mtimeNs), kind: kindOf(st) }
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0 }
       throw err
