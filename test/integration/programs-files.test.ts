@@ -109,6 +109,43 @@ t.test('real programs in a mount', async t => {
     await assertConverges(t, 'B holds what A holds, mtimes included', a('rsync-atimes'), b('rsync-atimes'), { mtimes: 'all' })
   })
 
+  t.test('editor-style saves', async t => {
+    await fsp.mkdir(a('edit'))
+    const target = a('edit/notes.txt')
+    const check = async (what: string): Promise<void> => {
+      await assertConverges(t, `B identical after ${what}`, a('edit'), b('edit'), { mtimes: 'files' }, 30_000)
+    }
+    const lines = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `line ${i} ${tag}\n`).join('')
+    await fsp.writeFile(target, lines(2000, 'v0'), { mode: 0o640 })
+    await check('the first write')
+    // Atomic saves: temp file, fsync, chmod like the original, rename over it.
+    const sizes = [2000, 2500, 300, 0, 4000]
+    for (const [i, n] of sizes.entries()) {
+      const tmp = a(`edit/.notes.txt.tmp${i}`)
+      const fh = await fsp.open(tmp, 'wx', 0o600)
+      await fh.writeFile(lines(n, `save ${i}`))
+      await fh.sync()
+      await fh.chmod(0o640)
+      await fh.close()
+      await fsp.rename(tmp, target)
+      await check(`atomic save ${i} (${n} lines)`)
+    }
+    // Truncate and rewrite in place, shorter and then longer.
+    for (const [i, n] of [1000, 3000].entries()) {
+      const fh = await fsp.open(target, 'w')
+      await fh.writeFile(lines(n, `rewrite ${i}`))
+      await fh.close()
+      await check(`truncate + rewrite ${i}`)
+    }
+    // vim without backupcopy: the original moves to a backup, a new file is written, the backup goes.
+    await fsp.rename(target, a('edit/notes.txt~'))
+    await fsp.writeFile(target, lines(1500, 'vim'), { mode: 0o640 })
+    await fsp.unlink(a('edit/notes.txt~'))
+    await check('a vim-style save')
+    t.equal(await fsp.readFile(b('edit/notes.txt'), 'utf8'), lines(1500, 'vim'), 'B reads the last save')
+    t.same((await fsp.readdir(b('edit'))).sort(), ['notes.txt'], 'no temp or backup file is left on B')
+  })
+
   t.test('fuse-native time limits (fails once a fixed binding lifts them)', async t => {
     const f = a('times')
     await fsp.writeFile(f, 'x')
