@@ -140,7 +140,7 @@ export class CaptureVfs implements Vfs {
   mkdir (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.mkdir(p, mode), { mkdir: { mode: mode & 0o7777 } }) }
   rmdir (p: string): Promise<void> { return this.change(p, () => this.inner.rmdir(p), { rmdir: {} }) }
   async rename (from: string, to: string): Promise<void> {
-    if (this.rw && this.rec.isHeld(from)) {
+    if (this.rw && this.rec.claimHeld(from)) {
       const target = await fsp.lstat(this.rw.real(to)).catch(() => undefined)
       if (target?.isFile()) {
         // A new file saved over an old one: keep the old content (a hard
@@ -151,6 +151,8 @@ export class CaptureVfs implements Vfs {
           await this.inner.rename(from, to)
         } catch (err) {
           await this.rw.records.drop(base)
+          // claimHeld stopped its grace timer: start it again.
+          if (!this.handles.get(from)?.size) await this.rec.released(from)
           throw err
         }
         this.moveHandles(from, to)

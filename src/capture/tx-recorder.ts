@@ -52,6 +52,20 @@ export class TxRecorder {
   private readonly open = new Map<string, OpenTx>()
   /** Held rewrites taken out of `open` whose delta is still being computed. */
   private finishing = 0
+  /**
+   * Those rewrites' ends in flight, with the paths they journal: they get
+   * their place in the outbox only when they settle, so an op on one of
+   * those paths journaled meanwhile (the rename of a temp file whose grace
+   * just ran out) would overtake them. closeAll waits for the related ones.
+   */
+  private readonly inflight = new Map<Promise<unknown>, string[]>()
+
+  private track<T> (paths: string[], p: Promise<T>): Promise<T> {
+    this.inflight.set(p, paths)
+    const done = (): void => { this.inflight.delete(p) }
+    p.then(done, done)
+    return p
+  }
 
   constructor (
     private readonly journal: Journal,
@@ -88,13 +102,40 @@ export class TxRecorder {
   }
 
   /**
+   * A held rewrite of path is about to be renamed over another file: its
+   * grace timer must not end it in between (the rename would then be
+   * journaled as a plain rename, or lost). Returns whether path is held.
+   */
+  claimHeld (path: string): boolean {
+    const tx = this.open.get(path)
+    if (!tx?.held) return false
+    clearTimeout(tx.timer)
+    tx.timer = undefined
+    return true
+  }
+
+  /**
    * A held new file at `from` was renamed over an existing file at `to`,
    * whose previous content was kept as `base`: journal a Rebuild of `to` if
    * that is smaller, or else the held writes and the rename.
    */
   async renamedOver (from: string, to: string, base: KeptRecord): Promise<void> {
     const tx = this.open.get(from)
-    if (!tx?.held) throw new Error(`no held rewrite for ${from}`)
+    if (!tx?.held) {
+      // Ended meanwhile (a write past the hold limit, an eviction): the
+      // rename already happened, so it goes as a plain one, after that end.
+      try {
+        await this.closeAll([from, to])
+        await this.record(from, { rename: { to } })
+      } finally {
+        await this.records?.drop(base)
+      }
+      return
+    }
+    return this.track([from, to], this.endRenamedOver(tx, from, to, base))
+  }
+
+  private async endRenamedOver (tx: OpenTx, from: string, to: string, base: KeptRecord): Promise<void> {
     this.open.delete(from)
     clearTimeout(tx.timer)
     this.finishing++
@@ -120,9 +161,13 @@ export class TxRecorder {
     const tx = this.open.get(path)
     if (!tx) return
     if (!tx.held) return this.close(path)
+    return this.track([path], this.endHeld(tx, path))
+  }
+
+  private async endHeld (tx: OpenTx, path: string): Promise<void> {
     this.open.delete(path)
     clearTimeout(tx.timer)
-    const base = tx.held.base
+    const base = tx.held?.base
     this.finishing++
     try {
       await tx.chain
@@ -232,6 +277,8 @@ export class TxRecorder {
       if (related.some(r => within(p, r))) return this.finish(p)
       return undefined
     }))
+    const ending = [...this.inflight].filter(([, paths]) => paths.some(p => related.some(r => within(p, r))))
+    await Promise.all(ending.map(([p]) => p.catch(() => undefined)))
   }
 
   /** Ends everything, held rewrites included (unmount). */
