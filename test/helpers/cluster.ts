@@ -45,7 +45,7 @@ export class Cluster {
   /** Every log line of every process, for a failing test's diagnostics. */
   logs (): string {
     return fs.readdirSync(this.dir, { recursive: true, encoding: 'utf8' })
-      .filter(f => f.endsWith('.log'))
+      .filter(f => f.endsWith('.log') && !/^\d+\.log$/.test(path.basename(f))) // not LevelDB's own logs
       .map(f => `== ${f}\n${fs.readFileSync(path.join(this.dir, f), 'utf8').split('\n').slice(-40).join('\n')}`)
       .join('\n')
   }
