@@ -57,6 +57,7 @@ function makeSourceTree (root: string): void {
   fs.mkdirSync(path.join(root, 'empty-dir/nested-empty'), { recursive: true })
   fs.mkdirSync(path.join(root, 'private-dir'), { mode: 0o700 })
   fs.writeFileSync(path.join(root, 'private-dir/inside'), 'in\n')
+  fs.linkSync(path.join(root, 'README'), path.join(root, 'bin/README.hardlink'))
   fs.symlinkSync('../README', path.join(root, 'bin/readme-link'))
   fs.symlinkSync('data/deep', path.join(root, 'dir-link'))
   fs.symlinkSync('does/not/exist', path.join(root, 'dangling'))
@@ -95,6 +96,10 @@ t.test('real programs in a mount', async t => {
     await mustRun(t, 'cp -a into A', 'cp', ['-a', src, a('cp')])
     t.equal(diffTrees(want, await snapshot(a('cp'), { mtimes: 'all' }), 20), null, 'A holds the source: content, modes, symlinks, empty dirs, mtimes')
     await assertConverges(t, 'B holds the same, mtimes included', want, b('cp'), { mtimes: 'all' })
+    for (const [side, at] of [['A', a], ['B', b]] as const) {
+      const [x, y] = await Promise.all([fsp.stat(at('cp/README')), fsp.stat(at('cp/bin/README.hardlink'))])
+      t.ok(x.ino === y.ino && x.nlink === 2, `${side}: cp -a kept the hard link (one inode, ${x.nlink} links)`)
+    }
   })
 
   t.test('rsync -a', async t => {
