@@ -18,8 +18,9 @@ function send (m: ChildMessage): Promise<void> {
   return new Promise((resolve, reject) => process.send!(m, undefined, {}, err => err ? reject(err) : resolve()))
 }
 
+let resume: (() => void) | undefined
 function resumed (): Promise<void> {
-  return new Promise(resolve => process.once('message', () => resolve()))
+  return new Promise(resolve => { resume = resolve })
 }
 
 async function main (req: ChildRequest): Promise<void> {
@@ -53,6 +54,9 @@ async function main (req: ChildRequest): Promise<void> {
   await send({ type: 'done', ms: Date.now() - started, msByKind })
 }
 
-process.once('message', (req: ChildRequest) => {
-  main(req).then(() => process.exit(0), err => { console.error(err); process.exit(1) })
+// One child serves run after run (shrinking replays many): a request starts
+// a run, any other message resumes it from a checkpoint.
+process.on('message', (m: ChildRequest | 'go') => {
+  if (m === 'go') { resume?.(); return }
+  main(m).catch(err => { console.error(err); process.exit(1) })
 })

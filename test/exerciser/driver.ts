@@ -1,7 +1,7 @@
 // The test side of the exerciser: runs an op list in a child against a
 // directory of mount A, waits for mount B to hold what the model holds, and
 // turns a failure into the shortest op list that still fails.
-import { fork } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ChildMessage, ChildRequest } from './child.js'
@@ -15,29 +15,65 @@ const childPath = fileURLToPath(new URL('./child.js', import.meta.url))
 
 export type RunOutcome = { ok: true; ms: number; msByKind: Record<string, number> } | { ok: false; index: number; message: string }
 
-/** Runs ops in a child on root; onCheckpoint runs after each checkpoint op and may stop the run with a message. */
-export async function runInChild (root: string, ops: Op[], checkpoints: number[] = [], onCheckpoint?: (index: number) => Promise<string | null>): Promise<RunOutcome> {
-  const child = fork(childPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  try {
-    return await new Promise<RunOutcome>((resolve, reject) => {
-      child.on('message', (m: ChildMessage) => {
-        if (m.type === 'done') resolve({ ok: true, ms: m.ms, msByKind: m.msByKind })
-        else if (m.type === 'fail') resolve({ ok: false, index: m.index, message: m.message })
-        else {
-          (onCheckpoint?.(m.index) ?? Promise.resolve(null)).then(stop => {
-            if (stop === null) child.send('go')
-            else resolve({ ok: false, index: m.index, message: stop })
-          }, reject)
+/** A child process that runs op lists on directories of mount A, one run at a time. */
+export class ChildRunner {
+  private child: ChildProcess | undefined
+
+  private spawn (): ChildProcess {
+    this.child ??= fork(childPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    return this.child
+  }
+
+  /**
+   * Runs ops on root; onCheckpoint runs after each checkpoint op and may
+   * stop the run with a message. A run over timeoutMs kills the child.
+   */
+  async run (root: string, ops: Op[], checkpoints: number[] = [], onCheckpoint?: (index: number) => Promise<string | null>, timeoutMs = 10 * 60_000): Promise<RunOutcome> {
+    const child = this.spawn()
+    let onMessage: ((m: ChildMessage) => void) | undefined
+    let onExit: ((code: number | null) => void) | undefined
+    let timer: NodeJS.Timeout | undefined
+    // Reusable once the child itself ended the run; not when stopped at a checkpoint, failed or timed out.
+    let reusable = false
+    try {
+      const outcome = await new Promise<RunOutcome>((resolve, reject) => {
+        onMessage = m => {
+          if (m.type === 'done') { reusable = true; resolve({ ok: true, ms: m.ms, msByKind: m.msByKind }) } else if (m.type === 'fail') { reusable = true; resolve({ ok: false, index: m.index, message: m.message }) } else {
+            (onCheckpoint?.(m.index) ?? Promise.resolve(null)).then(stop => {
+              if (stop === null) child.send('go')
+              else resolve({ ok: false, index: m.index, message: stop })
+            }, reject)
+          }
         }
+        onExit = code => reject(new Error(`exerciser child exited with ${code} before reporting`))
+        timer = setTimeout(() => reject(new Error(`exerciser run took over ${timeoutMs} ms`)), timeoutMs)
+        child.on('message', onMessage)
+        child.once('exit', onExit)
+        child.send({ root, ops, checkpoints } satisfies ChildRequest)
       })
-      void exited.then(code => reject(new Error(`exerciser child exited with ${code} before reporting`)))
-      child.send({ root, ops, checkpoints } satisfies ChildRequest)
-    })
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      return outcome
+    } finally {
+      clearTimeout(timer)
+      if (onMessage) child.off('message', onMessage)
+      if (onExit) child.off('exit', onExit)
+      if (!reusable) await this.close()
+    }
+  }
+
+  async close (): Promise<void> {
+    const child = this.child
+    this.child = undefined
+    if (!child || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise(resolve => child.once('exit', resolve))
+    child.kill('SIGKILL')
     await exited
   }
+}
+
+/** Runs ops once in a fresh child. */
+export async function runInChild (root: string, ops: Op[], checkpoints: number[] = [], onCheckpoint?: (index: number) => Promise<string | null>): Promise<RunOutcome> {
+  const runner = new ChildRunner()
+  try { return await runner.run(root, ops, checkpoints, onCheckpoint) } finally { await runner.close() }
 }
 
 export interface Mounts { A: MountHandle; B: MountHandle; headSeq: () => Promise<number> }
@@ -73,9 +109,12 @@ export interface Failure { kind: 'A' | 'B'; ops: Op[]; message: string }
 export async function shrinkFailure (m: Mounts, f: Failure, budgetMs: number): Promise<{ ops: Op[]; message: string; trials: number; timedOut: boolean }> {
   let n = 0
   let message = f.message
+  const runner = new ChildRunner()
   const result = await shrink(f.ops, async ops => {
     const rel = `shrink-${process.pid}-${n++}`
-    const out = await runInChild(path.join(m.A.mountpoint, rel), ops)
+    // A trial that hangs or crashes does not count as the same failure.
+    const out = await runner.run(path.join(m.A.mountpoint, rel), ops, [], undefined, 120_000).catch(() => undefined)
+    if (out === undefined) return false
     if (!out.ok) {
       if (f.kind !== 'A') return false
       message = out.message
@@ -91,6 +130,6 @@ export async function shrinkFailure (m: Mounts, f: Failure, budgetMs: number): P
     if (diff === null) return false
     message = diff
     return ops
-  }, budgetMs)
+  }, budgetMs).finally(() => runner.close())
   return { ops: result.ops, message, trials: result.trials, timedOut: result.timedOut }
 }
