@@ -66,7 +66,9 @@ export class CaptureVfs implements Vfs {
       await this.rec.write(p, runs)
       fault('capture.after-journal')
     }
-    return this.inner.write(p, fh, next, len, pos)
+    const landed = this.inner.write(p, fh, next, len, pos)
+    if (runs.length > 0) this.rec.landing(p, landed)
+    return landed
   }
 
   async flush (p: string, fh: number): Promise<void> {

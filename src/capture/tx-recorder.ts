@@ -41,7 +41,11 @@ export interface TxRecorderOptions {
 /** A held rewrite: base is the kept previous version (none for a new file). */
 export interface Held { base?: KeptRecord; fresh: boolean }
 
-interface OpenTx { openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held }
+interface OpenTx {
+  openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held
+  /** The journaled writes' pwrites to the backing file: the facts (mtime, size) are read after they land. */
+  landing?: Promise<unknown>
+}
 
 /** Whether `p` is `dir` or inside it. */
 function within (p: string, dir: string): boolean {
@@ -141,11 +145,15 @@ export class TxRecorder {
     this.finishing++
     try {
       await tx.chain
+      await tx.landing
       const choice = await this.tryRebuild(base, to, tx)
       if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
         this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op], await this.facts(to))).bytes
         log.debug({ path: to, rebuildBytes: choice.wireBytes, replacedBytes: tx.bytes }, 'rename-over sent as a delta')
+        // A new temp file never reached the others, but an existing file
+        // rewritten in place (truncated, still open) did: its name must go.
+        if (!tx.held?.fresh) await this.record(from, { unlink: {} })
         return
       }
       await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(to))
@@ -153,6 +161,7 @@ export class TxRecorder {
     } finally {
       this.finishing--
       await this.records?.drop(base)
+      if (tx.held?.base) await this.records?.drop(tx.held.base)
     }
   }
 
@@ -171,6 +180,7 @@ export class TxRecorder {
     this.finishing++
     try {
       await tx.chain
+      await tx.landing
       const choice = base ? await this.tryRebuild(base, path, tx) : undefined
       if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
@@ -241,6 +251,19 @@ export class TxRecorder {
     }
   }
 
+  /**
+   * The journaled write of path is now being applied to the backing file.
+   * Journaling comes first, so a close (a quiet timer, another op's closeAll)
+   * could otherwise read the file's mtime before the pwrite changed it, and
+   * the others would keep an older mtime.
+   */
+  landing (path: string, pwrite: Promise<unknown>): void {
+    const tx = this.open.get(path)
+    if (!tx) return
+    const settled = pwrite.catch(() => undefined)
+    tx.landing = tx.landing ? Promise.all([tx.landing, settled]) : settled
+  }
+
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
   async record (path: string, op: Op): Promise<void> {
     const { bytes } = await this.journal.appendTx(path, [op], await this.facts(path))
@@ -264,6 +287,7 @@ export class TxRecorder {
     this.open.delete(path)
     clearTimeout(tx.timer)
     await tx.chain
+    await tx.landing
     await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
   }
 
