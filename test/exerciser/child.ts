@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Model } from './model.js'
 import { formatOp, type Op, SUBDIR } from './ops.js'
-import { compareOutcome, runOp } from './real.js'
+import { compareOutcome, runOp, Slots } from './real.js'
 
 export interface ChildRequest { root: string; ops: Op[]; checkpoints: number[] }
 export type ChildMessage =
@@ -28,6 +28,7 @@ async function main (req: ChildRequest): Promise<void> {
   const started = Date.now()
   fs.mkdirSync(path.join(req.root, SUBDIR), { recursive: true })
   const model = new Model()
+  const slots = new Slots()
   const checkpoints = new Set(req.checkpoints)
   const msByKind: Record<string, number> = {}
   for (let i = 0; i < req.ops.length; i++) {
@@ -36,12 +37,13 @@ async function main (req: ChildRequest): Promise<void> {
     let diff: string | null
     const t0 = performance.now()
     try {
-      diff = compareOutcome(want, runOp(req.root, op))
+      diff = compareOutcome(want, runOp(req.root, op, slots))
       msByKind[op.k] = (msByKind[op.k] ?? 0) + performance.now() - t0
     } catch (err) {
       diff = `threw ${(err as Error).message}`
     }
     if (diff !== null) {
+      slots.closeAll()
       await send({ type: 'fail', index: i, message: `op ${i} (${formatOp(op)}): ${diff}` })
       return
     }
@@ -51,6 +53,7 @@ async function main (req: ChildRequest): Promise<void> {
       await go
     }
   }
+  slots.closeAll()
   await send({ type: 'done', ms: Date.now() - started, msByKind })
 }
 

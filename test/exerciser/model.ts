@@ -22,17 +22,29 @@ function writeAt (ino: Inode, off: number, bytes: Buffer): void {
 }
 
 export class Model implements View {
-  private readonly names = new Map<string, Inode>()
+  private readonly byName = new Map<string, Inode>()
+  private readonly slots: Array<Inode | undefined> = []
 
-  size (f: string): number | undefined { return this.names.get(f)?.data.length }
+  size (f: string): number | undefined { return this.byName.get(f)?.data.length }
+  slotSize (slot: number): number | undefined { return this.slots[slot]?.data.length }
+  names (f: string): number {
+    const ino = this.byName.get(f)
+    return ino ? [...this.byName.values()].filter(i => i === ino).length : 0
+  }
+
+  isOpen (f: string): boolean {
+    const ino = this.byName.get(f)
+    return ino !== undefined && this.slots.includes(ino)
+  }
 
   apply (op: Op): Outcome {
-    const ino = this.names.get(op.f)
+    if (!('f' in op)) return this.applyFd(op)
+    const ino = this.byName.get(op.f)
     const missing = { err: 'ENOENT' }
     switch (op.k) {
       case 'create':
         if (ino) return { err: 'EEXIST' }
-        this.names.set(op.f, { data: Buffer.alloc(0), mode: 0o644 })
+        this.byName.set(op.f, { data: Buffer.alloc(0), mode: 0o644 })
         return {}
       case 'write':
         if (!ino) return missing
@@ -46,12 +58,12 @@ export class Model implements View {
       }
       case 'rewrite': {
         const target = ino ?? { data: Buffer.alloc(0), mode: 0o644 }
-        this.names.set(op.f, target)
+        this.byName.set(op.f, target)
         target.data = content(op.s, 0, op.len)
         return {}
       }
       case 'save':
-        this.names.set(op.f, { data: content(op.s, 0, op.len), mode: 0o644 })
+        this.byName.set(op.f, { data: content(op.s, 0, op.len), mode: 0o644 })
         return {}
       case 'truncate':
         if (!ino) return missing
@@ -60,23 +72,28 @@ export class Model implements View {
       case 'rename': {
         if (!ino) return missing
         // rename(2): two links of one file: nothing happens.
-        if (this.names.get(op.to) === ino) return {}
-        this.names.set(op.to, ino)
-        this.names.delete(op.f)
+        if (this.byName.get(op.to) === ino) return {}
+        this.byName.set(op.to, ino)
+        this.byName.delete(op.f)
         return {}
       }
       case 'link':
         if (!ino) return missing
-        if (this.names.has(op.to)) return { err: 'EEXIST' }
-        this.names.set(op.to, ino)
+        if (this.byName.has(op.to)) return { err: 'EEXIST' }
+        this.byName.set(op.to, ino)
         return {}
       case 'unlink':
         if (!ino) return missing
-        this.names.delete(op.f)
+        this.byName.delete(op.f)
         return {}
       case 'chmod':
         if (!ino) return missing
         ino.mode = op.mode
+        return {}
+      case 'open':
+        if (!ino) return missing
+        // Reopening a slot closes what it held first.
+        this.slots[op.slot] = ino
         return {}
       case 'read':
         if (!ino) return missing
@@ -85,10 +102,22 @@ export class Model implements View {
     }
   }
 
+  private applyFd (op: Extract<Op, { slot: number }>): Outcome {
+    const ino = this.slots[op.slot]
+    if (!ino) return { err: 'EBADF' }
+    switch (op.k) {
+      case 'fwrite': writeAt(ino, op.off, content(op.s, op.off, op.len)); return {}
+      case 'fread': return { data: Buffer.from(ino.data.subarray(Math.min(op.off, ino.data.length), Math.min(op.off + op.len, ino.data.length))) }
+      case 'ftruncate': ino.data = grow(ino.data, op.size); return {}
+      case 'close': this.slots[op.slot] = undefined; return {}
+      default: throw new Error(`not a descriptor op: ${op.k}`)
+    }
+  }
+
   describe (): Record<string, Expected> {
     const out: Record<string, Expected> = {}
-    for (const [name, ino] of this.names) {
-      const links = [...this.names].filter(([, i]) => i === ino).map(([n]) => n).sort()
+    for (const [name, ino] of this.byName) {
+      const links = [...this.byName].filter(([, i]) => i === ino).map(([n]) => n).sort()
       out[name] = { size: ino.data.length, sha256: createHash('sha256').update(ino.data).digest('hex'), mode: ino.mode, links }
     }
     return out

@@ -19,6 +19,16 @@ export type Op =
   | { k: 'chmod'; f: string; mode: number }
   /** pread len bytes at off; len -1 reads the whole file. Compared with the model. */
   | { k: 'read'; f: string; off: number; len: number }
+  /**
+   * Descriptors kept open across other ops (renames, unlinks, saves over
+   * the file): open(O_RDWR) into a slot, then pwrite, pread, ftruncate and
+   * close on the slot. The file they reach is the inode, wherever its names went.
+   */
+  | { k: 'open'; f: string; slot: number }
+  | { k: 'fwrite'; slot: number; off: number; len: number; s: number }
+  | { k: 'fread'; slot: number; off: number; len: number }
+  | { k: 'ftruncate'; slot: number; size: number }
+  | { k: 'close'; slot: number }
 
 export const TEMP_NAME = '.save-tmp'
 export const SUBDIR = 'd'
@@ -76,8 +86,18 @@ export function content (s: number, off: number, len: number): Buffer {
   return out
 }
 
+export const SLOTS = 3
+
 /** What the generator needs to know of the current state. */
-export interface View { size (f: string): number | undefined }
+export interface View {
+  size (f: string): number | undefined
+  /** Size of the file open in a slot; undefined when the slot is closed. */
+  slotSize (slot: number): number | undefined
+  /** How many names f's file has (0 when f does not exist). */
+  names (f: string): number
+  /** Whether f's file is open in a slot. */
+  isOpen (f: string): boolean
+}
 
 function length (r: Rng): number {
   const p = r.next()
@@ -92,6 +112,7 @@ export function generate (r: Rng, view: View): Op {
   const anyName = (): string => r.pick(NAMES)
   const name = (): string => existing.length > 0 && r.chance(0.85) ? r.pick(existing) : anyName()
   const stream = (): number => r.chance(0.3) ? r.int(0, 3) : r.int(0, 1 << 30)
+  if (r.chance(0.12)) return generateFd(r, view, name, stream)
   const p = r.int(0, 99)
   if (p < 28) {
     const f = name()
@@ -121,9 +142,34 @@ export function generate (r: Rng, view: View): Op {
   if (p < 71) return { k: 'save', f: name(), len: length(r), s: stream() }
   if (p < 76) return { k: 'create', f: anyName() }
   if (p < 84) return { k: 'rename', f: name(), to: r.chance(0.5) ? name() : anyName() }
-  if (p < 88) return { k: 'link', f: name(), to: anyName() }
+  if (p < 88) {
+    const f = name()
+    return view.isOpen(f) ? { k: 'read', f, off: 0, len: -1 } : { k: 'link', f, to: anyName() }
+  }
   if (p < 94) return { k: 'unlink', f: name() }
   return { k: 'chmod', f: name(), mode: r.pick([0o600, 0o644, 0o640, 0o755]) }
+}
+
+function generateFd (r: Rng, view: View, name: () => string, stream: () => number): Op {
+  const slot = r.int(0, SLOTS - 1)
+  const size = view.slotSize(slot)
+  if (size === undefined) {
+    // A known FUSE limit, not tested: libfuse 2's high-level API gives each
+    // name of a hard-linked file its own kernel inode and page cache, so a
+    // descriptor open through one name can read stale cached pages after the
+    // file changed through another (close-to-open still holds). Descriptors
+    // are opened on files with one name only, and those get no new links.
+    const f = name()
+    return view.names(f) > 1 ? { k: 'read', f, off: 0, len: -1 } : { k: 'open', f, slot }
+  }
+  const p = r.int(0, 99)
+  if (p < 40) {
+    const off = r.chance(0.8) ? r.int(0, size) : size + r.int(1, 20_000)
+    return { k: 'fwrite', slot, off: Math.min(off, MAX_SIZE - 1), len: Math.max(1, Math.min(length(r), MAX_SIZE - off)), s: stream() }
+  }
+  if (p < 70) return { k: 'fread', slot, off: r.int(0, size + 10), len: r.int(1, 70_000) }
+  if (p < 80) return { k: 'ftruncate', slot, size: r.chance(0.2) ? 0 : r.int(0, Math.min(MAX_SIZE, size + 10_000)) }
+  return { k: 'close', slot }
 }
 
 export function formatOp (op: Op): string {
@@ -137,6 +183,11 @@ export function formatOp (op: Op): string {
     case 'link': return `link ${op.f} -> ${op.to}`
     case 'chmod': return `chmod ${op.f} ${op.mode.toString(8)}`
     case 'read': return `read ${op.f} off=${op.off} len=${op.len}`
+    case 'open': return `open ${op.f} as fd${op.slot}`
+    case 'fwrite': return `fwrite fd${op.slot} off=${op.off} len=${op.len} s=${op.s}`
+    case 'fread': return `fread fd${op.slot} off=${op.off} len=${op.len}`
+    case 'ftruncate': return `ftruncate fd${op.slot} size=${op.size}`
+    case 'close': return `close fd${op.slot}`
     default: return `${op.k} ${op.f}`
   }
 }
