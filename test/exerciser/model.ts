@@ -38,6 +38,7 @@ export class Model implements View {
   }
 
   apply (op: Op): Outcome {
+    if (op.k === 'closeall') { this.slots.length = 0; return {} }
     if (!('f' in op)) return this.applyFd(op)
     const ino = this.byName.get(op.f)
     const missing = { err: 'ENOENT' }
@@ -124,13 +125,16 @@ export class Model implements View {
   }
 }
 
-/** The op list of a seed: generated against the model, so most ops act on files that exist. */
-export function generateOps (seed: number, count: number): Op[] {
+/**
+ * The op list of a seed: generated against the model, so most ops act on
+ * files that exist; the ops at `closeAt` close every descriptor.
+ */
+export function generateOps (seed: number, count: number, closeAt: readonly number[] = []): Op[] {
   const r = new Rng(seed)
   const m = new Model()
   const ops: Op[] = []
   for (let i = 0; i < count; i++) {
-    const op = generate(r, m)
+    const op: Op = closeAt.includes(i) ? { k: 'closeall' } : generate(r, m)
     m.apply(op)
     ops.push(op)
   }

@@ -29,6 +29,11 @@ export type Op =
   | { k: 'fread'; slot: number; off: number; len: number }
   | { k: 'ftruncate'; slot: number; size: number }
   | { k: 'close'; slot: number }
+  /**
+   * Closes every slot: at checkpoints, since a file truncated while open
+   * stays a held rewrite (not yet sent) until its last close.
+   */
+  | { k: 'closeall' }
 
 export const TEMP_NAME = '.save-tmp'
 export const SUBDIR = 'd'
@@ -188,6 +193,7 @@ export function formatOp (op: Op): string {
     case 'fread': return `fread fd${op.slot} off=${op.off} len=${op.len}`
     case 'ftruncate': return `ftruncate fd${op.slot} size=${op.size}`
     case 'close': return `close fd${op.slot}`
+    case 'closeall': return 'close all fds'
     default: return `${op.k} ${op.f}`
   }
 }

@@ -61,6 +61,7 @@ export class Slots {
 
 export function runOp (root: string, op: Op, slots: Slots): Outcome {
   try {
+    if (op.k === 'closeall') { slots.closeAll(); return {} }
     if (!('f' in op)) return slots.run(op)
     const p = path.join(root, op.f)
     switch (op.k) {
@@ -74,7 +75,7 @@ export function runOp (root: string, op: Op, slots: Slots): Outcome {
   }
 }
 
-function runPathOp (root: string, p: string, op: Exclude<Op, { slot: number }>): Outcome {
+function runPathOp (root: string, p: string, op: Exclude<Extract<Op, { f: string }>, { k: 'open' }>): Outcome {
   {
     switch (op.k) {
       case 'create': withFd(p, 'wx', 0o644, () => undefined); return {}
