@@ -22,8 +22,8 @@ const { ENODATA, EOPNOTSUPP } = os.constants.errno
 const { S_IFMT, S_IFIFO } = fs.constants
 /** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
 const KEEP_ID = 0xffffffff
+import { msToNumberNs } from '../util/times.js'
 
-function msToNs (ms: number): number { return Math.round(ms * 1e6) }
 
 /** What rewrites need besides the inner Vfs: the backing paths, the records area and file versions. */
 export interface RewriteSupport {
@@ -84,7 +84,9 @@ export class CaptureVfs implements Vfs {
       await this.rec.write(p, runs)
       fault('capture.after-journal')
     }
-    return this.inner.write(p, fh, next, len, pos)
+    const landed = this.inner.write(p, fh, next, len, pos)
+    if (runs.length > 0) this.rec.landing(p, landed)
+    return landed
   }
 
   async flush (p: string, fh: number): Promise<void> {
@@ -167,7 +169,7 @@ export class CaptureVfs implements Vfs {
       this.moveHandles(from, to)
       return
     }
-    if (this.rw && this.rec.isHeld(from)) {
+    if (this.rw && this.rec.claimHeld(from)) {
       const target = await fsp.lstat(this.rw.real(to)).catch(() => undefined)
       if (target?.isFile()) {
         // A new file saved over an old one: keep the old content (a hard
@@ -178,6 +180,8 @@ export class CaptureVfs implements Vfs {
           await this.inner.rename(from, to)
         } catch (err) {
           await this.rw.records.drop(base)
+          // claimHeld stopped its grace timer: start it again.
+          if (!this.handles.get(from)?.size) await this.rec.released(from)
           throw err
         }
         this.moveHandles(from, to)
@@ -237,7 +241,7 @@ export class CaptureVfs implements Vfs {
 
   utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
     return this.change(p, () => this.inner.utimens(p, atimeMs, mtimeMs), {
-      setAttr: { hasAtime: true, atimeNs: msToNs(atimeMs), hasMtime: true, mtimeNs: msToNs(mtimeMs) },
+      setAttr: { hasAtime: true, atimeNs: msToNumberNs(atimeMs), hasMtime: true, mtimeNs: msToNumberNs(mtimeMs) },
     })
   }
 

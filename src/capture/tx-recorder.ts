@@ -17,6 +17,7 @@ import type { CaptureStats } from './capture-stats.js'
 import type { ChangedRun } from './block-diff.js'
 import { logger } from '../util/log.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
+import { nsToNumber } from '../util/times.js'
 import type { KeptRecord, RecordStore } from './record-store.js'
 import { MAX_REBUILD_BYTES, type RebuildChoice, rebuildAgainst } from './rewrite-delta.js'
 
@@ -40,7 +41,11 @@ export interface TxRecorderOptions {
 /** A held rewrite: base is the kept previous version (none for a new file). */
 export interface Held { base?: KeptRecord; fresh: boolean }
 
-interface OpenTx { openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held }
+interface OpenTx {
+  openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held
+  /** The journaled writes' pwrites to the backing file: the facts (mtime, size) are read after they land. */
+  landing?: Promise<unknown>
+}
 
 /** Whether `p` is `dir` or inside it. */
 function within (p: string, dir: string): boolean {
@@ -51,6 +56,20 @@ export class TxRecorder {
   private readonly open = new Map<string, OpenTx>()
   /** Held rewrites taken out of `open` whose delta is still being computed. */
   private finishing = 0
+  /**
+   * Those rewrites' ends in flight, with the paths they journal: they get
+   * their place in the outbox only when they settle, so an op on one of
+   * those paths journaled meanwhile (the rename of a temp file whose grace
+   * just ran out) would overtake them. closeAll waits for the related ones.
+   */
+  private readonly inflight = new Map<Promise<unknown>, string[]>()
+
+  private track<T> (paths: string[], p: Promise<T>): Promise<T> {
+    this.inflight.set(p, paths)
+    const done = (): void => { this.inflight.delete(p) }
+    p.then(done, done)
+    return p
+  }
 
   constructor (
     private readonly journal: Journal,
@@ -90,23 +109,54 @@ export class TxRecorder {
   }
 
   /**
+   * A held rewrite of path is about to be renamed over another file: its
+   * grace timer must not end it in between (the rename would then be
+   * journaled as a plain rename, or lost). Returns whether path is held.
+   */
+  claimHeld (path: string): boolean {
+    const tx = this.open.get(path)
+    if (!tx?.held) return false
+    clearTimeout(tx.timer)
+    tx.timer = undefined
+    return true
+  }
+
+  /**
    * A held new file at `from` was renamed over an existing file at `to`,
    * whose previous content was kept as `base`: journal a Rebuild of `to` if
    * that is smaller, or else the held writes and the rename.
    */
   async renamedOver (from: string, to: string, base: KeptRecord): Promise<void> {
     const tx = this.open.get(from)
-    if (!tx?.held) throw new Error(`no held rewrite for ${from}`)
+    if (!tx?.held) {
+      // Ended meanwhile (a write past the hold limit, an eviction): the
+      // rename already happened, so it goes as a plain one, after that end.
+      try {
+        await this.closeAll([from, to])
+        await this.record(from, { rename: { to } })
+      } finally {
+        await this.records?.drop(base)
+      }
+      return
+    }
+    return this.track([from, to], this.endRenamedOver(tx, from, to, base))
+  }
+
+  private async endRenamedOver (tx: OpenTx, from: string, to: string, base: KeptRecord): Promise<void> {
     this.open.delete(from)
     clearTimeout(tx.timer)
     this.finishing++
     try {
       await tx.chain
+      await tx.landing
       const choice = await this.tryRebuild(base, to, tx)
       if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
         this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op], await this.facts(to))).bytes
         log.debug({ path: to, rebuildBytes: choice.wireBytes, replacedBytes: tx.bytes }, 'rename-over sent as a delta')
+        // A new temp file never reached the others, but an existing file
+        // rewritten in place (truncated, still open) did: its name must go.
+        if (!tx.held?.fresh) await this.record(from, { unlink: {} })
         return
       }
       await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(to))
@@ -114,6 +164,7 @@ export class TxRecorder {
     } finally {
       this.finishing--
       await this.records?.drop(base)
+      if (tx.held?.base) await this.records?.drop(tx.held.base)
     }
   }
 
@@ -122,12 +173,17 @@ export class TxRecorder {
     const tx = this.open.get(path)
     if (!tx) return
     if (!tx.held) return this.close(path)
+    return this.track([path], this.endHeld(tx, path))
+  }
+
+  private async endHeld (tx: OpenTx, path: string): Promise<void> {
     this.open.delete(path)
     clearTimeout(tx.timer)
-    const base = tx.held.base
+    const base = tx.held?.base
     this.finishing++
     try {
       await tx.chain
+      await tx.landing
       const choice = base ? await this.tryRebuild(base, path, tx) : undefined
       if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
@@ -198,6 +254,19 @@ export class TxRecorder {
     }
   }
 
+  /**
+   * The journaled write of path is now being applied to the backing file.
+   * Journaling comes first, so a close (a quiet timer, another op's closeAll)
+   * could otherwise read the file's mtime before the pwrite changed it, and
+   * the others would keep an older mtime.
+   */
+  landing (path: string, pwrite: Promise<unknown>): void {
+    const tx = this.open.get(path)
+    if (!tx) return
+    const settled = pwrite.catch(() => undefined)
+    tx.landing = tx.landing ? Promise.all([tx.landing, settled]) : settled
+  }
+
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
   async record (path: string, op: Op): Promise<void> {
     // The record a transaction leaves is for the path it ends at (a rename's target).
@@ -213,7 +282,7 @@ export class TxRecorder {
   private async facts (path: string): Promise<FileFacts> {
     try {
       const st = fs.lstatSync(this.realPath(path), { bigint: true, throwIfNoEntry: false })
-      if (st) return { mtimeNs: Number(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
+      if (st) return { mtimeNs: nsToNumber(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
     } catch { /* unreadable: as gone */ }
     return { mtimeNs: 0, size: -1 }
   }
@@ -225,6 +294,7 @@ export class TxRecorder {
     this.open.delete(path)
     clearTimeout(tx.timer)
     await tx.chain
+    await tx.landing
     await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
   }
 
@@ -238,6 +308,8 @@ export class TxRecorder {
       if (related.some(r => within(p, r))) return this.finish(p)
       return undefined
     }))
+    const ending = [...this.inflight].filter(([, paths]) => paths.some(p => related.some(r => within(p, r))))
+    await Promise.all(ending.map(([p]) => p.catch(() => undefined)))
   }
 
   /** Ends everything, held rewrites included (unmount). */

@@ -2,6 +2,7 @@
 // has no switch for big_writes/max_write and drops zero timeouts, so the
 // option string is built here.
 import type { FuseOps } from 'fuse-native'
+import { statfs } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { FixedFuse } from './fuse-native-fixes.js'
 
@@ -16,6 +17,14 @@ export interface FuseSessionOptions {
    * they create belong to the daemon's user.
    */
   allowOther?: boolean
+  /**
+   * Report the backing files' inode numbers. Without it libfuse numbers
+   * each path on its own, so hard links look like different files (cp -a,
+   * rsync -H, tar and du copy or count them twice). fuse-native passes
+   * st_ino in 32 bits, so this is only safe where inode numbers fit in 32
+   * bits: truncated ones could make different files look like links.
+   */
+  useIno: boolean
 }
 
 class DeltafsFuse extends FixedFuse {
@@ -44,8 +53,7 @@ export class FuseSession {
       'auto_cache', `attr_timeout=${t}`, `entry_timeout=${t}`, `negative_timeout=${t}`, `ac_attr_timeout=${t}`,
       // The kernel checks modes, as a local filesystem does.
       'default_permissions',
-      // Inode numbers are the backing files': hard links share one, as on a local disk.
-      'use_ino',
+      ...(this.opts.useIno ? ['use_ino'] : []),
       ...(this.opts.allowOther ? ['allow_other'] : []),
       `fsname=${this.opts.fsname.replace(/[,\\]/g, '_')}`, 'subtype=deltafs',
     ])
@@ -59,4 +67,12 @@ export class FuseSession {
     this.fuse = undefined
     await promisify(fuse.unmount.bind(fuse))()
   }
+}
+
+/** ext2/3/4 inode numbers are 32-bit: the only backing filesystems where use_ino is exact. */
+const EXT_SUPER_MAGIC = 0xef53
+
+/** Whether the filesystem holding dir has inode numbers that fuse-native can pass whole. */
+export async function inodesFit32Bits (dir: string): Promise<boolean> {
+  return (await statfs(dir)).type === EXT_SUPER_MAGIC
 }

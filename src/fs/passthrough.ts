@@ -20,7 +20,7 @@ import { getXattr, listXattr, removeXattr, setXattr } from './xattr.js'
 import { mkfifo } from './mkfifo.js'
 import { FsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
-import { utimesArg } from '../util/times.js'
+import { msToNumberNs, utimesSeconds } from '../util/times.js'
 
 const log = logger('fs')
 const { S_IFMT, S_IFIFO, S_IFREG } = fs.constants
@@ -188,7 +188,7 @@ export class Passthrough implements Vfs {
    * change. None of this can be corrected from JavaScript.
    */
   async utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    fs.lutimesSync(this.real(p), utimesArg(atimeMs * 1e6), utimesArg(mtimeMs * 1e6))
+    fs.lutimesSync(this.real(p), utimesSeconds(msToNumberNs(atimeMs)), utimesSeconds(msToNumberNs(mtimeMs)))
   }
 
   async mknod (p: string, mode: number, _dev: number): Promise<void> {

@@ -5,7 +5,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { Passthrough } from '../fs/passthrough.js'
 import { fuseOps } from '../fs/fuse-ops.js'
-import { FuseSession } from '../fs/fuse-session.js'
+import { FuseSession, inodesFit32Bits } from '../fs/fuse-session.js'
 import { CaptureVfs } from '../capture/capture-vfs.js'
 import { newCaptureStats } from '../capture/capture-stats.js'
 import { TxRecorder } from '../capture/tx-recorder.js'
@@ -102,7 +102,9 @@ export class Mount {
       this.recordTimer.unref()
       await reconcile(this.journal, this.recorder, filesDir, log)
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal })
-      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0, allowOther: this.opts.allowOther ?? false })
+      const useIno = await inodesFit32Bits(filesDir)
+      if (!useIno) log.warn({ filesDir }, 'backing filesystem is not ext2/3/4: inode numbers are per path, so hard links look like separate files')
+      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0, useIno, allowOther: this.opts.allowOther ?? false })
       await this.session.open()
       this.watchdog = setInterval(() => {
         isMounted(this.mountpoint).then(up => { if (!up && this.state === 'open') this.markUnmounted?.() }, () => undefined)

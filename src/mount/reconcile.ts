@@ -13,6 +13,7 @@ import type { Logger } from '../util/log.js'
 import { eachPendingOp } from './recovery.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr, getXattr, listXattr } from '../fs/xattr.js'
+import { nsToNumber } from '../util/times.js'
 
 const CHUNK = 128 << 10
 
@@ -50,7 +51,7 @@ export async function journalWholeFile (rec: TxRecorder, real: string, volPath: 
   const st = await fsp.lstat(real, { bigint: true })
   await rec.record(volPath, { truncate: { size: 0 } })
   await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: nsToNumber(st.mtimeNs), hasAtime: true, atimeNs: nsToNumber(st.atimeNs) } })
 }
 
 /** Journals the file at volPath as a new file: created, its content, mode and times. */
@@ -97,7 +98,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
           await journalContent(rec, real, volPath)
         } else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
         if (st.isFile() || st.isDirectory()) await journalXattrs(rec, real, volPath)
-      } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || Number(st.mtimeNs) !== known.mtimeNs)) {
+      } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || nsToNumber(st.mtimeNs) !== known.mtimeNs)) {
         result.changed++
         await journalWholeFile(rec, real, volPath)
       }

@@ -12,7 +12,7 @@ import { DeltafsError, isErrno } from '../util/errors.js'
 import { isUserXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
 import { mkfifo } from '../fs/mkfifo.js'
 import { logger } from '../util/log.js'
-import { utimesArg } from '../util/times.js'
+import { nsToNumber, utimesSeconds, utimesSecondsOf } from '../util/times.js'
 
 const log = logger('apply')
 
@@ -164,7 +164,7 @@ export class Applier {
       await ignore(removeXattr(real, op.removeXattr.name), 'ENODATA')
     } else if ('setAttr' in op && op.setAttr) {
       const a = op.setAttr
-      const st = await fsp.lstat(real)
+      const st = await fsp.lstat(real, { bigint: true })
       if (a.hasUid || a.hasGid) {
         try {
           await fsp.lchown(real, a.hasUid ? a.uid ?? -1 : -1, a.hasGid ? a.gid ?? -1 : -1)
@@ -176,8 +176,8 @@ export class Applier {
       }
       if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & MODE_MASK)
       if (a.hasMtime || a.hasAtime) {
-        const atime = utimesArg(a.hasAtime ? (a.atimeNs ?? 0) : st.atimeMs * 1e6)
-        const mtime = utimesArg(a.hasMtime ? (a.mtimeNs ?? 0) : st.mtimeMs * 1e6)
+        const atime = a.hasAtime ? utimesSeconds(a.atimeNs ?? 0) : utimesSecondsOf(st.atimeNs)
+        const mtime = a.hasMtime ? utimesSeconds(a.mtimeNs ?? 0) : utimesSecondsOf(st.mtimeNs)
         await fsp.lutimes(real, atime, mtime)
       }
     } else {
@@ -216,10 +216,10 @@ export class Applier {
     try {
       let st = await fsp.lstat(real, { bigint: true })
       if (mtimeNs > 0 && st.isFile()) {
-        await fsp.utimes(real, utimesArg(Number(st.atimeNs)), utimesArg(mtimeNs))
+        await fsp.utimes(real, utimesSecondsOf(st.atimeNs), utimesSeconds(mtimeNs))
         st = await fsp.lstat(real, { bigint: true })
       }
-      return { size: Number(st.size), mtimeNs: Number(st.mtimeNs), kind: kindOf(st) }
+      return { size: Number(st.size), mtimeNs: nsToNumber(st.mtimeNs), kind: kindOf(st) }
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0 }
       throw err
