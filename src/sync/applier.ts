@@ -21,12 +21,6 @@ const { O_WRONLY, O_CREAT, O_NOFOLLOW, S_IFMT, S_IFIFO } = fs.constants
 const MAX_ID = 0xfffffffe
 /** Modes from the wire keep permission and sticky bits; setuid/setgid never cross. */
 const MODE_MASK = 0o1777
-/** Ops that change an existing file. */
-const NEEDS_FILE: string[] = ['write', 'truncate', 'setAttr', 'setXattr', 'removeXattr', 'rebuild']
-/** Ops after which the existence check of the transaction's path no longer applies. */
-const NAMESPACE: string[] = ['rename', 'unlink', 'mkdir', 'rmdir', 'symlink', 'link', 'mknod', 'refresh']
-/** Ops that make an entry at their path. */
-const MAKES_ENTRY = ['create', 'truncate', 'mkdir', 'symlink', 'mknod']
 /** Largest offset + length a Write or Truncate may reach (8 EiB would overflow doubles). */
 const MAX_FILE_END = 2 ** 52
 
@@ -53,7 +47,6 @@ export class Applier {
 
   async apply (tx: Transaction): Promise<ApplyResult> {
     validate(tx)
-    await this.checkFileThere(tx)
     let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
@@ -78,39 +71,8 @@ export class Applier {
     }
   }
 
-  /**
-   * A change to a file that is not here (a transaction before it could not
-   * be applied here) would make a file of holes and the change: refused as
-   * BASE_MISMATCH, so the receiver asks the author for the whole file. A
-   * transaction that starts the file (Create, Truncate to 0) needs nothing.
-   */
-  private async checkFileThere (tx: Transaction): Promise<void> {
-    for (const op of tx.ops) {
-      const kind = opKind(op)
-      if (kind === 'create' || ('truncate' in op && op.truncate?.size === 0)) return
-      if (NAMESPACE.includes(kind)) return
-      if (!NEEDS_FILE.includes(kind)) continue
-      if (await exists(await resolveInside(this.root, tx.path))) return
-      throw new BaseMismatch(tx.path, `${JSON.stringify(tx.path)} is not here to change`)
-    }
-  }
-
-  /** Creates missing parent directories of a path that an op creates, refusing anything but directories on the way. */
-  private async ensureParent (subject: string): Promise<void> {
-    const parts = subject.split('/').filter(Boolean).slice(0, -1)
-    let dir = this.root
-    for (const part of parts) {
-      dir = path.join(dir, part)
-      const st = await fsp.lstat(dir).catch(() => undefined)
-      if (st === undefined) await ignore(fsp.mkdir(dir, { mode: 0o755 }), 'EEXIST')
-      else if (!st.isDirectory()) throw new DeltafsError('BAD_PATH', `${JSON.stringify(subject)}: ${JSON.stringify(part)} on the way is not a directory`)
-    }
-  }
-
   /** Applies one non-Write op; returns the path later ops act on. */
   private async applyOther (subject: string, op: Op): Promise<string> {
-    // An op that makes an entry heals a parent directory missing here.
-    if (MAKES_ENTRY.some(k => (op as Record<string, unknown>)[k] != null)) await this.ensureParent(subject)
     const real = await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
       const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, op.create.mode & MODE_MASK)
@@ -132,10 +94,8 @@ export class Applier {
     } else if ('rename' in op && op.rename) {
       const to = await resolveInside(this.root, checkVolumePath(op.rename.to))
       const sourceGone = !(await exists(real))
-      // A replay after a crash finds the rename done already; a source that
-      // never got here (its transaction could not be applied) is fetched whole.
-      if (sourceGone && !(await exists(to))) throw new BaseMismatch(op.rename.to, `rename of ${JSON.stringify(subject)}: it is not here`)
-      if (!sourceGone) await fsp.rename(real, to)
+      // A replay after a crash finds the rename done already.
+      if (!(sourceGone && await exists(to))) await fsp.rename(real, to)
       return op.rename.to
     } else if ('symlink' in op && op.symlink) {
       const target = op.symlink.target
