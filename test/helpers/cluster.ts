@@ -13,8 +13,9 @@ export class Cluster {
 
   constructor (readonly volume = 'vol') {}
 
-  static async start (t: Test, mounts: number, volume = 'vol'): Promise<Cluster> {
+  static async start (t: Test, mounts: number, volume = 'vol', mountArgs: string[] = []): Promise<Cluster> {
     const c = new Cluster(volume)
+    c.mountArgs = mountArgs
     t.teardown(() => c.destroy())
     await c.startNode()
     for (let i = 0; i < mounts; i++) await c.addMount()

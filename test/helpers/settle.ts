@@ -2,6 +2,7 @@
 import path from 'node:path'
 import { type Entry, diffTrees, snapshot } from './tree.js'
 import { type MountHandle, sleep, waitFor } from './processes.js'
+import type { Test } from 'tap'
 
 export type Tree = Record<string, Entry>
 
@@ -68,4 +69,14 @@ export function conflictCopiesOf (tree: Tree, relPath: string): ConflictCopy[] {
 /** Every file whose name marks it as a conflict copy. */
 export function allConflictCopies (tree: Tree): string[] {
   return Object.keys(tree).filter(p => tree[p]!.type === 'file' && / \(conflict \S+ \d{8}T\d{6}Z\)/.test(path.posix.basename(p)))
+}
+
+/** settle(), failing the test (and returning undefined) when the mounts do not converge. */
+export async function settleOrFail (t: Test, mounts: MountHandle[], timeoutMs = 40_000): Promise<Tree | undefined> {
+  try {
+    return await settle(mounts, timeoutMs)
+  } catch (err) {
+    t.fail((err as Error).message)
+    return undefined
+  }
 }

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
+import type { MountHandle } from '../helpers/processes.js'
 import { tempDir } from '../helpers/processes.js'
 import { settled } from '../helpers/sync-barrier.js'
 import { diffTrees, snapshot } from '../helpers/tree.js'
@@ -45,12 +46,8 @@ function compare (t: Test, plain: Outcomes, mount: Outcomes, what: string): void
 }
 
 t.test('errno outcomes on the mount match a plain directory', async t => {
-  const c = new Cluster()
-  t.teardown(() => c.destroy())
-  c.mountArgs = ['--allow-other']
-  await c.startNode()
-  const A = await c.addMount()
-  const B = await c.addMount()
+  const c = await Cluster.start(t, 2, 'vol', ['--allow-other'])
+  const [A, B] = c.mounts as [MountHandle, MountHandle]
   const plain = tempDir('deltafs-plain-')
   fs.chmodSync(plain, 0o755) // as the mount's root: nobody may look, not write
   const outsideMount = tempDir('deltafs-outside-')

@@ -11,7 +11,7 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
 import { type MountHandle, waitFor } from '../helpers/processes.js'
-import { type Tree, allConflictCopies, conflictCopiesOf, settle } from '../helpers/settle.js'
+import { type Tree, allConflictCopies, conflictCopiesOf, settle, settleOrFail } from '../helpers/settle.js'
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 
@@ -116,13 +116,8 @@ t.test('offline edits on two mounts: conflicts keep both versions', async t => {
   await writeSynced(b('ident.txt'), v.ident)
 
   await c.startNode()
-  let tree: Tree
-  try {
-    tree = await settle([A, B], 40_000)
-  } catch (err) {
-    t.fail((err as Error).message)
-    return
-  }
+  const tree = await settleOrFail(t, [A, B])
+  if (!tree) return
   const known: Record<string, string> = {
     "A's a-only": sha(v.aOnly), "B's b-only": sha(v.bOnly), "A's same": sha(v.sameA), "B's same": sha(v.sameB),
     "A's inplace": sha(inplaceA), "B's inplace": sha(inplaceB), "B's del": sha(v.delB), ident: sha(v.ident),
@@ -181,13 +176,8 @@ t.test('offline edits on three mounts: one winner, every other version kept', as
   await fsp.unlink(at(C, 'gone.txt'))
 
   await c.startNode()
-  let tree: Tree
-  try {
-    tree = await settle([A, B, C], 40_000)
-  } catch (err) {
-    t.fail((err as Error).message)
-    return
-  }
+  const tree = await settleOrFail(t, [A, B, C])
+  if (!tree) return
   const known: Record<string, string> = {
     "A's three": sha(three[0]!), "B's three": sha(three[1]!), "C's three": sha(three[2]!),
     "A's new": sha(fresh[0]!), "B's new": sha(fresh[1]!), ident: sha('all three wrote this\n'),
@@ -228,13 +218,8 @@ t.test('offline rename of a file another mount edits: the edit is not lost', asy
   await writeSynced(b('renamed-over.txt'), 'B rewrote renamed-over\n')
 
   await c.startNode()
-  let tree: Tree
-  try {
-    tree = await settle([A, B], 40_000)
-  } catch (err) {
-    t.fail((err as Error).message)
-    return
-  }
+  const tree = await settleOrFail(t, [A, B])
+  if (!tree) return
   const known: Record<string, string> = { base: sha(base), "B's edit": sha(edited), src: sha('src content\n'), "B's rewrite": sha('B rewrote renamed-over\n') }
   const hashes = Object.values(tree).map(e => e.sha256)
   t.comment(`final tree:\n${describe(tree, known)}`)
@@ -263,13 +248,8 @@ t.test('offline create or edit raced by a create-then-rename on another mount', 
   await appendSynced(b('edited-moved.txt'), 'B appended after moving it\n')
 
   await c.startNode()
-  let tree: Tree
-  try {
-    tree = await settle([A, B], 40_000)
-  } catch (err) {
-    t.fail((err as Error).message)
-    return
-  }
+  const tree = await settleOrFail(t, [A, B])
+  if (!tree) return
   const known: Record<string, string> = {
     "A's born": sha('A created born\n'), "B's born": sha('B created born\n'),
     "A's edit": sha('base of edited\nA appended\n'), "B's edit": sha('base of edited\nB appended after moving it\n'),

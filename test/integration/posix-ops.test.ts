@@ -12,6 +12,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { getAttribute, listAttributes, removeAttribute, setAttribute } from 'fs-xattr'
 import { Cluster } from '../helpers/cluster.js'
+import type { MountHandle } from '../helpers/processes.js'
 import { waitFor } from '../helpers/processes.js'
 import { settled } from '../helpers/sync-barrier.js'
 import { asNobody, type NobodyOp } from '../helpers/as-nobody.js'
@@ -36,12 +37,8 @@ print(r if r >= 0 else errno.errorcode[ctypes.get_errno()])`
 }
 
 t.test('local filesystem semantics on A, replicated to B', async t => {
-  const c = new Cluster()
-  t.teardown(() => c.destroy())
-  c.mountArgs = ['--allow-other']
-  await c.startNode()
-  const A = await c.addMount()
-  const B = await c.addMount()
+  const c = await Cluster.start(t, 2, 'vol', ['--allow-other'])
+  const [A, B] = c.mounts as [MountHandle, MountHandle]
   const a = (p: string): string => path.join(A.mountpoint, p)
   const b = (p: string): string => path.join(B.mountpoint, p)
   t.teardown(() => { if (t.passing() === false) t.comment(`A:\n${A.log().split('\n').slice(-30).join('\n')}\nB:\n${B.log().split('\n').slice(-30).join('\n')}`) })
