@@ -65,7 +65,6 @@ export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
     link: (existing, p, cb) => status('link', vfs.link(existing, p), cb),
     chmod: (p, mode, cb) => status('chmod', vfs.chmod(p, mode), cb),
     chown: (p, uid, gid, cb) => status('chown', vfs.chown(p, uid, gid), cb),
-    // fuse-native 2.2.6 passes the atime as both times: see Passthrough.utimens.
     utimens: (p, atime, mtime, cb) => status('utimens', vfs.utimens(p, atime, mtime), cb),
     mknod: (p, mode, dev, cb) => status('mknod', vfs.mknod(p, mode, dev), cb),
     getxattr: (p, name, _position, cb) => value('getxattr', vfs.getxattr(p, name), cb),

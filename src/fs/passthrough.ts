@@ -180,12 +180,11 @@ export class Passthrough implements Vfs {
 
   /**
    * Known limits of fuse-native 2.2.6 with libfuse 2.9 here: times arrive in
-   * whole milliseconds; fuse-native.c (utimens) passes the access time in
-   * both arguments, so mtimeMs always equals atimeMs (utimensat with
-   * different times sets both to the atime); and libfuse's high-level
-   * setattr calls utimens only when both times are set, so setting just one
-   * (touch -a, touch -m: UTIME_OMIT for the other) succeeds without any
-   * change. None of this can be corrected from JavaScript.
+   * whole milliseconds, and libfuse's high-level setattr calls utimens only
+   * when both times are set, so setting just one (touch -a, touch -m:
+   * UTIME_OMIT for the other) succeeds without any change. (fuse-native.c
+   * also passed the access time in both arguments: scripts/fix-fuse-native.mjs
+   * builds it corrected at install.)
    */
   async utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
     fs.lutimesSync(this.real(p), utimesSeconds(msToNumberNs(atimeMs)), utimesSeconds(msToNumberNs(mtimeMs)))
