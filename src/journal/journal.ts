@@ -5,7 +5,12 @@ import type { FileFacts } from './records.js'
 
 export type EntryKind = 'file' | 'dir' | 'symlink' | 'other'
 
-export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind }
+/**
+ * What this mount knows of a path: the volume seq that last changed it. A
+ * deleted or renamed-away path keeps a tombstone (gone), so a file made there
+ * later is based on the deletion, as the node's conflict state is.
+ */
+export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind; gone?: true }
 
 /**
  * A closed transaction waiting for its ack, ready to be framed. subject is
@@ -25,7 +30,7 @@ export interface AppliedUpdate {
   seq: number
   /** The applied transaction, so records under a renamed directory can follow it. */
   tx?: Transaction
-  /** Records to set (value) or drop (null) in the same batch as the cursor. */
+  /** Records to set (value, a tombstone for a path that went away) or drop (null) in the same batch as the cursor. */
   records: Map<string, FileRecord | null>
 }
 
@@ -60,6 +65,8 @@ export interface Journal {
   recordApplied (update: AppliedUpdate, bytes: number): Promise<void>
   /** The record of a file, if any. */
   record (path: string): Promise<FileRecord | undefined>
+  /** The version a change of path is based on: its record's, or its tombstone's, or 0. */
+  version (path: string): Promise<number>
   /** Every record, in path order. */
   records (): AsyncIterable<[string, FileRecord]>
   /** Persisted counters. */

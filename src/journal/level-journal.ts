@@ -277,7 +277,7 @@ export class LevelJournal implements Journal {
         mtimeNs: e.mtimeNs,
       }
       const source = subject !== e.path ? e.path : undefined
-      if (source) tx.sourceBaseVersion = (await this.record(source))?.version ?? 0
+      if (source) tx.sourceBaseVersion = await this.version(source)
       out.push({ deviceSeq, tx, bytes: e.bytes, subject, checked: e.checked ?? true, ...(source ? { source } : {}) })
     }
     return out
@@ -405,6 +405,15 @@ export class LevelJournal implements Journal {
   }
 
   async record (path: string): Promise<FileRecord | undefined> {
+    const rec = await this.recordOrTombstone(path)
+    return rec?.gone ? undefined : rec
+  }
+
+  async version (path: string): Promise<number> {
+    return (await this.recordOrTombstone(path))?.version ?? 0
+  }
+
+  private async recordOrTombstone (path: string): Promise<FileRecord | undefined> {
     const value = await this.db.get(keys.record(path))
     return value === undefined ? undefined : parse<FileRecord>(value)
   }
@@ -420,7 +429,10 @@ export class LevelJournal implements Journal {
   }
 
   async * records (): AsyncIterable<[string, FileRecord]> {
-    for await (const [key, value] of this.db.iterator({ gte: 'r!', lt: 'r"' })) yield [key.slice(2), parse<FileRecord>(value)]
+    for await (const [key, value] of this.db.iterator({ gte: 'r!', lt: 'r"' })) {
+      const rec = parse<FileRecord>(value)
+      if (!rec.gone) yield [key.slice(2), rec]
+    }
   }
 
   counters (): Record<CounterName, number> { return { ...this.counts } }

@@ -1,5 +1,5 @@
 // How a transaction changes the file records: the record follows the file
-// through renames and goes away with it.
+// through renames and leaves a tombstone where it went away from.
 import type { Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
 
@@ -27,12 +27,16 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
   let gone = false
   for (const op of tx.ops) {
     if ('rename' in op && op.rename) {
-      changes.set(subject, null)
+      changes.set(subject, tombstone(seq))
       subject = op.rename.to
     } else if (('unlink' in op && op.unlink) || ('rmdir' in op && op.rmdir)) {
       gone = true
     }
   }
-  changes.set(subject, gone ? null : { version: seq, size: facts.size, mtimeNs: facts.mtimeNs, ...(facts.kind ? { kind: facts.kind } : {}) })
+  changes.set(subject, gone ? tombstone(seq) : { version: seq, size: facts.size, mtimeNs: facts.mtimeNs, ...(facts.kind ? { kind: facts.kind } : {}) })
   return changes
+}
+
+function tombstone (seq: number): FileRecord {
+  return { version: seq, size: -1, mtimeNs: 0, gone: true }
 }

@@ -128,8 +128,14 @@ export class Mount {
         applier: new Applier(filesDir, {
           deviceId: this.journal.deviceId,
           tempPath: () => records.tempPath(),
-          // Only a regular file has a whole content to send.
-          onRefresh: async p => { if ((await fsp.lstat(passthrough.real(p)).catch(() => undefined))?.isFile()) await journalWholeFile(recorder, passthrough.real(p), p) },
+          // Only a regular file has a whole content to send. A file deleted or
+          // renamed away here is answered with its deletion: the asker still has
+          // a version this mount no longer has, and must not keep it.
+          onRefresh: async p => {
+            const st = await fsp.lstat(passthrough.real(p)).catch((err: NodeJS.ErrnoException) => err.code === 'ENOENT' ? null : undefined)
+            if (st?.isFile()) await journalWholeFile(recorder, passthrough.real(p), p)
+            else if (st === null) { await recorder.closeAll([p]); await recorder.record(p, { unlink: {} }) }
+          },
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),

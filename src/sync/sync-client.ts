@@ -271,7 +271,7 @@ export class SyncClient {
     // The refused frame was read before the winner's change was applied here
     // (its base predates it) and the subject's record has moved on since: the
     // next push carries the fresh base, so this refusal says nothing yet.
-    if (((await journal.record(pending.subject))?.version ?? 0) >= ack.seq) return
+    if (await journal.version(pending.subject) >= ack.seq) return
     const key = `${pending.deviceSeq}@${ack.seq}`
     if (!this.conflictRetries.has(key)) { this.conflictRetries.add(key); return }
     stats.lastError = `conflict on ${pending.subject}`
