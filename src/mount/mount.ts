@@ -18,7 +18,7 @@ import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { isMounted, prepareMountpoint } from './mountpoint.js'
 import { redoPending } from './recovery.js'
-import { journalNewFile, journalWholeFile, reconcile } from './reconcile.js'
+import { answerRefresh, journalNewFile, journalWholeFile, reconcile } from './reconcile.js'
 import { ConflictResolver } from '../sync/conflict-resolver.js'
 import { FileIds } from '../sync/conflict-policy.js'
 import { DEFAULT_RECORD_BUDGET, type RecordBudget, RecordStore } from '../capture/record-store.js'
@@ -128,14 +128,7 @@ export class Mount {
         applier: new Applier(filesDir, {
           deviceId: this.journal.deviceId,
           tempPath: () => records.tempPath(),
-          // Only a regular file has a whole content to send. A file deleted or
-          // renamed away here is answered with its deletion: the asker still has
-          // a version this mount no longer has, and must not keep it.
-          onRefresh: async p => {
-            const st = await fsp.lstat(passthrough.real(p)).catch((err: NodeJS.ErrnoException) => err.code === 'ENOENT' ? null : undefined)
-            if (st?.isFile()) await journalWholeFile(recorder, passthrough.real(p), p)
-            else if (st === null) { await recorder.closeAll([p]); await recorder.record(p, { unlink: {} }) }
-          },
+          onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),

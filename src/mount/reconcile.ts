@@ -54,6 +54,22 @@ export async function journalWholeFile (rec: TxRecorder, real: string, volPath: 
   await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: nsToNumber(st.mtimeNs), hasAtime: true, atimeNs: nsToNumber(st.atimeNs) } })
 }
 
+/**
+ * Another mount asked for this file whole (its copy did not fit a delta, or
+ * it lost a conflict). Only a regular file has a whole content to send; a
+ * file deleted or renamed away here is answered with its deletion, since the
+ * asker still holds a version this mount no longer has.
+ */
+export async function answerRefresh (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+  const st = await fsp.lstat(real).catch((err: NodeJS.ErrnoException) => err.code === 'ENOENT' ? null : undefined)
+  if (st?.isFile()) {
+    await journalWholeFile(rec, real, volPath)
+  } else if (st === null) {
+    await rec.closeAll([volPath])
+    await rec.record(volPath, { unlink: {} })
+  }
+}
+
 /** Journals the file at volPath as a new file: created, its content, mode and times. */
 export async function journalNewFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
   const st = await fsp.lstat(real, { bigint: true })
