@@ -8,7 +8,7 @@ import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { applyDelta, computeDelta, type Delta, deltaWireSize } from '../src/delta/delta-engine.js'
-import { lineAt, prng, spliceFile, writeTextFile } from '../test/delta/fixtures.js'
+import { lineAt, moveHeadToEnd, prng, spliceFile, writeTextFile } from '../test/delta/fixtures.js'
 
 const MiB = 1 << 20
 const sizeMiB = Number(process.argv[2] ?? 100)
@@ -35,14 +35,7 @@ try {
     ['1 MiB append', () => spliceFile(base, next, size, 0, letters(MiB))],
     // Neither prefix nor suffix reach past 10%: the chunked path does the rest.
     ['lines at 10% and 90%', async () => { await replaceLine(base, scratch, size * 0.1); await replaceLine(scratch, next, size * 0.9) }],
-    ['1 MiB moved to the end', async () => {
-      const head = Buffer.alloc(MiB)
-      const fh = await fsp.open(base, 'r')
-      await fh.read(head, 0, MiB, 0)
-      await fh.close()
-      await spliceFile(base, scratch, 0, MiB, Buffer.alloc(0))
-      await spliceFile(scratch, next, size, 0, head)
-    }],
+    ['1 MiB moved to the end', () => moveHeadToEnd(base, scratch, next, size, MiB)],
   ]
   console.log(`delta of a ${sizeMiB} MiB text file, ${os.cpus().length} CPUs, node ${process.version}, best of ${runs} runs, files in the page cache`)
   for (const [name, make] of cases) {

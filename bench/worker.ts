@@ -4,6 +4,7 @@
 import { randomFillSync } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import { prng } from './lib/common.js'
 
 const MiB = 1 << 20
 
@@ -18,17 +19,6 @@ interface Args {
   offset?: number
   fileBytes?: number
   fsync?: boolean
-}
-
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function now (): number { return Number(process.hrtime.bigint()) / 1e6 }

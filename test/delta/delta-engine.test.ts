@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { OpCodec, type Piece } from '../../src/codec/wire.js'
 import { applyDelta, computeDelta, type Delta, type DeltaOptions, deltaWireSize, type RebuildInput } from '../../src/delta/delta-engine.js'
 import { DeltafsError } from '../../src/util/errors.js'
-import { lineAt, prng, sameContent, spliceFile, writeRandomFile, writeTextFile } from './fixtures.js'
+import { lineAt, moveHeadToEnd, prng, sameContent, spliceFile, writeRandomFile, writeTextFile } from './fixtures.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -156,12 +156,7 @@ t.test('lines changed at 10% and 90%: the chunked search keeps the middle as cop
 t.test('a block moved from the start to the end is found in the base', async t => {
   const cut = file('moved-cut.txt')
   const next = file('moved.txt')
-  const head = Buffer.alloc(MiB)
-  const fh = await fsp.open(base, 'r')
-  await fh.read(head, 0, MiB, 0)
-  await fh.close()
-  await spliceFile(base, cut, 0, MiB, Buffer.alloc(0))
-  await spliceFile(cut, next, BASE_SIZE, 0, head)
+  await moveHeadToEnd(base, cut, next, BASE_SIZE, MiB)
   const d = await roundTrip(t, base, next)
   t.equal(d.stats.literalBytes, 0, 'nothing literal')
   t.equal(d.pieces.length, 2, 'two copies')

@@ -2,22 +2,15 @@
 // written and edited in 1 MiB steps, so that a 100 MiB case never sits in
 // memory whole.
 import fsp from 'node:fs/promises'
+import { prng } from '../helpers/prng.js'
 
 const STEP = 1 << 20
 const WORDS = ('lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore ' +
   'et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip ex ea ' +
   'commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla pariatur').split(' ')
 
-/** A seeded generator (mulberry32): the same seed gives the same file. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded generator: the same seed gives the same file. */
+export { prng }
 
 /** Numbered lines of 3 to 14 words: text like source code or logs, no two lines alike. */
 export async function writeTextFile (path: string, size: number, seed = 1): Promise<void> {
@@ -120,4 +113,13 @@ export async function sameContent (a: string, b: string): Promise<boolean> {
   } finally {
     await Promise.all([fa.close(), fb.close()])
   }
+}
+
+/** next = base with its first `length` bytes moved to the end (baseSize long); scratch is a work file. */
+export async function moveHeadToEnd (base: string, scratch: string, next: string, baseSize: number, length: number): Promise<void> {
+  const head = Buffer.alloc(length)
+  const fh = await fsp.open(base, 'r')
+  try { await fh.read(head, 0, length, 0) } finally { await fh.close() }
+  await spliceFile(base, scratch, 0, length, Buffer.alloc(0))
+  await spliceFile(scratch, next, baseSize - length, 0, head)
 }

@@ -17,23 +17,12 @@ import { loadZstd } from '../../src/codec/zstd.js'
 import { type Frame, type FrameHeader, FrameCodec, type Op, PayloadCodec, type Piece, type Transaction, TransactionCodec } from '../../src/codec/wire.js'
 import { Applier } from '../../src/sync/applier.js'
 import { DeltafsError } from '../../src/util/errors.js'
+import { prng } from '../helpers/prng.js'
 
 const SEED = (process.env.DELTAFS_FUZZ_SEED ? Number(process.env.DELTAFS_FUZZ_SEED) : Date.now()) >>> 0
 const CASES = Number(process.env.DELTAFS_FUZZ_CASES ?? 3000)
 
-// ---------------------------------------------------------------- PRNG
-
-function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rand = mulberry32(SEED)
+const rand = prng(SEED)
 const int = (n: number): number => Math.floor(rand() * n)
 const chance = (p: number): boolean => rand() < p
 function pick<T> (xs: readonly T[]): T { return xs[int(xs.length)]! }
