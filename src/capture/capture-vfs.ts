@@ -23,6 +23,7 @@ const { S_IFMT, S_IFIFO } = fs.constants
 /** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
 const KEEP_ID = 0xffffffff
 import { msToNumberNs } from '../util/times.js'
+import type { RwGate } from '../util/rw-gate.js'
 
 
 /** What rewrites need besides the inner Vfs: the backing paths, the records area and file versions. */
@@ -40,9 +41,18 @@ export class CaptureVfs implements Vfs {
 
   readonly getattrNow?: (path: string) => Stats | undefined
 
-  constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport) {
+  /**
+   * gate: local changes hold it shared and remote applies exclusive, so a
+   * change made through the mount never lands between the conflict check of
+   * a remote transaction and its apply (which would then undo it unseen).
+   */
+  constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport, private readonly gate?: RwGate) {
     const now = inner.getattrNow?.bind(inner)
     if (now) this.getattrNow = now
+  }
+
+  private local<T> (fn: () => Promise<T>): Promise<T> {
+    return this.gate ? this.gate.withShared(fn) : fn()
   }
 
   private opened (p: string, fh: number): void {
@@ -65,7 +75,9 @@ export class CaptureVfs implements Vfs {
   read (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> { return this.inner.read(p, fh, buf, len, pos) }
   readlink (p: string): Promise<string> { return this.inner.readlink(p) }
 
-  async write (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  write (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> { return this.local(() => this.writeNow(p, fh, buf, len, pos)) }
+
+  private async writeNow (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     // An unlinked file still open: its bytes die with it, as on a local disk.
     if (isFuseHidden(p)) return this.inner.write(p, fh, buf, len, pos)
     // fuse-native's buffer is FUSE's memory and is reused once we answer.
@@ -109,8 +121,10 @@ export class CaptureVfs implements Vfs {
     await this.rec.released(p)
   }
 
-  async create (p: string, mode: number): Promise<number> {
-    if (!this.rw) return this.change(p, () => this.inner.create(p, mode), { create: { mode: mode & 0o7777 } })
+  create (p: string, mode: number): Promise<number> { return this.local(() => this.createNow(p, mode)) }
+
+  private async createNow (p: string, mode: number): Promise<number> {
+    if (!this.rw) return this.changeNow(p, () => this.inner.create(p, mode), { create: { mode: mode & 0o7777 } })
     await this.rec.closeAll([p])
     const fh = await this.inner.create(p, mode)
     this.opened(p, fh)
@@ -119,15 +133,19 @@ export class CaptureVfs implements Vfs {
     return fh
   }
 
-  async truncate (p: string, size: number): Promise<void> {
+  truncate (p: string, size: number): Promise<void> { return this.local(() => this.truncateNow(p, size)) }
+
+  private async truncateNow (p: string, size: number): Promise<void> {
     // open(O_TRUNC) arrives as open, then truncate of the path to 0.
     if (size === 0 && await this.startRewrite(p)) return
-    return this.change(p, () => this.inner.truncate(p, size), { truncate: { size } })
+    return this.changeNow(p, () => this.inner.truncate(p, size), { truncate: { size } })
   }
 
-  async ftruncate (p: string, fh: number, size: number): Promise<void> {
+  ftruncate (p: string, fh: number, size: number): Promise<void> { return this.local(() => this.ftruncateNow(p, fh, size)) }
+
+  private async ftruncateNow (p: string, fh: number, size: number): Promise<void> {
     if (size === 0 && await this.startRewrite(p)) return
-    return this.change(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } })
+    return this.changeNow(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } })
   }
 
   /**
@@ -162,10 +180,12 @@ export class CaptureVfs implements Vfs {
   // the last close: libfuse forgets a removed directory's nodes, so moving the
   // hidden file elsewhere would break its open descriptors instead.
   rmdir (p: string): Promise<void> { return this.change(p, () => this.inner.rmdir(p), { rmdir: {} }) }
-  async rename (from: string, to: string): Promise<void> {
+  rename (from: string, to: string): Promise<void> { return this.local(() => this.renameNow(from, to)) }
+
+  private async renameNow (from: string, to: string): Promise<void> {
     if (isFuseHidden(to) && !isFuseHidden(from)) {
       // libfuse hiding a file unlinked (or renamed over) while open.
-      await this.change(from, () => this.inner.rename(from, to), { unlink: {} })
+      await this.changeNow(from, () => this.inner.rename(from, to), { unlink: {} })
       this.moveHandles(from, to)
       return
     }
@@ -189,7 +209,7 @@ export class CaptureVfs implements Vfs {
         return
       }
     }
-    await this.change(from, () => this.inner.rename(from, to), { rename: { to } }, [to])
+    await this.changeNow(from, () => this.inner.rename(from, to), { rename: { to } }, [to])
     this.moveHandles(from, to)
   }
 
@@ -250,7 +270,12 @@ export class CaptureVfs implements Vfs {
    * writes happened before), then the change runs, then it is journaled.
    * A change that fails is never journaled.
    */
-  private async change<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
+  private change<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
+    return this.local(() => this.changeNow(p, run, op, alsoRelated))
+  }
+
+  /** change() for callers already holding the gate (it is not re-entrant). */
+  private async changeNow<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
     if (isFuseHidden(p)) return run() // already unlinked, for everyone else
     await this.rec.closeAll([p, ...alsoRelated])
     const result = await run()

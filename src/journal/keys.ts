@@ -9,7 +9,7 @@
 //   o!<open id: 16 hex>!<i: 8 hex>(Op)     its ops, written ahead of the backing-file write
 //   t!<device seq: 16 hex>        (json)   closed transaction waiting for its ack (the outbox)
 //   r!<volume path>               (json)   file record: version (volume seq), size, mtime
-//   x!<conflict copy path>        (json)   a conflict seen here (ConflictEntry)
+//   x!<copy path, or path@seq>    (json)   a conflict seen here (ConflictEntry); path@seq when no copy was made
 //
 // A transaction is captured under an open id and becomes pushable only when
 // closed: t! then names the open id. Fixed-width hex makes iteration order
@@ -34,7 +34,7 @@ export const keys = {
   outbox: (deviceSeq: number) => `t!${hex(deviceSeq)}`,
   outboxPrefix: 't!',
   record: (path: string) => `r!${path}`,
-  conflict: (copy: string) => `x!${copy}`,
+  conflict: (entry: { copy: string; path: string; seq: number }) => `x!${entry.copy || `${entry.path}@${entry.seq}`}`,
 }
 
 export function u64 (n: number): Buffer {

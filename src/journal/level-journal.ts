@@ -271,13 +271,13 @@ export class LevelJournal implements Journal {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,
         fileId: '',
-        baseVersion: record?.version ?? 0,
+        baseVersion: this.seenUpTo(record?.version ?? 0),
         path: e.path,
         ops,
         mtimeNs: e.mtimeNs,
       }
       const source = subject !== e.path ? e.path : undefined
-      if (source) tx.sourceBaseVersion = await this.version(source)
+      if (source) tx.sourceBaseVersion = this.seenUpTo(await this.version(source))
       out.push({ deviceSeq, tx, bytes: e.bytes, subject, checked: e.checked ?? true, ...(source ? { source } : {}) })
     }
     return out
@@ -377,7 +377,7 @@ export class LevelJournal implements Journal {
   }
 
   async addConflict (entry: ConflictEntry): Promise<void> {
-    await this.db.put(keys.conflict(entry.copy), json(entry), { sync: true })
+    await this.db.put(keys.conflict(entry), json(entry), { sync: true })
   }
 
   async conflicts (): Promise<ConflictEntry[]> {
@@ -407,6 +407,17 @@ export class LevelJournal implements Journal {
   async record (path: string): Promise<FileRecord | undefined> {
     const rec = await this.recordOrTombstone(path)
     return rec?.gone ? undefined : rec
+  }
+
+  /**
+   * A base version claims "I have seen every change of this file up to
+   * here". A record's version can run ahead of what this mount has applied
+   * (its own transaction, acked at a seq after remote changes it has not
+   * received yet), so the claim is capped at the applied cursor: otherwise
+   * the node would accept a change made without seeing a concurrent one.
+   */
+  private seenUpTo (version: number): number {
+    return Math.min(version, Math.max(this.applied(), 0))
   }
 
   async version (path: string): Promise<number> {

@@ -27,6 +27,7 @@ import { type ClientTlsOptions, clientCredentials } from '../rpc/tls.js'
 import { keyCheck } from '../codec/volume-key.js'
 import type { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
+import { RwGate } from '../util/rw-gate.js'
 
 const log = logger('mount')
 
@@ -101,7 +102,9 @@ export class Mount {
       this.recordTimer = setInterval(() => records.enforce(), 5000)
       this.recordTimer.unref()
       await reconcile(this.journal, this.recorder, filesDir, log)
-      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal })
+      // Local changes and remote applies take turns (see CaptureVfs).
+      const gate = new RwGate()
+      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal }, gate)
       const useIno = await inodesFit32Bits(filesDir)
       if (!useIno) log.warn({ filesDir }, 'backing filesystem is not ext2/3/4: inode numbers are per path, so hard links look like separate files')
       this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: 0, useIno, allowOther: this.opts.allowOther ?? false })
@@ -133,6 +136,7 @@ export class Mount {
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),
         conflicts: this.conflicts,
+        gate,
         stub: { credentials, token: this.opts.token },
         keyCheck: this.opts.key ? keyCheck(this.opts.key, volume) : new Uint8Array(0),
         onFatal: err => this.failWith?.(err),

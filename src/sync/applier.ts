@@ -47,6 +47,7 @@ export class Applier {
 
   async apply (tx: Transaction): Promise<ApplyResult> {
     validate(tx)
+    await this.checkBaseExists(tx)
     let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
@@ -69,6 +70,21 @@ export class Applier {
     } finally {
       await closeFile()
     }
+  }
+
+  /**
+   * Writes that start from the file's old bytes (no create or truncation to
+   * 0 first) need that file: written into nothing they would make a sparse
+   * fragment, not the author's file. The author sends it whole instead.
+   */
+  private async checkBaseExists (tx: Transaction): Promise<void> {
+    const first = tx.ops.find(op => !('setAttr' in op && op.setAttr))
+    if (!first || !('write' in first && first.write)) return
+    const st = await fsp.lstat(await resolveInside(this.root, tx.path)).catch((err: unknown) => {
+      if (isErrno(err, 'ENOENT')) return undefined
+      throw err
+    })
+    if (st === undefined) throw new BaseMismatch(tx.path, `write to ${JSON.stringify(tx.path)}, which this mount does not have`)
   }
 
   /** Applies one non-Write op; returns the path later ops act on. */

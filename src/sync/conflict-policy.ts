@@ -112,8 +112,11 @@ export async function sameResult (remote: Transaction, real: string, localOps: O
   let st
   try { st = await fsp.lstat(real) } catch { st = undefined }
   if (remote.ops.some(op => 'unlink' in op && op.unlink)) {
-    // Deleted on both sides, or nothing is left here either way.
-    return st === undefined && remote.ops.every(op => !('write' in op) && !('create' in op) && !('truncate' in op))
+    // Deleted on both sides. A local rename or link that took the file
+    // elsewhere is not a deletion: its content lives on under another name,
+    // which the others can only get through the conflict path (sent whole).
+    return st === undefined && remote.ops.every(op => !('write' in op) && !('create' in op) && !('truncate' in op)) &&
+      localOps.every(op => !('rename' in op && op.rename) && !('link' in op && op.link))
   }
   if (!st?.isFile()) return false
   const rebuild = remote.ops.find(op => 'rebuild' in op && op.rebuild)

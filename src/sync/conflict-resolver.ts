@@ -104,9 +104,7 @@ export class ConflictResolver {
     const subject = subjectOf(tx.path, tx.ops)
     if (!isConflictCopyName(subject) || !tx.ops.some(op => 'create' in op && op.create)) return
     if (this.seen.some(c => c.copy === subject)) return
-    const entry: ConflictEntry = { path: subject.replace(/ \(conflict [^)]*\)/, ''), copy: subject, device: tx.txId.deviceId, winner: '', seq, at: new Date(Number(tx.mtimeNs) / 1e6 || Date.now()).toISOString() }
-    await this.opts.journal.addConflict(entry)
-    this.seen.push(entry)
+    await this.remember({ path: subject.replace(/ \(conflict [^)]*\)/, ''), copy: subject, device: tx.txId.deviceId, winner: '', seq, at: new Date(Number(tx.mtimeNs) / 1e6 || Date.now()).toISOString() })
   }
 
   /**
@@ -126,7 +124,11 @@ export class ConflictResolver {
     let copy = ''
     const st = await fsp.lstat(real(subject)).catch(() => undefined)
     if (st?.isFile()) {
-      copy = conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
+      // The same conflict met again after a crash mid-way (its delivery was
+      // not recorded as applied) reuses the copy's name: one copy, not two.
+      const before = this.seen.find(c => c.path === subject && c.seq === seq && c.device === journal.deviceId && c.copy !== '')
+      copy = before?.copy ?? conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
+      if (!before) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
       await fsp.copyFile(real(subject), real(copy), fs.constants.COPYFILE_FICLONE)
       await fsp.chmod(real(copy), st.mode & 0o7777)
       await fsp.utimes(real(copy), st.atime, st.mtime)
@@ -143,14 +145,18 @@ export class ConflictResolver {
       }
     }
     stats.conflicts++
-    const entry: ConflictEntry = { path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() }
-    await journal.addConflict(entry)
-    this.seen.push(entry)
+    if (!copy) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
     log.warn({ path: subject, copy: copy || undefined, winner, seq, dropped: dropped.length },
       copy
         ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
           `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
         : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted or renamed it; the change wins and the file comes back`)
+  }
+
+  private async remember (entry: ConflictEntry): Promise<void> {
+    if (this.seen.some(c => c.path === entry.path && c.seq === entry.seq && c.copy === entry.copy)) return
+    await this.opts.journal.addConflict(entry)
+    this.seen.push(entry)
   }
 
   /**

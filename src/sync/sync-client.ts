@@ -17,6 +17,7 @@ import type { SyncStats } from './sync-stats.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 import { fault } from '../util/fault.js'
+import type { RwGate } from '../util/rw-gate.js'
 
 const log = logger('sync')
 
@@ -45,6 +46,8 @@ export interface SyncClientOptions {
   /** Conflict checks (DESIGN §6): file ids for the node, and the losing side's handling. */
   fileIds?: FileIds
   conflicts?: ConflictResolver
+  /** Held exclusive while a remote change is checked and applied; local changes hold it shared. */
+  gate?: RwGate
 }
 
 /** Ends a session so that the outbox is pushed again with fresh base versions. */
@@ -275,10 +278,18 @@ export class SyncClient {
     const key = `${pending.deviceSeq}@${ack.seq}`
     if (!this.conflictRetries.has(key)) { this.conflictRetries.add(key); return }
     stats.lastError = `conflict on ${pending.subject}`
-    await this.opts.conflicts?.lost(pending.subject, ack.winnerDevice ?? '', ack.seq)
+    await this.alone(() => this.opts.conflicts?.lost(pending.subject, ack.winnerDevice ?? '', ack.seq) ?? Promise.resolve())
   }
 
-  private async applyDelivery (d: Delivery): Promise<void> {
+  private alone<T> (fn: () => Promise<T>): Promise<T> {
+    return this.opts.gate ? this.opts.gate.withExclusive(fn) : fn()
+  }
+
+  private applyDelivery (d: Delivery): Promise<void> {
+    return this.alone(() => this.applyDeliveryNow(d))
+  }
+
+  private async applyDeliveryNow (d: Delivery): Promise<void> {
     const { journal, codec, applier, stats, volume } = this.opts
     if (d.seq <= journal.applied()) return
     let tx: Transaction | undefined

@@ -64,3 +64,17 @@ t.test('xattrs, FIFOs and owners from the wire', async t => {
   await refused(t, applier.apply(tx('/f', [{ setAttr: { hasUid: true, uid: 0xffffffff } }])), 'BAD_FRAME', 'uid (uid_t)-1 refused')
   await refused(t, applier.apply(tx('/f', [{ setAttr: { hasGid: true, gid: -5 } }])), 'BAD_FRAME', 'a negative gid refused')
 })
+
+t.test('in-place writes to a file this mount does not have ask for the whole file', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root)
+  const data = Buffer.from('tail')
+  await refused(t, applier.apply(tx('/missing', [{ write: { offset: 6096, data } }])), 'BASE_MISMATCH', 'a write at an offset into nothing is a base mismatch')
+  t.equal(await fsp.lstat(path.join(root, 'missing')).then(() => 'there', () => 'absent'), 'absent', 'no sparse fragment was made')
+  await applier.apply(tx('/new', [{ create: { mode: 0o644 } }, { write: { offset: 0, data } }]))
+  await applier.apply(tx('/fresh', [{ truncate: { size: 0 } }, { write: { offset: 0, data } }]))
+  t.equal(fs.readFileSync(path.join(root, 'new'), 'utf8') + fs.readFileSync(path.join(root, 'fresh'), 'utf8'), 'tailtail', 'a create or a rewrite from 0 still makes the file')
+  await applier.apply(tx('/new', [{ write: { offset: 4, data } }]))
+  t.equal(fs.readFileSync(path.join(root, 'new'), 'utf8'), 'tailtail', 'a write to a file that is there applies')
+})

@@ -62,5 +62,7 @@ t.test('sameResult: identical concurrent content is no conflict', async t => {
   t.notOk(await sameResult(tx([{ rebuild: { baseVersion: 1, pieces: [], resultSize: 11, resultSha256: Buffer.alloc(32), baseSha256: Buffer.alloc(32) } }]), file, []), 'a Rebuild with another result')
   t.notOk(await sameResult(tx([{ unlink: {} }]), file, [w(0, 'x')]), 'deleted there, still here')
   t.ok(await sameResult(tx([{ unlink: {} }]), path.join(dir, 'gone'), [{ unlink: {} }]), 'deleted on both sides')
+  t.notOk(await sameResult(tx([{ unlink: {} }]), path.join(dir, 'gone'), [w(0, 'x'), { rename: { to: '/g' } }]), 'deleted there, edited and renamed away here: the content lives on')
+  t.notOk(await sameResult(tx([{ unlink: {} }]), path.join(dir, 'gone'), [{ link: { to: '/g' } }, { unlink: {} }]), 'deleted there, kept under a second name here')
   t.notOk(await sameResult(tx([{ rename: { to: '/f' } }]), file, []), 'a rename cannot be compared')
 })
