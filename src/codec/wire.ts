@@ -69,7 +69,7 @@ export interface FrameHeader {
 
 export interface Frame { header: FrameHeader; payload: Uint8Array }
 
-export enum AckStatus { UNSPECIFIED = 0, OK = 1, DUPLICATE = 2, REJECTED = 3, CONFLICT = 4 }
+export enum AckStatus { UNSPECIFIED = 0, OK = 1, DUPLICATE = 2, REJECTED = 3, CONFLICT = 4, DEFERRED = 5 }
 
 export interface Ack { txId: TxId; seq: number; status: AckStatus; error: string; winnerDevice?: string }
 export interface SubscribeRequest { volume: string; fromSeq: number; deviceId: string }

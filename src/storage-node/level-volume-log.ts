@@ -153,9 +153,14 @@ export class LevelVolumeLog implements VolumeLog {
         const txKey = txKeys[i]!
         const earlier = known[i] !== undefined ? readU64(known[i]!) : inBatch.get(txKey)
         if (earlier !== undefined) { results.push({ seq: earlier, duplicate: true }); continue }
+        if (req.order?.refused) { results.push({ seq: 0, duplicate: false, deferred: true }); continue }
         const checked = checks(req)
         const conflict = checked.map(([k, base]) => conflictOf(files.get(k), req.deviceId, base)).find(c => c !== undefined)
-        if (conflict) { results.push({ seq: conflict.seq, duplicate: false, conflict: { deviceId: conflict.deviceId } }); continue }
+        if (conflict) {
+          if (req.order) req.order.refused = true
+          results.push({ seq: conflict.seq, duplicate: false, conflict: { deviceId: conflict.deviceId } })
+          continue
+        }
         const seq = (touched.get(req.volume) ?? await this.head(req.volume)) + 1
         touched.set(req.volume, seq)
         inBatch.set(txKey, seq)

@@ -191,11 +191,12 @@ export class StorageNode {
     })
     let acks: Promise<void> = Promise.resolve()
     let inflightBytes = 0
+    const order = { refused: false }
     call.on('data', (received: ReceivedFrame) => {
       // Appends start at once so that they share group commits; acks are
       // written in arrival order by chaining on the previous ack.
       const size = received.bytes.length
-      const result = this.ingest(grant.volume, received)
+      const result = this.ingest(grant.volume, received, order)
       inflightBytes += size
       if (inflightBytes >= this.limits.maxInflightBytes) call.pause()
       acks = acks.then(async () => {
@@ -208,7 +209,7 @@ export class StorageNode {
     call.on('end', () => { void acks.then(() => call.end()) })
   }
 
-  private async ingest (volume: string, { frame, bytes, error }: ReceivedFrame): Promise<Ack> {
+  private async ingest (volume: string, { frame, bytes, error }: ReceivedFrame, order: { refused: boolean }): Promise<Ack> {
     const h = frame?.header
     const txId = h?.txId ?? { deviceId: '', deviceSeq: 0 }
     const reject = (error: string): Ack => {
@@ -227,10 +228,12 @@ export class StorageNode {
     const version = (v: number | undefined): number => Number.isSafeInteger(v) && v! >= 0 ? v! : 0
     const baseVersion = version(h.baseVersion)
     try {
-      const { seq, duplicate, conflict } = await this.opts.log.append({
+      const { seq, duplicate, conflict, deferred } = await this.opts.log.append({
         volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes, ...(fileId ? { fileId, baseVersion } : {}),
         ...(sourceFileId ? { sourceFileId, sourceBaseVersion: version(h.sourceBaseVersion) } : {}),
+        order,
       })
+      if (deferred) return { txId, seq: 0, status: AckStatus.DEFERRED, error: 'an earlier transaction of this stream was refused as a conflict' }
       if (conflict) {
         log.info({ volume, txId, fileId, baseVersion, laterSeq: seq, laterDevice: conflict.deviceId }, 'conflict: the file changed on another device after this transaction\'s base; refused, the author keeps its version as a conflict copy')
         return { txId, seq, status: AckStatus.CONFLICT, error: `file changed by ${conflict.deviceId} at seq ${seq}, after base ${baseVersion}`, winnerDevice: conflict.deviceId }

@@ -16,6 +16,12 @@ export interface AppendRequest {
   /** A rename's source file, checked and versioned like fileId. */
   sourceFileId?: string
   sourceBaseVersion?: number
+  /**
+   * Shared by the appends of one ordered stream (one Push stream). Once one
+   * of them is refused as a conflict, the later ones are deferred, not
+   * stored: they may depend on the refused one (an edit after a create).
+   */
+  order?: { refused: boolean }
 }
 
 export interface AppendResult {
@@ -24,6 +30,8 @@ export interface AppendResult {
   duplicate: boolean
   /** Set when refused by the conflict check: seq is then the other device's later change. */
   conflict?: { deviceId: string }
+  /** Set when not stored because an earlier append of the same order was refused; seq is 0. */
+  deferred?: true
 }
 
 export interface LogEntry { seq: number; deviceId: string; frame: Uint8Array }

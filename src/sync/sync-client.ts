@@ -229,6 +229,8 @@ export class SyncClient {
           finish(new Error(`storage node refused transaction ${head.pending.deviceSeq}: ${ack.error}`))
           return
         }
+        // Follows a CONFLICT of this stream, whose settling resyncs: sent again then.
+        if (ack.status === AckStatus.DEFERRED) return
         if (ack.status === AckStatus.CONFLICT) {
           this.acks = this.acks.then(() => this.settleConflict(head.pending, ack, () => done))
           this.acks.then(() => finish(new ResyncAfterConflict()), finish)

@@ -101,7 +101,9 @@ t.test('ack drops a transaction and stamps its file record', async t => {
   t.same(await j.record('/a.txt'), { version: 10, size: 5, mtimeNs: 5_000 }, 'record has the volume seq, size and mtime of the close')
   t.same((await j.readOutbox(0, 10)).map(p => p.deviceSeq), [2], 'only the second is left')
   t.same(j.pending(), { tx: 1, bytes: second.bytes }, 'pending() went down by one transaction and its bytes')
-  t.equal((await j.readOutbox(0, 10))[0]?.tx.baseVersion, 10, 'the next transaction of the file is based on version 10')
+  t.equal((await j.readOutbox(0, 10))[0]?.tx.baseVersion, 0, 'its own ack at 10 says nothing of other devices\' changes before 10: the base stays at what was applied (0)')
+  await j.recordApplied({ seq: 12, records: new Map() }, 0)
+  t.equal((await j.readOutbox(0, 10))[0]?.tx.baseVersion, 10, 'once changes up to 12 are applied, the next transaction of the file is based on version 10')
 
   await j.ack(second, 11)
   t.same(j.pending(), { tx: 0, bytes: 0 }, 'pending() is back to 0')

@@ -209,4 +209,26 @@ export function volumeLogConformance (t: Test, store: VolumeLogStore): void {
     const again = await opened(t, make)
     t.same(await again.append({ volume: 'docs', deviceId: 'devC', deviceSeq: 2, frame: frame('c2'), fileId: 'f1', baseVersion: 6 }), { seq: 7, duplicate: false, conflict: { deviceId: 'devA' } }, 'file states survive reopen')
   })
+
+  t.test('after a conflict, the rest of its stream is deferred, not stored out of order', async t => {
+    const log = await opened(t, await store(t))
+    const put = (deviceId: string, deviceSeq: number, fileId: string | undefined, baseVersion: number, order?: { refused: boolean }) =>
+      log.append({ volume: 'docs', deviceId, deviceSeq, frame: frame(`${deviceId}${deviceSeq}`), ...(fileId ? { fileId, baseVersion } : {}), ...(order ? { order } : {}) })
+    t.same(await put('devA', 1, 'f1', 0), { seq: 1, duplicate: false })
+    const stream = { refused: false }
+    // Sent together, as a pipelined Push stream does: they share a group commit.
+    const results = await Promise.all([
+      put('devB', 1, 'f1', 0, stream),
+      put('devB', 2, undefined, 0, stream),
+      put('devB', 3, 'f2', 0, stream),
+    ])
+    t.same(results[0], { seq: 1, duplicate: false, conflict: { deviceId: 'devA' } }, 'B missed A: conflict')
+    t.same(results[1], { seq: 0, duplicate: false, deferred: true }, 'an unchecked change after it is deferred')
+    t.same(results[2], { seq: 0, duplicate: false, deferred: true }, 'so is a change of another file')
+    t.same(await put('devB', 4, 'f3', 0, stream), { seq: 0, duplicate: false, deferred: true }, 'and anything later in that stream')
+    t.equal(await log.head('docs'), 1, 'nothing of it was stored')
+    const next = { refused: false }
+    t.same(await put('devB', 2, undefined, 0, next), { seq: 2, duplicate: false }, 'a new stream (after the conflict is settled) stores them')
+    t.same(await put('devB', 3, 'f2', 0, next), { seq: 3, duplicate: false })
+  })
 }
