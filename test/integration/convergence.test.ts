@@ -39,12 +39,6 @@ import { allConflictCopies, settle } from '../helpers/settle.js'
 import { snapshot } from '../helpers/tree.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
-// Not part of the default run yet: it still finds divergences (about half of
-// the seeds, and seed 1 once in a CI-like run: timing is part of a run, so a
-// seed does not pin the outcome). It runs, and is shown as skipped otherwise,
-// with DELTAFS_SOAK=1 or any DELTAFS_CONVERGENCE_* setting, until the
-// divergences in the issue 4 note are fixed.
-const enabled = process.env.DELTAFS_SOAK === '1' || process.env.DELTAFS_CONVERGENCE_SEED !== undefined || process.env.DELTAFS_CONVERGENCE_STEPS !== undefined
 const seed = seedFrom('DELTAFS_CONVERGENCE_SEED')
 const STEPS = Number(process.env.DELTAFS_CONVERGENCE_STEPS ?? 150)
 const PATHS = ['f0.txt', 'f1.bin', 'd0/a.txt', 'd0/b.txt', 'd0/c.bin', 'd1/a.txt', 'd1/b.txt', 'd1/c.bin', 'd1/e/x.txt', 'd1/e/y.txt']
@@ -153,7 +147,7 @@ async function staleViews (mounts: MountHandle[]): Promise<string[]> {
   return out
 }
 
-t.test('random ops, disconnects and restarts converge and lose nothing', { skip: enabled ? false : 'known divergences (issue 4): run with DELTAFS_SOAK=1' }, async t => {
+t.test('random ops, disconnects and restarts converge and lose nothing', async t => {
   const c = new Cluster()
   const proxies: TcpProxy[] = []
   t.teardown(async () => {
