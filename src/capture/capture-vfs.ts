@@ -15,10 +15,10 @@ import type { RecordStore } from './record-store.js'
 import type { Journal } from '../journal/journal.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr } from '../fs/xattr.js'
-import { FsError } from '../util/errors.js'
+import { FsError, isErrno } from '../util/errors.js'
 import os from 'node:os'
 
-const { ENODATA, EOPNOTSUPP } = os.constants.errno
+const { ENODATA, EOPNOTSUPP, ESTALE } = os.constants.errno
 const { S_IFMT, S_IFIFO } = fs.constants
 /** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
 const KEEP_ID = 0xffffffff
@@ -68,7 +68,17 @@ export class CaptureVfs implements Vfs {
   access (p: string, mode: number): Promise<void> { return this.inner.access(p, mode) }
   statfs (p: string): Promise<StatFs> { return this.inner.statfs(p) }
   async open (p: string, flags: number): Promise<number> {
-    const fh = await this.inner.open(p, flags)
+    let fh: number
+    try {
+      fh = await this.inner.open(p, flags)
+    } catch (err) {
+      // The kernel looked the name up, then a remote apply removed it before
+      // this OPEN. ESTALE makes the kernel look it up again and retry once,
+      // so open(O_CREAT) creates the file as it would on a local disk (the
+      // flags that would tell us O_CREAT never reach this callback).
+      if (isErrno(err, 'ENOENT')) throw new FsError(ESTALE, `${p} was removed by a remote change while being opened`)
+      throw err
+    }
     this.opened(p, fh)
     return fh
   }

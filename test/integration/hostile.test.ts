@@ -503,7 +503,8 @@ t.test('hostile frames are refused, logged and survived by mount and node', asyn
     const inflight: Array<Promise<Ack>> = []
     let stored = 0
     for (let i = 0; i < frames; i++) {
-      const x = tx('/bulk.bin', [{ write: { offset: 0, data: randomBytes(MiB) } }])
+      // A whole rewrite each: applies on a mount that has no /bulk.bin yet.
+      const x = tx('/bulk.bin', [{ truncate: { size: 0 } }, { write: { offset: 0, data: randomBytes(MiB) } }])
       inflight.push(bulk.send(FrameCodec.encode(codec.seal(x)), 60_000))
       if (inflight.length >= 8) { if ((await inflight.shift()!).status === AckStatus.OK) stored++ }
     }
