@@ -7,7 +7,8 @@
 // - times crossed in whole milliseconds both ways: stat through a mount lost
 //   the sub-millisecond part, and so did utimensat(2). Stat arrays of 21
 //   uint32 now carry each time's nanoseconds within its millisecond, and
-//   utimens also passes both tv_nsec values;
+//   utimens also passes both tv_nsec values; stat times before 1970 (sent
+//   in two's complement) no longer turn into far-future ones;
 // - libfuse 2.9's high-level setattr calls utimens for a single time
 //   (touch -m, futimens with UTIME_OMIT, as tar does) only when the
 //   filesystem sets flag_utime_omit_ok; otherwise it drops that request.
@@ -32,7 +33,10 @@ try {
   process.exit(0)
 }
 const source = path.join(dir, 'fuse-native.c')
-const MARK = 'deltafs_ns_times'
+// The source as installed, kept so that a later version of these edits starts from it.
+const original = `${source}.deltafs-orig`
+// First line of the patched source; the number changes with EDITS.
+const MARK = '// deltafs fuse-native patch 2\n'
 // fuse-native 2.2.6's fuse-native.c with the utimens argument corrected (the
 // state earlier versions of this script left it in).
 const KNOWN_SHA256 = '506e8049f5709f070b11c19bb8c450e5bb0c7e5adf9b95b76c9f80c1d6e459b2'
@@ -48,6 +52,22 @@ const EDITS = [
   [
     '  size_t atime;\n  size_t mtime;\n',
     '  size_t atime;\n  size_t mtime;\n  long atime_nsec;\n  long mtime_nsec;\n',
+  ],
+  [
+    'static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {\n' +
+    '  uint64_t ms = uint32s_to_uint64(ints);\n' +
+    '  ts->tv_sec = ms / 1000;\n' +
+    '  ts->tv_nsec = (ms % 1000) * 1000000;\n' +
+    '}\n',
+    '// deltafs: ms in two\'s complement, so that times before 1970 come through.\n' +
+    'static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {\n' +
+    '  int64_t ms = (int64_t) uint32s_to_uint64(ints);\n' +
+    '  int64_t sec = ms / 1000;\n' +
+    '  int64_t rem = ms % 1000;\n' +
+    '  if (rem < 0) { sec -= 1; rem += 1000; }\n' +
+    '  ts->tv_sec = sec;\n' +
+    '  ts->tv_nsec = rem * 1000000;\n' +
+    '}\n',
   ],
   [
     'static void populate_stat (uint32_t *ints, struct stat* stat) {\n',
@@ -109,15 +129,17 @@ const EDITS = [
 const text = fs.readFileSync(source, 'utf8')
 const built = fs.existsSync(path.join(dir, 'build', 'Release', 'fuse.node'))
 
-if (text.includes(MARK)) {
+if (text.startsWith(MARK)) {
   if (built) process.exit(0) // patched and built before
 } else {
-  const corrected = text.replace(MTIME_WRONG, MTIME_RIGHT)
+  const base = fs.existsSync(original) ? fs.readFileSync(original, 'utf8') : text
+  const corrected = base.replace(MTIME_WRONG, MTIME_RIGHT)
   if (createHash('sha256').update(corrected).digest('hex') !== KNOWN_SHA256) {
     say(`fuse-native.c is not the known 2.2.6 source: left as it is, times through mounts may be wrong (${source})`)
     process.exit(0)
   }
-  let patched = corrected
+  if (!fs.existsSync(original)) fs.writeFileSync(original, base)
+  let patched = MARK + corrected
   for (const [from, to] of EDITS) {
     if (patched.split(from).length !== 2) {
       say(`fuse-native.c: a patch step does not fit (${JSON.stringify(from.slice(0, 60))}): left as it is`)

@@ -66,6 +66,11 @@ export function statArray (st: FuseStat, ns = fuseNsTimes): Uint32Array {
   return ints
 }
 
+/** The addon's 64-bit ms (tv_sec * 1000 + tv_nsec / 1e6, in two uint32) as a signed number: before 1970 too. */
+function signedMs (low: number, high: number): number {
+  return high >= 0x80000000 ? low + (high - TWO_32) * TWO_32 : low + high * TWO_32
+}
+
 /** A utimens time from the addon's arguments: whole ms, and the tv_nsec when patched. */
 export function fuseTime (ms: number, nsec: number | undefined): FuseTime {
   if (nsec === undefined) return BigInt(ms) * 1_000_000n
@@ -88,8 +93,8 @@ export class FixedFuse extends Fuse {
   }
 
   protected override _op_utimens (signal: Signal, path: string, aLow: number, aHigh: number, mLow: number, mHigh: number, aNsec?: number, mNsec?: number): void {
-    const atime = fuseTime(aLow + aHigh * TWO_32, aNsec)
-    const mtime = fuseTime(mLow + mHigh * TWO_32, mNsec)
+    const atime = fuseTime(signedMs(aLow, aHigh), aNsec)
+    const mtime = fuseTime(signedMs(mLow, mHigh), mNsec)
     this.ops.utimens!(path, atime, mtime, err => signal(err))
   }
 

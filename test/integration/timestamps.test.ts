@@ -94,6 +94,9 @@ t.test('nanosecond times through the mount, replicated', async t => {
     await fsp.symlink('ns.txt', a('ns-link'))
     await utimensNs(a('ns-link'), 1_300_000_000_000_000_007n, 1_200_000_000_000_000_009n)
     await sameEverywhere(t, 'ns-link', [1_300_000_000_000_000_007n, 1_200_000_000_000_000_009n], 'a symlink\'s own times')
+    await fsp.writeFile(a('old.txt'), 'old\n')
+    await utimensNs(a('old.txt'), -1_500_000_000n, -86_400_000_000_000_123n)
+    await sameEverywhere(t, 'old.txt', [-1_500_000_000n, -86_400_000_000_000_123n], 'times before 1970')
   })
 
   t.test('touch -d with ns, as the issue asks', async t => {
