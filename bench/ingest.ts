@@ -19,7 +19,7 @@ const PUSH_WINDOW_BYTES = 16 << 20
 function payloadFor (volume: string, deviceId: string, size: number): Uint8Array {
   return TransactionCodec.encode({
     txId: { deviceId, deviceSeq: 1 }, volume, fileId: '', baseVersion: 0, path: `/bench-${deviceId}.bin`,
-    ops: [{ write: { offset: 0, data: randomBytes(size) } }], mtimeNs: Date.now() * 1e6,
+    ops: [{ write: { offset: 0, data: randomBytes(size) } }], mtimeNs: BigInt(Date.now()) * 1_000_000n,
   })
 }
 

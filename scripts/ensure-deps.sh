@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what deltafs needs on a Debian/Ubuntu machine, saying what it does:
-# fuse (fusermount) and libfuse2 from Debian, then the npm dependencies and
+# fuse (fusermount), libfuse2 and a C toolchain from Debian, then the npm dependencies and
 # the build. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
 command -v fusermount >/dev/null 2>&1 || missing+=(fuse)
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
+# npm ci builds the patched fuse-native and native/ns-time with node-gyp
+# (scripts/fix-fuse-native.mjs, scripts/build-ns-time.mjs).
+{ command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; } || missing+=(build-essential)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 for extra in ${DELTAFS_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
 done

@@ -1,12 +1,23 @@
-// Runs after `npm install`/`npm ci`. fuse-native 2.2.6 hands its utimens
-// callback the access time in both time arguments (fuse-native.c passes
-// `l->atime` where the modification time belongs), so every utimes(2) through
-// a mount set mtime = atime: `cp -p`, `rsync -a` and `touch -d` lost their
-// mtimes. No fixed release exists, so this corrects that one argument in the
-// installed C source and builds the addon from it; node-gyp-build then loads
-// build/Release ahead of the shipped prebuilds. Any other source than the
-// known one is left alone, with a warning.
+// Runs after `npm install`/`npm ci`. fuse-native 2.2.6 loses file times in
+// its C glue, and no fixed release exists, so this patches the installed
+// fuse-native.c and builds the addon from it (node-gyp-build then loads
+// build/Release ahead of the shipped prebuilds):
+// - utimens passed the access time in both time arguments (`l->atime` where
+//   the modification time belongs): every utimes(2) set mtime = atime;
+// - times crossed in whole milliseconds both ways: stat through a mount lost
+//   the sub-millisecond part, and so did utimensat(2). Stat arrays of 21
+//   uint32 now carry each time's nanoseconds within its millisecond, and
+//   utimens also passes both tv_nsec values; stat times before 1970 (sent
+//   in two's complement) no longer turn into far-future ones;
+// - libfuse 2.9's high-level setattr calls utimens for a single time
+//   (touch -m, futimens with UTIME_OMIT, as tar does) only when the
+//   filesystem sets flag_utime_omit_ok; otherwise it drops that request.
+//   The patched utimens passes UTIME_NOW/UTIME_OMIT on in tv_nsec.
+// The patched addon exports `deltafs_ns_times`, which src/fs/fuse-native-fixes.ts
+// checks: with the prebuild (build failed) it keeps the millisecond protocol.
+// Only the known 2.2.6 source is patched; any other is left alone, with a warning.
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
@@ -22,26 +33,132 @@ try {
   process.exit(0)
 }
 const source = path.join(dir, 'fuse-native.c')
-const wrong = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)'
-const right = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'
+// The source as installed, kept so that a later version of these edits starts from it.
+const original = `${source}.deltafs-orig`
+// First line of the patched source; the number changes with EDITS.
+const MARK = '// deltafs fuse-native patch 2\n'
+// fuse-native 2.2.6's fuse-native.c with the utimens argument corrected (the
+// state earlier versions of this script left it in).
+const KNOWN_SHA256 = '506e8049f5709f070b11c19bb8c450e5bb0c7e5adf9b95b76c9f80c1d6e459b2'
+const MTIME_WRONG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)'
+const MTIME_RIGHT = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'
+
+/** [from, to] pairs, applied in order to the corrected 2.2.6 source; each `from` occurs once. */
+const EDITS = [
+  [
+    'static const uint32_t op_rmdir = 33;\n',
+    'static const uint32_t op_rmdir = 33;\n\n// deltafs: times carry nanoseconds (see populate_stat_len, utimens).\nstatic const uint32_t deltafs_ns_times = 1;\n',
+  ],
+  [
+    '  size_t atime;\n  size_t mtime;\n',
+    '  size_t atime;\n  size_t mtime;\n  long atime_nsec;\n  long mtime_nsec;\n',
+  ],
+  [
+    'static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {\n' +
+    '  uint64_t ms = uint32s_to_uint64(ints);\n' +
+    '  ts->tv_sec = ms / 1000;\n' +
+    '  ts->tv_nsec = (ms % 1000) * 1000000;\n' +
+    '}\n',
+    '// deltafs: ms in two\'s complement, so that times before 1970 come through.\n' +
+    'static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {\n' +
+    '  int64_t ms = (int64_t) uint32s_to_uint64(ints);\n' +
+    '  int64_t sec = ms / 1000;\n' +
+    '  int64_t rem = ms % 1000;\n' +
+    '  if (rem < 0) { sec -= 1; rem += 1000; }\n' +
+    '  ts->tv_sec = sec;\n' +
+    '  ts->tv_nsec = rem * 1000000;\n' +
+    '}\n',
+  ],
+  [
+    'static void populate_stat (uint32_t *ints, struct stat* stat) {\n',
+    '// deltafs: a stat array of 21 uint32 has the nanoseconds within the\n' +
+    '// millisecond of atime, mtime, ctime in [18..20]; one of 18 is whole ms.\n' +
+    '#define populate_stat(ints, st) populate_stat_len(ints, ints##_len, st)\n' +
+    'static void populate_stat_len (uint32_t *ints, size_t len, struct stat* stat) {\n' +
+    '  const uint32_t *sub_ms = len >= 21 * sizeof(uint32_t) ? ints + 18 : NULL;\n',
+  ],
+  [
+    '  uint32s_to_timespec(&stat->st_ctim, &ints);\n#endif\n}\n',
+    '  uint32s_to_timespec(&stat->st_ctim, &ints);\n' +
+    '  if (sub_ms != NULL) {\n' +
+    '    stat->st_atim.tv_nsec += sub_ms[0] % 1000000;\n' +
+    '    stat->st_mtim.tv_nsec += sub_ms[1] % 1000000;\n' +
+    '    stat->st_ctim.tv_nsec += sub_ms[2] % 1000000;\n' +
+    '  }\n' +
+    '#endif\n}\n',
+  ],
+  [
+    'FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2]), {\n' +
+    '  l->path = path;\n' +
+    '  l->atime = timespec_to_uint64(&tv[0]);\n' +
+    '  l->mtime = timespec_to_uint64(&tv[1]);\n' +
+    '}, {\n' +
+    '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n' +
+    '  FUSE_UINT64_TO_INTS_ARGV(l->atime, 3)\n' +
+    '  FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)\n' +
+    '})\n',
+    '// deltafs: also tv_nsec of both times, which may be UTIME_NOW or UTIME_OMIT.\n' +
+    'FUSE_METHOD_VOID(utimens, 7, 0, (const char *path, const struct timespec tv[2]), {\n' +
+    '  l->path = path;\n' +
+    '  l->atime = timespec_to_uint64(&tv[0]);\n' +
+    '  l->mtime = timespec_to_uint64(&tv[1]);\n' +
+    '  l->atime_nsec = tv[0].tv_nsec;\n' +
+    '  l->mtime_nsec = tv[1].tv_nsec;\n' +
+    '}, {\n' +
+    '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n' +
+    '  FUSE_UINT64_TO_INTS_ARGV(l->atime, 3)\n' +
+    '  FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)\n' +
+    '  napi_create_uint32(env, (uint32_t) l->atime_nsec, &(argv[7]));\n' +
+    '  napi_create_uint32(env, (uint32_t) l->mtime_nsec, &(argv[8]));\n' +
+    '})\n',
+  ],
+  [
+    '  if (implemented[op_utimens]) ops.utimens = fuse_native_utimens;\n',
+    '  if (implemented[op_utimens]) {\n' +
+    '    ops.utimens = fuse_native_utimens;\n' +
+    '    // deltafs: single-time updates reach utimens (UTIME_OMIT for the other).\n' +
+    '    ops.flag_utime_omit_ok = 1;\n' +
+    '  }\n',
+  ],
+  [
+    '  NAPI_EXPORT_UINT32(op_rmdir)\n}',
+    '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(deltafs_ns_times)\n}',
+  ],
+]
+
 const text = fs.readFileSync(source, 'utf8')
 const built = fs.existsSync(path.join(dir, 'build', 'Release', 'fuse.node'))
 
-if (text.includes(right) && built) process.exit(0) // fixed and built before
-if (!text.includes(wrong) && !text.includes(right)) {
-  say(`fuse-native's utimens is not the known 2.2.6 source: left as it is (${source})`)
-  process.exit(0)
+if (text.startsWith(MARK)) {
+  if (built) process.exit(0) // patched and built before
+} else {
+  const base = fs.existsSync(original) ? fs.readFileSync(original, 'utf8') : text
+  const corrected = base.replace(MTIME_WRONG, MTIME_RIGHT)
+  if (createHash('sha256').update(corrected).digest('hex') !== KNOWN_SHA256) {
+    say(`fuse-native.c is not the known 2.2.6 source: left as it is, times through mounts may be wrong (${source})`)
+    process.exit(0)
+  }
+  if (!fs.existsSync(original)) fs.writeFileSync(original, base)
+  let patched = MARK + corrected
+  for (const [from, to] of EDITS) {
+    if (patched.split(from).length !== 2) {
+      say(`fuse-native.c: a patch step does not fit (${JSON.stringify(from.slice(0, 60))}): left as it is`)
+      process.exit(0)
+    }
+    patched = patched.replace(from, to)
+  }
+  fs.writeFileSync(source, patched)
 }
-if (text.includes(wrong)) fs.writeFileSync(source, text.replace(wrong, right))
 
 // npm tells lifecycle scripts where its own node-gyp is.
 const gyp = process.env.npm_config_node_gyp
 const [cmd, args] = gyp ? [process.execPath, [gyp, 'rebuild']] : ['npx', ['--yes', 'node-gyp', 'rebuild']]
-say('building fuse-native with its utimens mtime fix (node-gyp)')
+say('building fuse-native with its time fixes (node-gyp)')
 try {
   execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
 } catch (err) {
-  // The shipped prebuild still works, with mtime = atime on utimes.
+  // The shipped prebuild still works: whole-ms times, mtime = atime on utimes,
+  // single-time updates dropped.
   fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true })
-  say(`building fuse-native failed (${err.message}); using its prebuild, whose utimes sets mtime = atime`)
+  say(`building fuse-native failed (${err.message}); using its prebuild, whose times are whole ms and whose utimes sets mtime = atime`)
 }

@@ -3,7 +3,7 @@
 // journaled before they reach the backing file. Whole-file rewrites (truncate
 // to 0, a new file renamed over an old one) keep the old content as a record
 // so that the recorder can send a delta against it (DESIGN §4).
-import fs, { type Stats } from 'node:fs'
+import fs, { type BigIntStats } from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { Op } from '../codec/wire.js'
 import type { StatFs, Vfs } from '../fs/vfs.js'
@@ -22,7 +22,7 @@ const { ENODATA, EOPNOTSUPP, ESTALE } = os.constants.errno
 const { S_IFMT, S_IFIFO } = fs.constants
 /** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
 const KEEP_ID = 0xffffffff
-import { msToNumberNs } from '../util/times.js'
+import type { TimeSet } from '../util/times.js'
 import type { RwGate } from '../util/rw-gate.js'
 
 
@@ -39,7 +39,7 @@ export class CaptureVfs implements Vfs {
   /** Open handles per path: a file moved aside takes its open handles to the new file. */
   private readonly handles = new Map<string, Set<number>>()
 
-  readonly getattrNow?: (path: string) => Stats | undefined
+  readonly getattrNow?: (path: string) => BigIntStats | undefined
 
   /**
    * gate: local changes hold it shared and remote applies exclusive, so a
@@ -61,8 +61,8 @@ export class CaptureVfs implements Vfs {
     this.handles.set(p, set)
   }
 
-  getattr (p: string): Promise<Stats> { return this.inner.getattr(p) }
-  fgetattr (p: string, fh: number): Promise<Stats> { return this.inner.fgetattr(p, fh) }
+  getattr (p: string): Promise<BigIntStats> { return this.inner.getattr(p) }
+  fgetattr (p: string, fh: number): Promise<BigIntStats> { return this.inner.fgetattr(p, fh) }
   // Unlinked files that are still open are gone for their users.
   async readdir (p: string): Promise<string[]> { return (await this.inner.readdir(p)).filter(n => !isFuseHidden(n)) }
   access (p: string, mode: number): Promise<void> { return this.inner.access(p, mode) }
@@ -269,9 +269,17 @@ export class CaptureVfs implements Vfs {
     return this.change(p, () => this.inner.removexattr(p, name), { removeXattr: { name } })
   }
 
-  utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    return this.change(p, () => this.inner.utimens(p, atimeMs, mtimeMs), {
-      setAttr: { hasAtime: true, atimeNs: msToNumberNs(atimeMs), hasMtime: true, mtimeNs: msToNumberNs(mtimeMs) },
+  /** Journals the times the file got ('now' read back from it), and only those that were set. */
+  utimens (p: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
+    return this.change(p, () => this.inner.utimens(p, atime, mtime), async () => {
+      const st = atime === 'now' || mtime === 'now' ? await this.inner.getattr(p) : undefined
+      const exact = (t: TimeSet, now: bigint | undefined): bigint => t === 'now' ? now! : t as bigint
+      return {
+        setAttr: {
+          ...(atime !== 'omit' ? { hasAtime: true, atimeNs: exact(atime, st?.atimeNs) } : {}),
+          ...(mtime !== 'omit' ? { hasMtime: true, mtimeNs: exact(mtime, st?.mtimeNs) } : {}),
+        },
+      }
     })
   }
 
@@ -280,16 +288,16 @@ export class CaptureVfs implements Vfs {
    * writes happened before), then the change runs, then it is journaled.
    * A change that fails is never journaled.
    */
-  private change<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
+  private change<T> (p: string, run: () => Promise<T>, op: Op | (() => Promise<Op>), alsoRelated: string[] = []): Promise<T> {
     return this.local(() => this.changeNow(p, run, op, alsoRelated))
   }
 
   /** change() for callers already holding the gate (it is not re-entrant). */
-  private async changeNow<T> (p: string, run: () => Promise<T>, op: Op, alsoRelated: string[] = []): Promise<T> {
+  private async changeNow<T> (p: string, run: () => Promise<T>, op: Op | (() => Promise<Op>), alsoRelated: string[] = []): Promise<T> {
     if (isFuseHidden(p)) return run() // already unlinked, for everyone else
     await this.rec.closeAll([p, ...alsoRelated])
     const result = await run()
-    await this.rec.record(p, op)
+    await this.rec.record(p, typeof op === 'function' ? await op() : op)
     return result
   }
 }

@@ -17,7 +17,6 @@ import type { CaptureStats } from './capture-stats.js'
 import type { ChangedRun } from './block-diff.js'
 import { logger } from '../util/log.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
-import { nsToNumber } from '../util/times.js'
 import type { KeptRecord, RecordStore } from './record-store.js'
 import { MAX_REBUILD_BYTES, type RebuildChoice, rebuildAgainst } from './rewrite-delta.js'
 
@@ -282,9 +281,9 @@ export class TxRecorder {
   private async facts (path: string): Promise<FileFacts> {
     try {
       const st = fs.lstatSync(this.realPath(path), { bigint: true, throwIfNoEntry: false })
-      if (st) return { mtimeNs: nsToNumber(st.mtimeNs), size: Number(st.size), kind: kindOf(st) }
+      if (st) return { mtimeNs: st.mtimeNs, size: Number(st.size), kind: kindOf(st) }
     } catch { /* unreadable: as gone */ }
-    return { mtimeNs: 0, size: -1 }
+    return { mtimeNs: 0n, size: -1 }
   }
 
   /** Closes the open transaction of a path, if any; held rewrites stay open. */

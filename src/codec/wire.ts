@@ -8,8 +8,8 @@ export interface TxId { deviceId: string; deviceSeq: number }
 
 export interface SetAttrOp {
   hasMode?: boolean; mode?: number
-  hasMtime?: boolean; mtimeNs?: number
-  hasAtime?: boolean; atimeNs?: number
+  hasMtime?: boolean; mtimeNs?: bigint
+  hasAtime?: boolean; atimeNs?: bigint
   hasUid?: boolean; uid?: number
   hasGid?: boolean; gid?: number
 }
@@ -48,7 +48,7 @@ export interface Transaction {
   baseVersion: number
   path: string
   ops: Op[]
-  mtimeNs: number
+  mtimeNs: bigint
   sourceFileId?: string
   sourceBaseVersion?: number
 }
@@ -93,15 +93,53 @@ export interface MessageCodec<T> {
   decode(bytes: Uint8Array): T
 }
 
+/**
+ * Times (int64 fields named *_ns) decode as bigint, exact to the nanosecond;
+ * other 64-bit fields (seqs, offsets, sizes) stay numbers, far below 2^53.
+ */
+function isTimeField (f: protobuf.Field): boolean { return f.type === 'int64' && f.name.endsWith('Ns') }
+
+const hasTimes = new Map<protobuf.Type, boolean>()
+function carriesTimes (type: protobuf.Type): boolean {
+  let known = hasTimes.get(type)
+  if (known === undefined) {
+    hasTimes.set(type, false) // recursive messages
+    known = type.fieldsArray.some(f => {
+      const sub = f.resolve().resolvedType
+      return isTimeField(f) || (sub instanceof protobuf.Type && carriesTimes(sub))
+    })
+    hasTimes.set(type, known)
+  }
+  return known
+}
+
+type Plain = Record<string, unknown>
+function exactTimes (type: protobuf.Type, msg: Plain, obj: Plain): void {
+  for (const f of type.fieldsArray) {
+    const v = msg[f.name]
+    if (isTimeField(f)) {
+      obj[f.name] = typeof v === 'number' ? BigInt(v) : v == null ? 0n : (v as { toBigInt (): bigint }).toBigInt()
+    } else if (v != null && f.resolvedType instanceof protobuf.Type && carriesTimes(f.resolvedType)) {
+      const sub = f.resolvedType
+      if (f.repeated) (v as Plain[]).forEach((m, i) => exactTimes(sub, m, (obj[f.name] as Plain[])[i]!))
+      else exactTimes(sub, v as Plain, obj[f.name] as Plain)
+    }
+  }
+}
+
 function messageCodec<T> (name: string): MessageCodec<T> {
   const type = root.lookupType(`deltafs.v1.${name}`)
+  const times = carriesTimes(type)
   return {
     encode (value: T): Uint8Array {
       return type.encode(type.fromObject(value as Record<string, unknown>)).finish()
     },
     decode (bytes: Uint8Array): T {
       try {
-        return type.toObject(type.decode(bytes), toObjectOptions) as T
+        const msg = type.decode(bytes)
+        const obj = type.toObject(msg, toObjectOptions)
+        if (times) exactTimes(type, msg as unknown as Plain, obj)
+        return obj as T
       } catch (err) {
         throw new DeltafsError('BAD_MESSAGE', `malformed ${name}: ${(err as Error).message}`, { cause: err })
       }

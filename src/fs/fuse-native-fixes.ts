@@ -1,25 +1,101 @@
-// fuse-native 2.2.6 answers three requests differently from what the kernel
+// fuse-native 2.2.6 answers some requests differently from what the kernel
 // and local filesystems do; this subclass replaces those handlers (they are
 // fuse-native internals, pinned by its version in package-lock.json):
 // - fgetattr: it calls getattr by path and drops the handle, so a file whose
 //   name is gone (unlinked by another mount) fails with ENOENT while open;
 // - getxattr/listxattr: with a caller's buffer too small it copies a
 //   truncated value and reports the full length (the kernel turns that into
-//   EIO) instead of ERANGE, and listxattr's size query adds 128 bytes.
+//   EIO) instead of ERANGE, and listxattr's size query adds 128 bytes;
+// - getattr/fgetattr/utimens: times in whole milliseconds. With the addon
+//   that scripts/fix-fuse-native.mjs patches and builds, stats carry each
+//   time's nanoseconds within the millisecond and utimens gets both tv_nsec
+//   (UTIME_NOW/UTIME_OMIT included: single-time updates); with the shipped
+//   prebuild (the build failed) times stay whole milliseconds.
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
-import Fuse, { type FuseOps, type FuseOptions, type Signal } from 'fuse-native'
+import path from 'node:path'
+import Fuse, { type FuseOps, type FuseOptions, type FuseStat, type FuseTime, type Signal } from 'fuse-native'
+import { splitMs } from '../util/times.js'
 
 const { ENODATA, ERANGE } = os.constants.errno
+
+/** Whether the loaded addon is the patched one: node-gyp-build prefers build/Release, where the patch builds it. */
+function patchedAddon (): boolean {
+  try {
+    const require = createRequire(import.meta.url)
+    const built = path.join(path.dirname(require.resolve('fuse-native/package.json')), 'build', 'Release', 'fuse.node')
+    return fs.existsSync(built) && (require(built) as { deltafs_ns_times?: number }).deltafs_ns_times === 1
+  } catch {
+    return false
+  }
+}
+export const fuseNsTimes = patchedAddon()
+
+// Linux's tv_nsec markers (sys/stat.h).
+const UTIME_NOW = (1 << 30) - 1
+const UTIME_OMIT = (1 << 30) - 2
+const TWO_32 = 4294967296
+
+function setUint64 (ints: Uint32Array, i: number, n: number): void {
+  ints[i] = n % TWO_32
+  ints[i + 1] = (n - ints[i]!) / TWO_32
+}
+
+function msOf (t: Date | number): number { return typeof t === 'number' ? t : t.getTime() }
+
+/** fuse-native's stat array, plus three slots for the ns within each time's millisecond when patched. */
+export function statArray (st: FuseStat, ns = fuseNsTimes): Uint32Array {
+  const ints = new Uint32Array(ns ? 21 : 18)
+  ints[0] = st.mode
+  ints[1] = st.uid
+  ints[2] = st.gid
+  setUint64(ints, 3, st.size)
+  ints[5] = st.dev ?? 0
+  ints[6] = st.nlink || 1
+  ints[7] = st.ino ?? 0
+  ints[8] = st.rdev ?? 0
+  ints[9] = st.blksize ?? 0
+  setUint64(ints, 10, st.blocks ?? 0)
+  const times: Array<[Date | number, bigint | undefined]> = [[st.atime, st.atimeNs], [st.mtime, st.mtimeNs], [st.ctime, st.ctimeNs]]
+  times.forEach(([t, exact], i) => {
+    const { ms, subMs } = exact === undefined ? { ms: Math.floor(msOf(t)), subMs: 0 } : splitMs(exact)
+    setUint64(ints, 12 + 2 * i, ms)
+    if (ns) ints[18 + i] = subMs
+  })
+  return ints
+}
+
+/** The addon's 64-bit ms (tv_sec * 1000 + tv_nsec / 1e6, in two uint32) as a signed number: before 1970 too. */
+function signedMs (low: number, high: number): number {
+  return high >= 0x80000000 ? low + (high - TWO_32) * TWO_32 : low + high * TWO_32
+}
+
+/** A utimens time from the addon's arguments: whole ms, and the tv_nsec when patched. */
+export function fuseTime (ms: number, nsec: number | undefined): FuseTime {
+  if (nsec === undefined) return BigInt(ms) * 1_000_000n
+  if (nsec === UTIME_NOW) return 'now'
+  if (nsec === UTIME_OMIT) return 'omit'
+  return BigInt(Math.floor(ms / 1000)) * 1_000_000_000n + BigInt(nsec)
+}
 
 export class FixedFuse extends Fuse {
   constructor (mnt: string, ops: FuseOps, opts?: FuseOptions) {
     super(mnt, ops, opts)
   }
 
-  protected _op_fgetattr (signal: Signal, path: string, fd: number): void {
-    // getattr's handler converts the stat; it is given a getattr that asks by handle.
-    const byHandle: FuseOps = { getattr: (p, cb) => this.ops.fgetattr!(p, fd, cb) }
-    super._op_getattr.call({ ops: byHandle }, signal, path)
+  protected override _op_getattr (signal: Signal, path: string): void {
+    this.ops.getattr!(path, (err, st) => err || !st ? signal(err || -1) : signal(0, statArray(st)))
+  }
+
+  protected override _op_fgetattr (signal: Signal, path: string, fd: number): void {
+    this.ops.fgetattr!(path, fd, (err, st) => err || !st ? signal(err || -1) : signal(0, statArray(st)))
+  }
+
+  protected override _op_utimens (signal: Signal, path: string, aLow: number, aHigh: number, mLow: number, mHigh: number, aNsec?: number, mNsec?: number): void {
+    const atime = fuseTime(signedMs(aLow, aHigh), aNsec)
+    const mtime = fuseTime(signedMs(mLow, mHigh), mNsec)
+    this.ops.utimens!(path, atime, mtime, err => signal(err))
   }
 
   protected _op_getxattr (signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {

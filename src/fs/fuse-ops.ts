@@ -1,16 +1,17 @@
 // The FUSE edge: each fuse-native callback calls the Vfs and maps the outcome
 // to a status exactly once. No filesystem logic lives here.
 import type { FuseOps, FuseStat } from 'fuse-native'
-import type { Stats } from 'node:fs'
+import type { BigIntStats } from 'node:fs'
 import os from 'node:os'
 import type { Vfs } from './vfs.js'
 import { toErrno } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 
-function toFuseStat (s: Stats): FuseStat {
+function toFuseStat (s: BigIntStats): FuseStat {
   return {
-    mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: s.dev, nlink: s.nlink, ino: s.ino,
-    rdev: s.rdev, blksize: s.blksize, blocks: s.blocks, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs,
+    mode: Number(s.mode), uid: Number(s.uid), gid: Number(s.gid), size: Number(s.size), dev: Number(s.dev), nlink: Number(s.nlink),
+    ino: Number(s.ino), rdev: Number(s.rdev), blksize: Number(s.blksize), blocks: Number(s.blocks),
+    atime: Number(s.atimeMs), mtime: Number(s.mtimeMs), ctime: Number(s.ctimeMs), atimeNs: s.atimeNs, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs,
   }
 }
 
@@ -38,7 +39,7 @@ export function fuseOps (vfs: Vfs, log: Logger): FuseOps {
   return {
     getattr: getattrNow
       ? (p, cb) => {
-          let st: Stats | undefined
+          let st: BigIntStats | undefined
           try { st = getattrNow(p) } catch (err) { cb(fail('getattr', err)); return }
           if (st) cb(0, toFuseStat(st)); else cb(ENOENT)
         }

@@ -20,7 +20,8 @@ import { getXattr, listXattr, removeXattr, setXattr } from './xattr.js'
 import { mkfifo } from './mkfifo.js'
 import { FsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
-import { msToNumberNs, utimesSeconds } from '../util/times.js'
+import type { TimeSet } from '../util/times.js'
+import { setTimes } from '../util/set-times.js'
 
 const log = logger('fs')
 const { S_IFMT, S_IFIFO, S_IFREG } = fs.constants
@@ -86,7 +87,7 @@ export class Passthrough implements Vfs {
    * name (the lookup before every create) is answered without building a
    * Node fs error.
    */
-  getattr (p: string): Promise<fs.Stats> {
+  getattr (p: string): Promise<fs.BigIntStats> {
     try {
       const st = this.getattrNow(p)
       return st ? Promise.resolve(st) : Promise.reject(enoent(p))
@@ -95,15 +96,16 @@ export class Passthrough implements Vfs {
     }
   }
 
-  getattrNow (p: string): fs.Stats | undefined {
-    return fs.lstatSync(this.real(p), { throwIfNoEntry: false })
+  // bigint: the times to the nanosecond (a double holds them to ~100 ns).
+  getattrNow (p: string): fs.BigIntStats | undefined {
+    return fs.lstatSync(this.real(p), { throwIfNoEntry: false, bigint: true })
   }
 
-  async fgetattr (p: string, fh: number): Promise<fs.Stats> {
+  async fgetattr (p: string, fh: number): Promise<fs.BigIntStats> {
     const fd = this.fds.get(fh)
     // Directories have no handle here (no opendir): they go by name.
     if (fd === undefined) return this.getattr(p)
-    return promisify(fs.fstat)(fd)
+    return fs.fstatSync(fd, { bigint: true })
   }
 
   async readdir (p: string): Promise<string[]> { return fsp.readdir(this.real(p)) }
@@ -179,15 +181,13 @@ export class Passthrough implements Vfs {
   async chown (p: string, uid: number, gid: number): Promise<void> { fs.lchownSync(this.real(p), uid, gid) }
 
   /**
-   * Known limits of fuse-native 2.2.6 with libfuse 2.9 here: times arrive in
-   * whole milliseconds, and libfuse's high-level setattr calls utimens only
-   * when both times are set, so setting just one (touch -a, touch -m:
-   * UTIME_OMIT for the other) succeeds without any change. (fuse-native.c
-   * also passed the access time in both arguments: scripts/fix-fuse-native.mjs
-   * builds it corrected at install.)
+   * Times come to the nanosecond, and one may be 'omit' (touch -m), only
+   * with the fuse-native addon that scripts/fix-fuse-native.mjs patches;
+   * its shipped prebuild passes whole milliseconds and libfuse drops
+   * single-time updates (see src/fs/fuse-native-fixes.ts).
    */
-  async utimens (p: string, atimeMs: number, mtimeMs: number): Promise<void> {
-    fs.lutimesSync(this.real(p), utimesSeconds(msToNumberNs(atimeMs)), utimesSeconds(msToNumberNs(mtimeMs)))
+  async utimens (p: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
+    setTimes(this.real(p), atime, mtime)
   }
 
   async mknod (p: string, mode: number, _dev: number): Promise<void> {

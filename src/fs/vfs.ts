@@ -1,6 +1,7 @@
 // Vfs: the filesystem operations the FUSE edge calls, as promises. Paths are
 // volume paths ("/", "/a/b"); fh is the handle returned by open/create.
-import type { Stats } from 'node:fs'
+import type { BigIntStats } from 'node:fs'
+import type { TimeSet } from '../util/times.js'
 
 export interface StatFs {
   bsize: number; frsize: number; blocks: number; bfree: number; bavail: number
@@ -9,15 +10,15 @@ export interface StatFs {
 
 export interface Vfs {
   /** lstat of a path. */
-  getattr (path: string): Promise<Stats>
+  getattr (path: string): Promise<BigIntStats>
   /** fstat of an open handle: its name may be gone (unlinked by another mount). */
-  fgetattr (path: string, fh: number): Promise<Stats>
+  fgetattr (path: string, fh: number): Promise<BigIntStats>
   /**
    * lstat of a path answered at once, undefined when it does not exist: the
    * kernel asks for attributes dozens of times per created file, and a
    * promise chain per answer is a measurable part of the cost.
    */
-  getattrNow? (path: string): Stats | undefined
+  getattrNow? (path: string): BigIntStats | undefined
   /** Names in a directory, without "." and "..". */
   readdir (path: string): Promise<string[]>
   /** Checks access(2) mode bits. */
@@ -60,8 +61,8 @@ export interface Vfs {
   chmod (path: string, mode: number): Promise<void>
   /** Sets owner and group. */
   chown (path: string, uid: number, gid: number): Promise<void>
-  /** Sets access and modification times, in milliseconds since the epoch. */
-  utimens (path: string, atimeMs: number, mtimeMs: number): Promise<void>
+  /** Sets access and modification times (ns since the epoch, 'now'), or leaves one unchanged ('omit'). */
+  utimens (path: string, atime: TimeSet, mtime: TimeSet): Promise<void>
   /** Creates a special file; mode carries the file type (S_IFIFO, S_IFCHR, ...). */
   mknod (path: string, mode: number, dev: number): Promise<void>
   /** The value of an extended attribute; ENODATA when there is none of that name. */

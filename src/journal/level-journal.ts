@@ -11,12 +11,13 @@ import { keys, readU64, u64 } from './keys.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 import { fault } from '../util/fault.js'
+import { nsFromJson } from '../util/times.js'
 
 const log = logger('journal')
 
 /** A closed transaction: ops firstOp..firstOp+opCount-1 of open transaction openId. */
 interface OutboxEntry {
-  openId: number; firstOp?: number; opCount: number; path: string; mtimeNs: number; size: number; kind?: EntryKind; bytes: number
+  openId: number; firstOp?: number; opCount: number; path: string; mtimeNs: bigint; size: number; kind?: EntryKind; bytes: number
   /** Absent in entries written before conflict checks: then path, checked. */
   subject?: string; checked?: boolean
   /** Its ops name other paths (rename or link targets). */
@@ -26,8 +27,13 @@ type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; 
 
 const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied', 'txDropped']
 
-function json (value: unknown): Buffer { return Buffer.from(JSON.stringify(value)) }
+// Exact times (bigint ns) are kept as decimal strings.
+function json (value: unknown): Buffer { return Buffer.from(JSON.stringify(value, (_k, v: unknown) => typeof v === 'bigint' ? v.toString() : v)) }
 function parse<T> (value: Uint8Array): T { return JSON.parse(Buffer.from(value).toString()) as T }
+function parseEntry (value: Uint8Array): OutboxEntry {
+  const e = parse<OutboxEntry & { mtimeNs: string | number }>(value)
+  return { ...e, mtimeNs: nsFromJson(e.mtimeNs) }
+}
 
 export class LevelJournal implements Journal {
   private readonly db: Level<string, Uint8Array>
@@ -89,7 +95,7 @@ export class LevelJournal implements Journal {
     this.pendingTx = 0
     this.pendingBytes = 0
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
-      const e = parse<OutboxEntry>(value)
+      const e = parseEntry(value)
       this.index(parseInt(key.slice(2), 16), e)
       this.pendingTx++
       this.pendingBytes += e.bytes
@@ -110,7 +116,7 @@ export class LevelJournal implements Journal {
       for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) sizes.push(value.length)
       const count = sizes.length
       this.openTx.set(openId, { path, bytes: sizes.reduce((a, b) => a + b, 0), sizes })
-      const seq = await this.closeTx(openId, count, { mtimeNs: 0, size: -1 })
+      const seq = await this.closeTx(openId, count, { mtimeNs: 0n, size: -1 })
       log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
     }
   }
@@ -252,7 +258,7 @@ export class LevelJournal implements Journal {
     const out: PendingTx[] = []
     let bytes = 0
     for await (const [key, value] of this.db.iterator({ gt: keys.outbox(after), lt: 't"', limit })) {
-      const e = parse<OutboxEntry>(value)
+      const e = parseEntry(value)
       // Bounded by bytes as well as count: entries of split rewrites are megabytes each.
       if (out.length > 0 && bytes + e.bytes > maxBytes) break
       bytes += e.bytes
@@ -291,7 +297,7 @@ export class LevelJournal implements Journal {
     // Read again rather than cached from readOutbox: a rebase may have changed it since.
     const raw = await this.db.get(keys.outbox(pending.deviceSeq))
     if (raw === undefined) return // acked or dropped before, e.g. a duplicate ack after reconnect
-    const e = parse<OutboxEntry>(raw)
+    const e = parseEntry(raw)
     const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
     for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
     await this.moveChildRecords(pending.tx, batch)
@@ -323,7 +329,7 @@ export class LevelJournal implements Journal {
     for (const deviceSeq of [...deviceSeqs].sort((a, b) => a - b)) {
       const [pending] = await this.readOutbox(deviceSeq - 1, 1)
       if (pending?.deviceSeq !== deviceSeq) continue // acked meanwhile
-      const e = parse<OutboxEntry>((await this.db.get(keys.outbox(deviceSeq)))!)
+      const e = parseEntry((await this.db.get(keys.outbox(deviceSeq)))!)
       const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(deviceSeq) }]
       for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
       this.counts.txDropped++
@@ -346,7 +352,7 @@ export class LevelJournal implements Journal {
     const batch: BatchOp[] = []
     const reindex: Array<[number, OutboxEntry, OutboxEntry]> = []
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
-      const e = parse<OutboxEntry>(value)
+      const e = parseEntry(value)
       const deviceSeq = parseInt(key.slice(2), 16)
       let changed = false
       if (e.targets) {

@@ -2,10 +2,12 @@
 // through renames and leaves a tombstone where it went away from.
 import type { Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
+import { nsToNumber } from '../util/times.js'
 
 import type { EntryKind } from './journal.js'
 
-export interface FileFacts { size: number; mtimeNs: number; kind?: EntryKind }
+/** What a transaction left: mtimeNs exact (it is sent); the record keeps its number form. */
+export interface FileFacts { size: number; mtimeNs: bigint; kind?: EntryKind }
 
 export function kindOf (st: { isFile (): boolean; isDirectory (): boolean; isSymbolicLink (): boolean }): EntryKind {
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other'
@@ -33,7 +35,7 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
       gone = true
     }
   }
-  changes.set(subject, gone ? tombstone(seq) : { version: seq, size: facts.size, mtimeNs: facts.mtimeNs, ...(facts.kind ? { kind: facts.kind } : {}) })
+  changes.set(subject, gone ? tombstone(seq) : { version: seq, size: facts.size, mtimeNs: nsToNumber(facts.mtimeNs), ...(facts.kind ? { kind: facts.kind } : {}) })
   return changes
 }
 

@@ -51,7 +51,7 @@ export async function journalWholeFile (rec: TxRecorder, real: string, volPath: 
   const st = await fsp.lstat(real, { bigint: true })
   await rec.record(volPath, { truncate: { size: 0 } })
   await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: nsToNumber(st.mtimeNs), hasAtime: true, atimeNs: nsToNumber(st.atimeNs) } })
+  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } })
 }
 
 /**
@@ -76,7 +76,7 @@ export async function journalNewFile (rec: TxRecorder, real: string, volPath: st
   await rec.closeAll()
   await rec.record(volPath, { create: { mode: Number(st.mode) & 0o7777 } })
   await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: Number(st.mtimeNs), hasAtime: true, atimeNs: Number(st.atimeNs) } })
+  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } })
   await journalXattrs(rec, real, volPath)
 }
 

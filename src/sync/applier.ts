@@ -12,7 +12,7 @@ import { DeltafsError, isErrno } from '../util/errors.js'
 import { isUserXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
 import { mkfifo } from '../fs/mkfifo.js'
 import { logger } from '../util/log.js'
-import { nsToNumber, utimesSeconds, utimesSecondsOf } from '../util/times.js'
+import { setTimes } from '../util/set-times.js'
 
 const log = logger('apply')
 
@@ -152,9 +152,7 @@ export class Applier {
       }
       if (a.hasMode && !st.isSymbolicLink()) await fsp.chmod(real, (a.mode ?? 0) & MODE_MASK)
       if (a.hasMtime || a.hasAtime) {
-        const atime = a.hasAtime ? utimesSeconds(a.atimeNs ?? 0) : utimesSecondsOf(st.atimeNs)
-        const mtime = a.hasMtime ? utimesSeconds(a.mtimeNs ?? 0) : utimesSecondsOf(st.mtimeNs)
-        await fsp.lutimes(real, atime, mtime)
+        setTimes(real, a.hasAtime ? a.atimeNs ?? 0n : 'omit', a.hasMtime ? a.mtimeNs ?? 0n : 'omit')
       }
     } else {
       throw new DeltafsError('BAD_FRAME', 'transaction has an op of unknown kind')
@@ -187,17 +185,17 @@ export class Applier {
   }
 
   /** Gives the file the author's mtime and returns what its record holds. */
-  private async finish (subject: string, mtimeNs: number): Promise<FileFacts> {
+  private async finish (subject: string, mtimeNs: bigint): Promise<FileFacts> {
     const real = await resolveInside(this.root, subject)
     try {
       let st = await fsp.lstat(real, { bigint: true })
-      if (mtimeNs > 0 && st.isFile()) {
-        await fsp.utimes(real, utimesSecondsOf(st.atimeNs), utimesSeconds(mtimeNs))
+      if (mtimeNs > 0n && st.isFile()) {
+        setTimes(real, 'omit', mtimeNs)
         st = await fsp.lstat(real, { bigint: true })
       }
-      return { size: Number(st.size), mtimeNs: nsToNumber(st.mtimeNs), kind: kindOf(st) }
+      return { size: Number(st.size), mtimeNs: st.mtimeNs, kind: kindOf(st) }
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0 }
+      if (isErrno(err, 'ENOENT')) return { size: -1, mtimeNs: 0n }
       throw err
     }
   }

@@ -6,7 +6,11 @@ declare module 'fuse-native' {
   export interface FuseStat {
     mode: number; uid: number; gid: number; size: number; dev?: number; nlink: number; ino?: number
     rdev?: number; blksize?: number; blocks?: number; atime: Date | number; mtime: Date | number; ctime: Date | number
+    /** The times in ns since the epoch, exact; FixedFuse passes them whole where the addon is patched (else ms). */
+    atimeNs?: bigint; mtimeNs?: bigint; ctimeNs?: bigint
   }
+  /** A time utimens asks for, as FixedFuse (src/fs/fuse-native-fixes.ts) passes it: ns since the epoch, now, or unchanged. */
+  export type FuseTime = bigint | 'now' | 'omit'
   export interface FuseStatfs {
     bsize: number; frsize: number; blocks: number; bfree: number; bavail: number
     files: number; ffree: number; favail: number; fsid: number; flag: number; namemax: number
@@ -19,7 +23,8 @@ declare module 'fuse-native' {
     access?: (path: string, mode: number, cb: Cb) => void
     open?: (path: string, flags: number, cb: CbV<number>) => void
     create?: (path: string, mode: number, cb: CbV<number>) => void
-    utimens?: (path: string, atime: number, mtime: number, cb: Cb) => void
+    /** With FixedFuse: exact times, and single-time updates (one of them 'omit'). fuse-native itself passes ms numbers. */
+    utimens?: (path: string, atime: FuseTime, mtime: FuseTime, cb: Cb) => void
     release?: (path: string, fd: number, cb: Cb) => void
     read?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) => void
     write?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) => void
@@ -60,5 +65,7 @@ declare module 'fuse-native' {
     protected _fuseOptions (): string
     protected readonly ops: FuseOps
     protected _op_getattr (signal: Signal, path: string): void
+    protected _op_fgetattr (signal: Signal, path: string, fd: number): void
+    protected _op_utimens (signal: Signal, path: string, ...args: number[]): void
   }
 }

@@ -1,6 +1,6 @@
 // A recursive description of a directory tree for byte-exact comparisons:
 // type, permission bits, size and content hash, or symlink target; mtimes
-// (whole milliseconds: all fuse-native passes) when asked for.
+// (whole milliseconds; timestamps.test.ts compares them to the ns) when asked for.
 import { createHash } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'

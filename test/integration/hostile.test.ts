@@ -189,7 +189,7 @@ t.test('hostile frames are refused, logged and survived by mount and node', asyn
   let deviceSeq = 0
   const tx = (p: string, ops: Op[], over: Partial<Transaction> = {}): Transaction => {
     const s = ++deviceSeq
-    return { txId: { deviceId: DEVICE, deviceSeq: s }, volume: VOL, fileId: `devil-${s}`, baseVersion: 0, path: p, ops, mtimeNs: 0, ...over }
+    return { txId: { deviceId: DEVICE, deviceSeq: s }, volume: VOL, fileId: `devil-${s}`, baseVersion: 0, path: p, ops, mtimeNs: 0n, ...over }
   }
   const sealed = (x: Transaction): Uint8Array => FrameCodec.encode(codec.seal(x))
   /** A frame with a hand-made header around any payload. */
@@ -577,7 +577,7 @@ t.test('a frame that does not decrypt does not stop a keyed mount', async t => {
   await encryptionFlagCase(t, c, B, pusher, codec, { encrypted: true, payload: randomBytes(64), log: /decrypt/ })
   const plain = new TxCodec(await loadZstd())
   const ack = await pusher.send(FrameCodec.encode(plain.seal({
-    txId: { deviceId: DEVICE, deviceSeq: 100 }, volume: VOL, fileId: 'p', baseVersion: 0, path: '/plain.txt', ops: [{ create: { mode: 0o644 } }], mtimeNs: 0,
+    txId: { deviceId: DEVICE, deviceSeq: 100 }, volume: VOL, fileId: 'p', baseVersion: 0, path: '/plain.txt', ops: [{ create: { mode: 0o644 } }], mtimeNs: 0n,
   })))
   t.equal(ack.status, AckStatus.REJECTED, 'the node refuses an unencrypted frame on an encrypted volume')
   t.match(ack.error, /end-to-end encrypted/, `with a clear error: ${ack.error}`)
@@ -589,7 +589,7 @@ async function encryptionFlagCase (
 ): Promise<void> {
   const good = (n: number): Transaction => ({
     txId: { deviceId: DEVICE, deviceSeq: n }, volume: VOL, fileId: `f${n}`, baseVersion: 0, path: `/good-${n}.txt`,
-    ops: [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from(`good ${n}\n`) } }], mtimeNs: 0,
+    ops: [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from(`good ${n}\n`) } }], mtimeNs: 0n,
   })
   const first = await pusher.send(FrameCodec.encode(codec.seal(good(1))))
   await waitFor('B to apply the first good tx', async () => Number((await B.status()).lastAppliedSeq) >= first.seq, 20_000)

@@ -310,7 +310,7 @@ t.test('local filesystem semantics on A, replicated to B', async t => {
     await fsp.chown(a('meta.txt'), 65534, 65534)
     await fsp.chown(a('meta-dir'), 1234, 5678)
     // A quarter second is exact in binary: the caller's own libuv does not shift it
-    // (fuse-native keeps whole milliseconds only).
+    // (Node's utimes takes float seconds; ns times: timestamps.test.ts).
     const when = new Date('2021-03-04T05:06:07.250Z')
     await fsp.utimes(a('meta.txt'), when, when)
     // Two different times: fuse-native 2.2.6 handed utimens the atime twice

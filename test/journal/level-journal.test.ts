@@ -31,7 +31,7 @@ function encodedBytes (ops: Op[]): number {
 }
 
 /** Journals one closed transaction; returns its device seq. */
-async function journalTx (j: LevelJournal, p: string, ops: Op[], mtimeNs = 1000, size = 10): Promise<number> {
+async function journalTx (j: LevelJournal, p: string, ops: Op[], mtimeNs = 1000n, size = 10): Promise<number> {
   const id = j.beginTx(p)
   await j.appendOps(id, 0, ops)
   return j.closeTx(id, ops.length, { mtimeNs, size })
@@ -66,9 +66,9 @@ t.test('closed transactions come out of the outbox in order, with their ops', as
   t.equal(b1 + b2, encodedBytes(aOps), 'appendOps returns the encoded bytes it journaled')
   t.equal(j.pending().tx, 0, 'an open transaction is not pending yet')
   t.same(await j.readOutbox(0, 10), [], 'an open transaction is not in the outbox')
-  t.equal(await j.closeTx(a, 3, { mtimeNs: 111, size: 4106 }), 1, 'first close gets device seq 1')
+  t.equal(await j.closeTx(a, 3, { mtimeNs: 111n, size: 4106 }), 1, 'first close gets device seq 1')
   t.equal(await journalTx(j, '/dir', [{ mkdir: { mode: 0o755 } }]), 2, 'second gets 2')
-  t.equal(await journalTx(j, '/a.txt', [{ truncate: { size: 5 } }], 333, 5), 3, 'third gets 3')
+  t.equal(await journalTx(j, '/a.txt', [{ truncate: { size: 5 } }], 333n, 5), 3, 'third gets 3')
   t.equal(closedEvents, 3, 'onClosed fired once per close')
 
   const out = await j.readOutbox(0, 10)
@@ -78,7 +78,7 @@ t.test('closed transactions come out of the outbox in order, with their ops', as
   t.same(out[0]?.tx.ops, aOps, 'ops of the first transaction, in order, across two appendOps calls')
   t.same(out[1]?.tx.ops, [{ mkdir: { mode: 0o755 } }], 'ops of the second')
   t.same(out[2]?.tx.ops, [{ truncate: { size: 5 } }], 'ops of the third')
-  t.same(out.map(p => [p.tx.volume, p.tx.baseVersion, p.tx.mtimeNs]), [['docs', 0, 111], ['docs', 0, 1000], ['docs', 0, 333]], 'volume, base version 0 (no record yet), mtime')
+  t.same(out.map(p => [p.tx.volume, p.tx.baseVersion, p.tx.mtimeNs]), [['docs', 0, 111n], ['docs', 0, 1000n], ['docs', 0, 333n]], 'volume, base version 0 (no record yet), mtime')
   t.same(out.map(p => p.bytes), [encodedBytes(aOps), encodedBytes([{ mkdir: { mode: 0o755 } }]), encodedBytes([{ truncate: { size: 5 } }])], 'bytes per transaction')
   t.same(j.pending(), { tx: 3, bytes: out.reduce((n, p) => n + p.bytes, 0) }, 'pending() counts all three')
 
@@ -91,8 +91,8 @@ t.test('closed transactions come out of the outbox in order, with their ops', as
 t.test('ack drops a transaction and stamps its file record', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
-  await journalTx(j, '/a.txt', [write(0, 'hello')], 5_000, 5)
-  await journalTx(j, '/a.txt', [write(5, ' world')], 6_000, 11)
+  await journalTx(j, '/a.txt', [write(0, 'hello')], 5_000n, 5)
+  await journalTx(j, '/a.txt', [write(5, ' world')], 6_000n, 11)
   const [first, second] = await j.readOutbox(0, 10)
   if (!first || !second) throw new Error('fixture: two pending transactions')
   t.equal(await j.record('/a.txt'), undefined, 'no record before the first ack')
@@ -121,12 +121,12 @@ t.test('ack drops a transaction and stamps its file record', async t => {
 t.test('ack moves or drops the record on rename and unlink', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
-  await journalTx(j, '/old', [write(0, 'x')], 1, 1)
-  await journalTx(j, '/old', [{ rename: { to: '/new' } }], 2, -1)
-  await journalTx(j, '/new', [{ unlink: {} }], 3, -1)
+  await journalTx(j, '/old', [write(0, 'x')], 1000n, 1)
+  await journalTx(j, '/old', [{ rename: { to: '/new' } }], 2n, -1)
+  await journalTx(j, '/new', [{ unlink: {} }], 3n, -1)
   const [w, r, u] = await j.readOutbox(0, 10)
   await j.ack(w!, 1)
-  t.same(await j.record('/old'), { version: 1, size: 1, mtimeNs: 1 }, 'record of /old')
+  t.same(await j.record('/old'), { version: 1, size: 1, mtimeNs: 1000 }, 'record of /old')
   await j.ack(r!, 2)
   t.equal(await j.record('/old'), undefined, 'rename drops the record of the source')
   t.equal((await j.record('/new'))?.version, 2, 'and gives the target one at the rename version')
@@ -150,7 +150,7 @@ t.test('a transaction left open by a crash is recovered as a closed one', async 
   const out = await j2.readOutbox(0, 10)
   t.same(out.map(p => [p.deviceSeq, p.tx.path]), [[1, '/done.txt'], [2, '/crash.txt']], 'the open transaction is in the outbox as device seq 2')
   t.same(out[1]?.tx.ops, ops, 'with all its journaled ops, in order')
-  t.equal(out[1]?.tx.mtimeNs, 0, 'recovered with mtime 0 (unknown)')
+  t.equal(out[1]?.tx.mtimeNs, 0n, 'recovered with mtime 0 (unknown)')
   t.same(j2.pending(), { tx: 2, bytes: out[0]!.bytes + encodedBytes(ops) }, 'pending() counts it with its bytes')
   t.equal(j2.counters().txClosed, 2, 'recovery counts as a close')
 
@@ -198,8 +198,8 @@ t.test('appendOps and closeTx on a transaction that is not open', async t => {
   await t.rejects(j.appendOps(424242, 0, [write(0, 'x')]), { name: 'DeltafsError', code: 'JOURNAL' }, 'appendOps: JOURNAL')
   const id = j.beginTx('/f')
   await j.appendOps(id, 0, [write(0, 'x')])
-  await j.closeTx(id, 1, { mtimeNs: 0, size: 1 })
-  await t.rejects(j.closeTx(id, 1, { mtimeNs: 0, size: 1 }), { name: 'DeltafsError', code: 'JOURNAL' }, 'closing twice: JOURNAL')
+  await j.closeTx(id, 1, { mtimeNs: 0n, size: 1 })
+  await t.rejects(j.closeTx(id, 1, { mtimeNs: 0n, size: 1 }), { name: 'DeltafsError', code: 'JOURNAL' }, 'closing twice: JOURNAL')
   t.equal(j.pending().tx, 1, 'the failed close added nothing')
 })
 
@@ -218,8 +218,8 @@ t.test('pending transactions by subject, dropped when they lose a conflict', asy
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
   const s1 = await journalTx(j, '/a', [write(0, 'a1')])
-  const { deviceSeq: s2 } = await j.appendTx('/a.tmp', [{ rename: { to: '/b' } }], { mtimeNs: 1, size: 2, kind: 'file' })
-  const { deviceSeq: s3 } = await j.appendTx('/d', [{ mkdir: { mode: 0o755 } }], { mtimeNs: 1, size: 0, kind: 'dir' })
+  const { deviceSeq: s2 } = await j.appendTx('/a.tmp', [{ rename: { to: '/b' } }], { mtimeNs: 1n, size: 2, kind: 'file' })
+  const { deviceSeq: s3 } = await j.appendTx('/d', [{ mkdir: { mode: 0o755 } }], { mtimeNs: 1n, size: 0, kind: 'dir' })
   const s4 = await journalTx(j, '/a', [write(2, 'a2')])
   t.same(j.pendingOn('/a'), [s1, s4], 'writes to /a')
   t.same(j.pendingOn('/b'), [s2], 'a rename counts for its target')
@@ -245,7 +245,7 @@ t.test('a remote rename moves pending transactions along (rebasePending)', async
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
   const s1 = await journalTx(j, '/d/f', [write(0, 'f')])
-  const { deviceSeq: s2 } = await j.appendTx('/d/g', [{ rename: { to: '/d/h' } }], { mtimeNs: 1, size: 1, kind: 'file' })
+  const { deviceSeq: s2 } = await j.appendTx('/d/g', [{ rename: { to: '/d/h' } }], { mtimeNs: 1n, size: 1, kind: 'file' })
   const s3 = await journalTx(j, '/dx', [write(0, 'not under /d')])
   t.equal(await j.rebasePending('/d', '/e'), 2, 'two transactions under /d')
   const out = await j.readOutbox(0, 10)

@@ -12,7 +12,7 @@ import { tempDir } from '../helpers/processes.js'
 
 let seq = 0
 function tx (p: string, ops: Op[]): Transaction {
-  return { txId: { deviceId: 'dev', deviceSeq: ++seq }, volume: 'v', fileId: '', baseVersion: 0, path: p, ops, mtimeNs: 0 }
+  return { txId: { deviceId: 'dev', deviceSeq: ++seq }, volume: 'v', fileId: '', baseVersion: 0, path: p, ops, mtimeNs: 0n }
 }
 
 async function refused (t: Test, p: Promise<unknown>, code: string, what: string): Promise<void> {

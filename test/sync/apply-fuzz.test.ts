@@ -159,7 +159,7 @@ function dataSize (): number {
   if (r < 0.97) return int(64 * 1024)
   return 1 << 20
 }
-const INT64 = [0, 1, -1, 1_700_000_000_000_000_000, -(2 ** 62), 2 ** 62, 2 ** 63, -(2 ** 63), 9.2e18]
+const INT64 = [0n, 1n, -1n, 1_700_000_000_000_000_000n, -(2n ** 62n), 2n ** 62n, 2n ** 63n - 1n, -(2n ** 63n), 9_200_000_000_000_000_000n]
 function mode (): number { return chance(0.7) ? pick([0o644, 0o755, 0o600, 0o777, 0, 0o4755, 0o1777, 0o7777]) : int(2 ** 32) }
 function target (): string {
   return pick(['/etc/passwd', '../../../outside', outside, 'a.txt', '', 'x\0y', '../' + pick(FRESH), 't'.repeat(5000), '/', '.', pick(FRESH)])
@@ -195,7 +195,7 @@ function randomTx (goodish = false): Transaction {
     baseVersion: chance(0.9) ? int(100) : pick(OFFSETS),
     path: goodish ? '/' + goodName() : randomPath(),
     ops,
-    mtimeNs: chance(0.7) ? 0 : pick(INT64),
+    mtimeNs: chance(0.7) ? 0n : pick(INT64),
   }
 }
 
@@ -383,7 +383,7 @@ t.test(`fuzz: decode -> open -> apply (seed ${SEED}, ${CASES} cases)`, async t =
   t.ok(fs.readFileSync(path.join(outside, 'sentinel.txt'), 'utf8') === 'outside sentinel\n', 'the outside sentinel is intact')
 
   // zstd still works after all the hostile payloads.
-  const probe: Transaction = { txId: { deviceId: 'probe', deviceSeq: 1 }, volume: 'vol', fileId: 'p', baseVersion: 0, path: '/probe.txt', ops: [{ write: { offset: 0, data: Buffer.alloc(100_000, 0x61) } }], mtimeNs: 0 }
+  const probe: Transaction = { txId: { deviceId: 'probe', deviceSeq: 1 }, volume: 'vol', fileId: 'p', baseVersion: 0, path: '/probe.txt', ops: [{ write: { offset: 0, data: Buffer.alloc(100_000, 0x61) } }], mtimeNs: 0n }
   const sealed = plain.seal(probe)
   t.equal(sealed.header.codec, PayloadCodec.ZSTD, 'the probe is compressed')
   t.equal(plain.open(sealed).path, '/probe.txt', 'zstd still decompresses after the run')

@@ -9,7 +9,7 @@ import type { Op, Transaction } from '../../src/codec/wire.js'
 import { FileIds, conflictCopyName, isConflictChecked, isConflictCopyName, sameResult, subjectOf } from '../../src/sync/conflict-policy.js'
 
 const w = (offset: number, text: string): Op => ({ write: { offset, data: Buffer.from(text) } })
-const tx = (ops: Op[], baseVersion = 3): Transaction => ({ txId: { deviceId: 'dB', deviceSeq: 1 }, volume: 'v', fileId: 'x', baseVersion, path: '/f', ops, mtimeNs: 0 })
+const tx = (ops: Op[], baseVersion = 3): Transaction => ({ txId: { deviceId: 'dB', deviceSeq: 1 }, volume: 'v', fileId: 'x', baseVersion, path: '/f', ops, mtimeNs: 0n })
 
 t.test('which transactions are conflict-checked', async t => {
   t.ok(isConflictChecked([w(0, 'a')], 'file'), 'writes to a file')
