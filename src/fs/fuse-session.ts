@@ -49,8 +49,13 @@ export class FuseSession {
       // libfuse2 caps writes at 4 KiB without big_writes.
       'big_writes', 'max_write=131072', 'max_read=131072',
       // Close-to-open coherence: the kernel revalidates attributes, and drops
-      // cached pages on open when mtime or size changed (a remote apply).
-      'auto_cache', `attr_timeout=${t}`, `entry_timeout=${t}`, `negative_timeout=${t}`, `ac_attr_timeout=${t}`,
+      // a file's cached pages at every open. Not auto_cache, which keeps them
+      // when mtime and size look unchanged: fuse-native passes times in whole
+      // milliseconds, so a change within the millisecond of the previous one
+      // at the same size went unseen, and each name of a hard-linked file
+      // has its own kernel inode and pages, which a write through another
+      // name leaves stale (test/integration/page-cache.test.ts).
+      `attr_timeout=${t}`, `entry_timeout=${t}`, `negative_timeout=${t}`,
       // The kernel checks modes, as a local filesystem does.
       'default_permissions',
       ...(this.opts.useIno ? ['use_ino'] : []),

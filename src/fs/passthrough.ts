@@ -69,10 +69,19 @@ export class Passthrough implements Vfs {
     return fd
   }
 
-  /** Points an open handle at the file now at path (read-write), closing the old descriptor. */
+  /**
+   * Points an open handle at the file now at path (read-write), closing the
+   * old descriptor. FUSE sends RELEASE asynchronously, so the handle may be
+   * released before or while this runs: then there is nothing to point, and
+   * the old descriptor is release's to close. Closing it here too would
+   * close whatever file had been given its number in between.
+   */
   async reopen (fh: number, p: string): Promise<void> {
-    const old = this.fd(fh)
-    this.fds.set(fh, await openP(this.real(p), O_RDWR!))
+    const old = this.fds.get(fh)
+    if (old === undefined) return
+    const fd = await openP(this.real(p), O_RDWR!)
+    if (this.fds.get(fh) !== old) { await closeP(fd); return }
+    this.fds.set(fh, fd)
     await closeP(old)
   }
 

@@ -162,7 +162,8 @@ function generateFd (r: Rng, view: View, name: () => string, stream: () => numbe
     // A known FUSE limit, not tested: libfuse 2's high-level API gives each
     // name of a hard-linked file its own kernel inode and page cache, so a
     // descriptor open through one name can read stale cached pages after the
-    // file changed through another (close-to-open still holds). Descriptors
+    // file changed through another (close-to-open holds: the mount drops a
+    // file's cached pages at every open). Descriptors
     // are opened on files with one name only, and those get no new links.
     const f = name()
     return view.names(f) > 1 ? { k: 'read', f, off: 0, len: -1 } : { k: 'open', f, slot }

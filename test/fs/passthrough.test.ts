@@ -148,3 +148,26 @@ t.test('namespace and attribute operations land in the backing dir', async t => 
   t.equal(sf.namemax, 255, 'statfs namemax')
   t.ok(sf.bsize > 0 && sf.blocks > 0, 'statfs has sizes')
 })
+
+t.test('a handle released while a rewrite reopens it stays released, and no other descriptor is closed', async t => {
+  const { vfs, root } = await backing(t)
+  await fsp.writeFile(path.join(root, 'f'), 'old content')
+  await fsp.writeFile(path.join(root, 'g'), 'other file')
+  const openFds = (): number => fs.readdirSync('/proc/self/fd').length
+  const fh = await vfs.open('/f', O_RDWR)
+  const before = openFds()
+  // FUSE's RELEASE is asynchronous: it can arrive while the reopen waits for
+  // its open, and another open can then be given the released number.
+  const reopening = vfs.reopen(fh, '/f')
+  const releasing = vfs.release('/f', fh)
+  const other = await opened(t, vfs, '/g', O_RDONLY)
+  t.equal(await failure(reopening), 'resolved', 'the reopen of a handle released meanwhile succeeds (nothing left to point)')
+  await releasing
+  t.same(await failure(vfs.read('/f', fh, Buffer.alloc(4), 4, 0)), { code: 'EBADF', errno: -E.EBADF }, 'the released handle stays released')
+  const buf = Buffer.alloc(10)
+  t.equal(await vfs.read('/g', other, buf, 10, 0), 10, 'the file opened meanwhile still reads')
+  t.equal(buf.toString(), 'other file', 'through its own descriptor')
+  t.equal(openFds(), before, 'no descriptor leaked: f\'s closed, g\'s open')
+  // Released before the reopen starts: nothing to do either.
+  t.equal(await failure(vfs.reopen(fh, '/f')), 'resolved', 'a reopen after the release is a no-op')
+})
