@@ -10,32 +10,30 @@ export interface Compressor {
   decompress (data: Uint8Array, rawSize: number): Uint8Array
 }
 
-let loading: Promise<Compressor> | undefined
+type Simple = InstanceType<Parameters<Parameters<typeof zc.ZstdCodec.run>[0]>[0]['Simple']>
+// The emscripten module loads once; each Compressor keeps its own level.
+let loading: Promise<Simple> | undefined
 
-export function loadZstd (level = 1): Promise<Compressor> {
-  loading ??= new Promise(resolve => {
-    zc.ZstdCodec.run(binding => {
-      const simple = new binding.Simple()
-      resolve({
-        compress (raw) {
-          const out = simple.compress(raw, level)
-          if (out == null) throw new DeltafsError('BAD_FRAME', 'zstd compression failed')
-          return out
-        },
-        decompress (data, rawSize) {
-          let out: Uint8Array | null
-          try {
-            out = simple.decompress(data)
-          } catch (err) {
-            throw new DeltafsError('BAD_FRAME', `zstd payload does not decompress: ${String(err)}`, { cause: err })
-          }
-          if (out == null || out.length !== rawSize) {
-            throw new DeltafsError('BAD_FRAME', out == null ? 'zstd payload does not decompress' : `zstd payload expands to ${out.length} bytes, header says ${rawSize}`)
-          }
-          return out
-        },
-      })
-    })
-  })
-  return loading
+export async function loadZstd (level = 1): Promise<Compressor> {
+  loading ??= new Promise(resolve => { zc.ZstdCodec.run(binding => resolve(new binding.Simple())) })
+  const simple = await loading
+  return {
+    compress (raw) {
+      const out = simple.compress(raw, level)
+      if (out == null) throw new DeltafsError('BAD_FRAME', 'zstd compression failed')
+      return out
+    },
+    decompress (data, rawSize) {
+      let out: Uint8Array | null
+      try {
+        out = simple.decompress(data)
+      } catch (err) {
+        throw new DeltafsError('BAD_FRAME', `zstd payload does not decompress: ${String(err)}`, { cause: err })
+      }
+      if (out == null || out.length !== rawSize) {
+        throw new DeltafsError('BAD_FRAME', out == null ? 'zstd payload does not decompress' : `zstd payload expands to ${out.length} bytes, header says ${rawSize}`)
+      }
+      return out
+    },
+  }
 }

@@ -228,3 +228,11 @@ t.test('with a volume key the payload is sealed', async t => {
   refuses(t, () => keyed.open(withHeader(frame, { txId: { ...frame.header.txId, deviceSeq: 8 } })), 'KEY', 'a payload moved to another transaction id')
   refuses(t, () => keyed.open({ header: frame.header, payload: Buffer.alloc(10) }), 'BAD_FRAME', 'an encrypted payload shorter than nonce + tag')
 })
+
+t.test('each loadZstd() keeps its own level', async t => {
+  const text = Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i % 97}: the quick brown fox ${i % 13} jumps\n`).join(''))
+  const fast = (await loadZstd(1)).compress(text)
+  const strong = (await loadZstd(19)).compress(text)
+  t.ok(strong.length < fast.length, `level 19 (${strong.length} B) is smaller than level 1 (${fast.length} B), whichever was loaded first`)
+  t.same(Buffer.from((await loadZstd(19)).decompress(strong, text.length)), text, 'and both are standard frames')
+})
