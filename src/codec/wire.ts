@@ -120,6 +120,18 @@ export const VolumeInfoCodec = messageCodec<VolumeInfo>('VolumeInfo')
 export const HelloRequestCodec = messageCodec<HelloRequest>('HelloRequest')
 export const HelloReplyCodec = messageCodec<HelloReply>('HelloReply')
 
+const ackType = root.lookupType('deltafs.v1.Ack')
+
+/**
+ * Ack bytes without AckCodec.encode's fromObject pass (the storage node
+ * encodes one Ack per transaction, all built by itself with the right types).
+ * The same message as AckCodec.encode: fields at their default are written
+ * explicitly, which decodes the same.
+ */
+export function encodeAck (ack: Ack): Uint8Array {
+  return ackType.encode(ack as unknown as protobuf.Message).finish()
+}
+
 const frameHeaderType = root.lookupType('deltafs.v1.FrameHeader')
 /** Frame field 1 (header), length-delimited: (1 << 3) | 2. */
 const FRAME_HEADER_TAG = 10

@@ -3,7 +3,7 @@
 // encodes once and knows exactly what it put on the wire.
 import * as grpc from '@grpc/grpc-js'
 import {
-  type Ack, AckCodec, type Delivery, DeliveryCodec, type FrameHeader, decodeFrameHeader, type MessageCodec,
+  type Ack, AckCodec, type Delivery, DeliveryCodec, type FrameHeader, decodeFrameHeader, encodeAck, type MessageCodec,
   type SubscribeRequest, SubscribeRequestCodec, type VolumeInfo, VolumeInfoCodec,
   type VolumeInfoRequest, VolumeInfoRequestCodec,
   type HelloRequest, HelloRequestCodec, type HelloReply, HelloReplyCodec,
@@ -51,7 +51,7 @@ export const SyncService = {
     responseStream: true,
     requestSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
     requestDeserialize: receiveFrame,
-    responseSerialize: ser<Ack>(AckCodec),
+    responseSerialize: (ack: Ack): Buffer => { const b = encodeAck(ack); return Buffer.from(b.buffer, b.byteOffset, b.byteLength) },
     responseDeserialize: de<Ack>(AckCodec),
   },
   subscribe: {
