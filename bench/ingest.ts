@@ -9,7 +9,7 @@ import type * as grpc from '@grpc/grpc-js'
 import { SyncStub } from '../src/rpc/client.js'
 import { type Ack, AckStatus, type Delivery, FrameCodec, PayloadCodec, TransactionCodec } from '../src/codec/wire.js'
 import { type BenchOptions, KiB, MiB, fmtBytes, Report, nowMs, num, percentile, withTimeout } from './lib/common.js'
-import { Cleanup, type NodeHandle, procCpuSeconds, procRss, startNode } from './lib/procs.js'
+import { Cleanup, type NodeHandle, procCpuSeconds, procMem, procRss, startNode } from './lib/procs.js'
 
 /** As src/sync/sync-client.ts: unacked frames and bytes per Push stream. */
 const PUSH_WINDOW = 256
@@ -96,14 +96,23 @@ async function pusher (address: string, volume: string, deviceId: string, size: 
   }
 }
 
-interface RunResult { tx: number; bytes: number; secs: number; nodeCpu: number; harnessCpu: number; rss: number; peakRss: number }
+interface RunResult { tx: number; bytes: number; secs: number; nodeCpu: number; harnessCpu: number; rss: number; peakRss: number; peakAnon: number }
 
 async function ingestRun (node: NodeHandle, volume: string, pushers: number, size: number, totalTx: number, seconds: number): Promise<RunResult> {
   const per = Math.ceil(totalTx / pushers)
   const cpu0 = procCpuSeconds(node.pid)
   const h0 = process.cpuUsage()
-  let peakRss = procRss(node.pid)
-  const sampler = setInterval(() => { try { peakRss = Math.max(peakRss, procRss(node.pid)) } catch { /* node gone */ } }, 100)
+  let peakRss = 0
+  let peakAnon = 0
+  const sample = (): void => {
+    try {
+      const m = procMem(node.pid)
+      peakRss = Math.max(peakRss, m.rss)
+      peakAnon = Math.max(peakAnon, m.anon)
+    } catch { /* node gone */ }
+  }
+  sample()
+  const sampler = setInterval(sample, 100)
   const t0 = nowMs()
   const deadline = Date.now() + seconds * 1000
   try {
@@ -113,6 +122,7 @@ async function ingestRun (node: NodeHandle, volume: string, pushers: number, siz
     const t1 = Math.max(...results.map(r => r.lastMs))
     const h = process.cpuUsage(h0)
     const rss = procRss(node.pid)
+    sample()
     return {
       tx: results.reduce((s, r) => s + r.acked, 0),
       bytes: results.reduce((s, r) => s + r.bytes, 0),
@@ -120,7 +130,8 @@ async function ingestRun (node: NodeHandle, volume: string, pushers: number, siz
       nodeCpu: procCpuSeconds(node.pid) - cpu0,
       harnessCpu: (h.user + h.system) / 1e6,
       rss,
-      peakRss: Math.max(peakRss, rss),
+      peakRss,
+      peakAnon,
     }
   } finally {
     clearInterval(sampler)
@@ -220,7 +231,7 @@ export async function ingest (opts: BenchOptions, report: Report, base: string):
   try {
     const nodeArgs = nodeArgsFromEnv()
     const node = await startNode(cleanup, path.join(base, 'ingest', 'node'), nodeArgs)
-    report.line(`Storage node: \`deltafs serve\` (embedded LevelDB, group-committed fsync), its own process${nodeArgs.length ? ` (node options: ${nodeArgs.join(' ')})` : ''}. Pushers: in the harness process, one SyncStub + Push stream each (grpc-js shares one HTTP/2 connection between them), a window of ${PUSH_WINDOW} frames / ${PUSH_WINDOW_BYTES >> 20} MiB like src/sync/sync-client.ts, every ack checked (in order, status OK); frames are built from a pre-encoded payload field plus a per-transaction header. Each pusher is its own device id on one volume per run. Transactions carry one Write op of random data (codec NONE). Bounded at ${opts.ingestTx} tx or ${opts.ingestSeconds} s per run; ${opts.runs} run(s) per configuration, in turn (min / median / max). Node CPU s per 10k tx is the node process's user+system CPU (all threads) divided by transactions acked: steadier than tx/s on a shared machine. Peak RSS: /proc VmRSS sampled every 100 ms.`)
+    report.line(`Storage node: \`deltafs serve\` (embedded LevelDB, group-committed fsync), its own process${nodeArgs.length ? ` (node options: ${nodeArgs.join(' ')})` : ''}. Pushers: in the harness process, one SyncStub + Push stream each (grpc-js shares one HTTP/2 connection between them), a window of ${PUSH_WINDOW} frames / ${PUSH_WINDOW_BYTES >> 20} MiB like src/sync/sync-client.ts, every ack checked (in order, status OK); frames are built from a pre-encoded payload field plus a per-transaction header. Each pusher is its own device id on one volume per run. Transactions carry one Write op of random data (codec NONE). Bounded at ${opts.ingestTx} tx or ${opts.ingestSeconds} s per run; ${opts.runs} run(s) per configuration, in turn (min / median / max). Node CPU s per 10k tx is the node process's user+system CPU (all threads) divided by transactions acked: steadier than tx/s on a shared machine. Peak RSS: /proc VmRSS sampled every 100 ms; anon: the peak of RssAnon (heap, malloc, V8), the rest is mapped files (LevelDB tables) and shared memory.`)
     const rows: string[][] = []
     let best1k = 0
     for (const size of opts.ingestSizes) {
@@ -229,12 +240,12 @@ export async function ingest (opts: BenchOptions, report: Report, base: string):
         for (let i = 0; i < opts.runs; i++) {
           const r = await ingestRun(node, `ing-${pushers}-${size}-${i}`, pushers, size, opts.ingestTx, opts.ingestSeconds)
           runs.push(r)
-          report.progress(`${fmtBytes(size)} × ${pushers} pushers, run ${i + 1}: ${num(r.tx / r.secs)} tx/s, ${num(r.bytes / MiB / r.secs)} MB/s, node ${num(r.nodeCpu / r.tx * 1e4)} CPU s/10k tx, peak RSS ${num(r.peakRss / MiB)} MiB`)
+          report.progress(`${fmtBytes(size)} × ${pushers} pushers, run ${i + 1}: ${num(r.tx / r.secs)} tx/s, ${num(r.bytes / MiB / r.secs)} MB/s, node ${num(r.nodeCpu / r.tx * 1e4)} CPU s/10k tx, peak RSS ${num(r.peakRss / MiB)} MiB (anon ${num(r.peakAnon / MiB)})`)
         }
         const txs = runs.map(r => r.tx / r.secs)
         if (size === KiB) best1k = Math.max(best1k, percentile(txs, 50))
         rows.push([fmtBytes(size), String(pushers), spread(runs.map(r => r.tx)), spread(txs, true), spread(runs.map(r => r.bytes / MiB / r.secs)),
-          spread(runs.map(r => r.nodeCpu / r.tx * 1e4)), spread(runs.map(r => r.nodeCpu / r.secs * 100)), spread(runs.map(r => r.harnessCpu / r.secs * 100)), spread(runs.map(r => r.peakRss / MiB))])
+          spread(runs.map(r => r.nodeCpu / r.tx * 1e4)), spread(runs.map(r => r.nodeCpu / r.secs * 100)), spread(runs.map(r => r.harnessCpu / r.secs * 100)), spread(runs.map(r => r.peakRss / MiB)), spread(runs.map(r => r.peakAnon / MiB))])
       }
     }
     report.table(['tx data', 'pushers', 'tx acked', 'tx/s', 'MB/s (frame bytes)', 'node CPU s / 10k tx', 'node CPU %', 'harness CPU %', 'node peak RSS MiB'], rows)
