@@ -42,13 +42,16 @@ function advance (state: FileState | undefined, device: string, seq: number): Fi
   return { s: seq, d: device, o: state.s, od: state.d }
 }
 
+// Seqs are safe integers (< 2^53): two 32-bit halves, no BigInt per append.
 function u64 (n: number): Uint8Array {
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(BigInt(n))
+  const b = Buffer.allocUnsafe(8)
+  b.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0)
+  b.writeUInt32BE(n >>> 0, 4)
   return b
 }
 function readU64 (b: Uint8Array): number {
-  return Number(Buffer.from(b.buffer, b.byteOffset, b.byteLength).readBigUInt64BE(0))
+  const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  return v.readUInt32BE(0) * 0x1_0000_0000 + v.readUInt32BE(4)
 }
 
 function encodeEntry (deviceId: string, frame: Uint8Array): Uint8Array {
