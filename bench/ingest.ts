@@ -248,7 +248,7 @@ export async function ingest (opts: BenchOptions, report: Report, base: string):
           spread(runs.map(r => r.nodeCpu / r.tx * 1e4)), spread(runs.map(r => r.nodeCpu / r.secs * 100)), spread(runs.map(r => r.harnessCpu / r.secs * 100)), spread(runs.map(r => r.peakRss / MiB)), spread(runs.map(r => r.peakAnon / MiB))])
       }
     }
-    report.table(['tx data', 'pushers', 'tx acked', 'tx/s', 'MB/s (frame bytes)', 'node CPU s / 10k tx', 'node CPU %', 'harness CPU %', 'node peak RSS MiB'], rows)
+    report.table(['tx data', 'pushers', 'tx acked', 'tx/s', 'MB/s (frame bytes)', 'node CPU s / 10k tx', 'node CPU %', 'harness CPU %', 'node peak RSS MiB', 'of it anon MiB (peak)'], rows)
     if (opts.ingestSizes.includes(KiB)) report.line(`Target (DESIGN §9): ≥ 20,000 small transactions/s → best median 1 KiB figure ${num(best1k)} tx/s ${best1k >= 20_000 ? 'meets it' : 'MISSES it'} (${(best1k / 20_000).toFixed(2)}× the target).`)
 
     const fanTx = opts.fanoutTx
