@@ -33,7 +33,7 @@ const USAGE = `usage: node dist/bench/main.js <part>... [options]
 parts: ${PARTS.join(' | ')} | all (= ${ALL_PARTS.join(' ')})
 options:
   --size N          big-file size for throughput (seq), wire, profile and delta case 5 (default 1G; e.g. 64M)
-  --runs N          runs per throughput measurement and per bindfs reference in profile, min/median/max (default 3)
+  --runs N          runs per throughput measurement, per ingest configuration and per bindfs reference in profile, min/median/max (default 3)
   --changes N       latency: number of changes (default 1000)
   --files N         throughput: files for the create test (default 5000)
   --rand-ops N      throughput: 4 KiB random pwrite's (default 20000)
@@ -41,8 +41,10 @@ options:
   --tree-files N    throughput: files in the git/tar tree (default 2000)
   --tests LIST      throughput: comma list of ${ALL_TESTS.join(',')} (default all)
   --targets LIST    throughput: comma list of ${ALL_TARGETS.join(',')} (default all)
-  --ingest-tx N     ingest: transactions per configuration (default 20000)
-  --ingest-seconds N ingest: time cap per configuration (default 10)
+  --ingest-tx N     ingest: transactions per run (default 20000; env DELTAFS_BENCH_NODE_ARGS: node options for the storage node)
+  --ingest-seconds N ingest: time cap per run (default 10)
+  --ingest-sizes L  ingest: comma list of transaction data sizes (default 1K,64K)
+  --ingest-pushers L ingest: comma list of pusher counts (default 1,4,16)
   --fanout-tx N     ingest: transactions for fan-out latency (default 1000)
   --codec-seconds N codec: seconds per measurement (default 1)
   --native-dir DIR  codec: where zstd-napi is installed (default /tmp/zstd-bench)
@@ -59,7 +61,7 @@ options:
 function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsText: string; resultsFile: string } {
   const opts: BenchOptions = {
     size: GiB, runs: 3, changes: 1000, files: 5000, randOps: 20_000, randFile: 256 * MiB, treeFiles: 2000,
-    ingestTx: 20_000, ingestSeconds: 10, fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...ALL_TARGETS],
+    ingestTx: 20_000, ingestSeconds: 10, ingestSizes: [1024, 64 * 1024], ingestPushers: [1, 4, 16], fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...ALL_TARGETS],
     codecSeconds: 1, nativeDir: '/tmp/zstd-bench', noInstall: false, record: true, keep: false,
     streamSize: 10 * GiB, smallFiles: 100_000, perf: true,
   }
@@ -91,6 +93,8 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
       case '--targets': opts.targets = value().split(',').filter(Boolean); break
       case '--ingest-tx': opts.ingestTx = positiveInt(flag, value()); break
       case '--ingest-seconds': opts.ingestSeconds = positiveInt(flag, value()); break
+      case '--ingest-sizes': opts.ingestSizes = value().split(',').filter(Boolean).map(parseSize); break
+      case '--ingest-pushers': opts.ingestPushers = value().split(',').filter(Boolean).map(v => positiveInt(flag, v)); break
       case '--fanout-tx': opts.fanoutTx = positiveInt(flag, value()); break
       case '--codec-seconds': opts.codecSeconds = Number(value()); break
       case '--native-dir': opts.nativeDir = path.resolve(value()); break
@@ -142,7 +146,7 @@ function describe (parts: Part[], o: BenchOptions): string[] {
   for (const p of parts) {
     if (p === 'throughput') out.push(`- throughput: tests ${o.tests.join(',')}, targets ${o.targets.join(',')}, --size ${fmtBytes(o.size)}, --runs ${o.runs}, --files ${o.files}, --rand-ops ${o.randOps}, --rand-file ${fmtBytes(o.randFile)}, --tree-files ${o.treeFiles}`)
     if (p === 'latency') out.push(`- latency: --changes ${o.changes}, sizes 100 B to 1 MiB (log-uniform)`)
-    if (p === 'ingest') out.push(`- ingest: --ingest-tx ${o.ingestTx} per configuration, --ingest-seconds ${o.ingestSeconds}, --fanout-tx ${o.fanoutTx}`)
+    if (p === 'ingest') out.push(`- ingest: --ingest-tx ${o.ingestTx} per run, --ingest-seconds ${o.ingestSeconds}, --ingest-sizes ${o.ingestSizes.map(fmtBytes).join(',')}, --ingest-pushers ${o.ingestPushers.join(',')}, --runs ${o.runs}, --fanout-tx ${o.fanoutTx}${process.env.DELTAFS_BENCH_NODE_ARGS ? `, DELTAFS_BENCH_NODE_ARGS=${process.env.DELTAFS_BENCH_NODE_ARGS}` : ''}`)
     if (p === 'codec') out.push(`- codec: --codec-seconds ${o.codecSeconds}, 64 KiB blocks, native from ${o.nativeDir}`)
     if (p === 'wire') out.push(`- wire: --size ${fmtBytes(o.size)}`)
     if (p === 'memory') out.push(`- memory: --stream-size ${fmtBytes(o.streamSize)}, --small-files ${o.smallFiles}`)

@@ -28,6 +28,9 @@ export interface BenchOptions {
   /** ingest: transactions per configuration and seconds per configuration. */
   ingestTx: number
   ingestSeconds: number
+  /** ingest: transaction data sizes and pusher counts to run (all combinations). */
+  ingestSizes: number[]
+  ingestPushers: number[]
   /** ingest: fan-out transactions. */
   fanoutTx: number
   /** throughput: which tests and which targets. */

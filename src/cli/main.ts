@@ -80,8 +80,9 @@ program.command('serve')
   .option('--insecure', 'allow plaintext on a non-loopback address')
   .option('--max-frame-bytes <n>', 'largest transaction frame accepted', positiveInt)
   .option('--max-inflight-bytes <n>', 'frame bytes one connection may have waiting to be stored', positiveInt)
+  .option('--max-node-inflight-bytes <n>', 'frame bytes all connections together may have waiting to be stored', positiveInt)
   .option('--max-connections-per-token <n>', 'open streams allowed per token', positiveInt)
-  .action(async (opts: { data: string; listen: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; insecure?: boolean; maxFrameBytes?: number; maxInflightBytes?: number; maxConnectionsPerToken?: number }) => {
+  .action(async (opts: { data: string; listen: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; insecure?: boolean; maxFrameBytes?: number; maxInflightBytes?: number; maxNodeInflightBytes?: number; maxConnectionsPerToken?: number }) => {
     const node = new StorageNode({
       listen: opts.listen,
       log: new LevelVolumeLog(path.resolve(opts.data, 'log')),
@@ -90,6 +91,7 @@ program.command('serve')
       limits: {
         ...(opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : {}),
         ...(opts.maxInflightBytes ? { maxInflightBytes: opts.maxInflightBytes } : {}),
+        ...(opts.maxNodeInflightBytes ? { maxNodeInflightBytes: opts.maxNodeInflightBytes } : {}),
         ...(opts.maxConnectionsPerToken ? { maxConnectionsPerToken: opts.maxConnectionsPerToken } : {}),
       },
     })

@@ -158,6 +158,43 @@ export const VolumeInfoCodec = messageCodec<VolumeInfo>('VolumeInfo')
 export const HelloRequestCodec = messageCodec<HelloRequest>('HelloRequest')
 export const HelloReplyCodec = messageCodec<HelloReply>('HelloReply')
 
+const ackType = root.lookupType('deltafs.v1.Ack')
+
+/**
+ * Ack bytes without AckCodec.encode's fromObject pass (the storage node
+ * encodes one Ack per transaction, all built by itself with the right types).
+ * The same message as AckCodec.encode: fields at their default are written
+ * explicitly, which decodes the same.
+ */
+export function encodeAck (ack: Ack): Uint8Array {
+  return ackType.encode(ack as unknown as protobuf.Message).finish()
+}
+
+const frameHeaderType = root.lookupType('deltafs.v1.FrameHeader')
+/** Frame field 1 (header), length-delimited: (1 << 3) | 2. */
+const FRAME_HEADER_TAG = 10
+
+/**
+ * The header of an encoded Frame, leaving its payload undecoded and
+ * uncopied: the storage node needs only the header and stores the bytes as
+ * they came. Undefined when the frame has no header; throws
+ * DeltafsError('BAD_MESSAGE') on malformed input, as FrameCodec.decode does.
+ */
+export function decodeFrameHeader (bytes: Uint8Array): FrameHeader | undefined {
+  try {
+    const r = protobuf.Reader.create(bytes)
+    let header: protobuf.Message | undefined
+    while (r.pos < r.len) {
+      const tag = r.uint32()
+      if (tag === FRAME_HEADER_TAG) header = frameHeaderType.decode(r, r.uint32())
+      else r.skipType(tag & 7)
+    }
+    return header === undefined ? undefined : frameHeaderType.toObject(header, toObjectOptions) as FrameHeader
+  } catch (err) {
+    throw new DeltafsError('BAD_MESSAGE', `malformed Frame: ${(err as Error).message}`, { cause: err })
+  }
+}
+
 /** The kind of an op, i.e. the name of the oneof member that is set. */
 export function opKind (op: Op): keyof UnionKeys<Op> {
   return Object.keys(op).find(k => (op as Record<string, unknown>)[k] != null) as keyof UnionKeys<Op>

@@ -3,7 +3,7 @@
 // encodes once and knows exactly what it put on the wire.
 import * as grpc from '@grpc/grpc-js'
 import {
-  type Ack, AckCodec, type Delivery, DeliveryCodec, type Frame, FrameCodec, type MessageCodec,
+  type Ack, AckCodec, type Delivery, DeliveryCodec, type FrameHeader, decodeFrameHeader, encodeAck, type MessageCodec,
   type SubscribeRequest, SubscribeRequestCodec, type VolumeInfo, VolumeInfoCodec,
   type VolumeInfoRequest, VolumeInfoRequestCodec,
   type HelloRequest, HelloRequestCodec, type HelloReply, HelloReplyCodec,
@@ -12,15 +12,17 @@ import { MAX_FRAME_BYTES } from '../codec/codec.js'
 import { DeltafsError } from '../util/errors.js'
 
 /**
- * A frame as the node receives it: decoded, plus the exact bytes to store.
+ * A frame as the node receives it: its decoded header (the payload is left
+ * as bytes), plus the exact bytes to store.
  * Undecodable bytes arrive with `error` set instead of failing the stream, so
  * the node can log them and refuse just that frame.
  */
-export interface ReceivedFrame { frame?: Frame; bytes: Buffer; error?: string }
+export interface ReceivedFrame { header?: FrameHeader; bytes: Buffer; error?: string }
 
 function receiveFrame (bytes: Buffer): ReceivedFrame {
   try {
-    return { frame: FrameCodec.decode(bytes), bytes }
+    const header = decodeFrameHeader(bytes)
+    return header === undefined ? { bytes } : { header, bytes }
   } catch (err) {
     return { bytes, error: (err as Error).message }
   }
@@ -49,7 +51,7 @@ export const SyncService = {
     responseStream: true,
     requestSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
     requestDeserialize: receiveFrame,
-    responseSerialize: ser<Ack>(AckCodec),
+    responseSerialize: (ack: Ack): Buffer => { const b = encodeAck(ack); return Buffer.from(b.buffer, b.byteOffset, b.byteLength) },
     responseDeserialize: de<Ack>(AckCodec),
   },
   subscribe: {

@@ -21,4 +21,5 @@ export const keys = {
   entryPrefix: (volume: string) => `v!${volume}!s!`,
   file: (volume: string, fileId: string) => `v!${volume}!f!${fileId}`,
   txId: (volume: string, deviceId: string, deviceSeq: number) => `v!${volume}!t!${deviceId}!${hex16(deviceSeq)}`,
+  txIdPrefix: (volume: string, deviceId: string) => `v!${volume}!t!${deviceId}!`,
 }

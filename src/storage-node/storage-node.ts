@@ -29,11 +29,13 @@ export interface NodeLimits {
   maxFrameBytes: number
   /** Bytes of frames one Push stream may have waiting for the log before it is paused. */
   maxInflightBytes: number
+  /** Bytes of frames all Push streams together may have waiting before every stream that sends more is paused. */
+  maxNodeInflightBytes: number
   /** Open streams allowed per token (or per anonymous volume). */
   maxConnectionsPerToken: number
 }
 
-export const DEFAULT_LIMITS: NodeLimits = { maxFrameBytes: MAX_FRAME_BYTES, maxInflightBytes: 64 << 20, maxConnectionsPerToken: 64 }
+export const DEFAULT_LIMITS: NodeLimits = { maxFrameBytes: MAX_FRAME_BYTES, maxInflightBytes: 64 << 20, maxNodeInflightBytes: 128 << 20, maxConnectionsPerToken: 64 }
 
 export interface StorageNodeOptions {
   listen: string
@@ -77,6 +79,10 @@ export class StorageNode {
   /** Whether each volume has a registered key check, i.e. is end-to-end encrypted. */
   private readonly encryptedVolumes = new Map<string, boolean>()
   private readonly limits: NodeLimits
+  /** Frame bytes received on all Push streams and not yet acked. */
+  private inflightBytes = 0
+  /** Resume checks of paused Push streams; each returns true once its stream is resumed. */
+  private readonly paused = new Set<() => boolean>()
   private requireTokens = true
   private closing = false
   port = 0
@@ -189,28 +195,50 @@ export class StorageNode {
       if (err.code === grpc.status.CANCELLED) log.debug({ err: err.message }, 'push stream cancelled')
       else log.warn({ volume: grant.volume, token: grant.tokenId, code: err.code, err: err.message }, 'push stream failed (undecodable or oversized frame?)')
     })
-    let acks: Promise<void> = Promise.resolve()
-    let inflightBytes = 0
+    // Appends start at once so that they share group commits; acks go out
+    // in arrival order: each waits in `pending` until those before it are done.
+    const pending: Array<{ size: number; ack?: Ack }> = []
+    let streamBytes = 0
+    let ended = false
     const order = { refused: false }
+    const overLimit = (): boolean => streamBytes >= this.limits.maxInflightBytes || this.inflightBytes >= this.limits.maxNodeInflightBytes
+    const tryResume = (): boolean => {
+      if (overLimit()) return false
+      call.resume()
+      return true
+    }
+    call.on('close', () => this.paused.delete(tryResume))
+    const sendAcks = (): void => {
+      while (pending.length > 0 && pending[0]!.ack !== undefined) {
+        const { size, ack } = pending.shift()!
+        streamBytes -= size
+        this.inflightBytes -= size
+        if (!call.destroyed) call.write(ack!)
+      }
+      for (const resume of this.paused) if (resume()) this.paused.delete(resume)
+      if (ended && pending.length === 0 && !call.destroyed && !call.writableEnded) call.end()
+    }
     call.on('data', (received: ReceivedFrame) => {
-      // Appends start at once so that they share group commits; acks are
-      // written in arrival order by chaining on the previous ack.
-      const size = received.bytes.length
-      const result = this.ingest(grant.volume, received, order)
-      inflightBytes += size
-      if (inflightBytes >= this.limits.maxInflightBytes) call.pause()
-      acks = acks.then(async () => {
-        const ack = await result
-        inflightBytes -= size
-        if (inflightBytes < this.limits.maxInflightBytes) call.resume()
-        if (!call.destroyed) call.write(ack)
-      })
+      const slot: { size: number; ack?: Ack } = { size: received.bytes.length }
+      pending.push(slot)
+      streamBytes += slot.size
+      this.inflightBytes += slot.size
+      if (overLimit()) {
+        call.pause()
+        this.paused.add(tryResume)
+      }
+      this.ingest(grant.volume, received, order).then(ack => { slot.ack = ack }, (err: unknown) => {
+        log.error({ err }, 'ingest failed')
+        slot.ack = { txId: received.header?.txId ?? { deviceId: '', deviceSeq: 0 }, seq: 0, status: AckStatus.REJECTED, error: 'storage node could not store the transaction' }
+      }).finally(sendAcks)
     })
-    call.on('end', () => { void acks.then(() => call.end()) })
+    call.on('end', () => {
+      ended = true
+      if (pending.length === 0) call.end()
+    })
   }
 
-  private async ingest (volume: string, { frame, bytes, error }: ReceivedFrame, order: { refused: boolean }): Promise<Ack> {
-    const h = frame?.header
+  private async ingest (volume: string, { header: h, bytes, error }: ReceivedFrame, order: { refused: boolean }): Promise<Ack> {
     const txId = h?.txId ?? { deviceId: '', deviceSeq: 0 }
     const reject = (error: string): Ack => {
       log.warn({ volume, txId, error }, 'frame rejected')
@@ -221,7 +249,7 @@ export class StorageNode {
     if (h == null || h.txId == null) return reject('frame has no header or transaction id')
     if (h.volume !== volume) return reject(`frame is for volume "${String(h.volume)}" but the stream is for "${volume}"`)
     if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
-    if (!h.encrypted && await this.isEncrypted(volume)) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
+    if (!h.encrypted && (this.encryptedVolumes.get(volume) ?? await this.isEncrypted(volume))) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
     const fileId = h.fileId ?? ''
     const sourceFileId = h.sourceFileId ?? ''
     if (![fileId, sourceFileId].every(id => id.length <= 64 && /^[A-Za-z0-9_-]*$/.test(id))) return reject('bad file id')

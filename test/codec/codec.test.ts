@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { MAX_RAW_BYTES, TxCodec } from '../../src/codec/codec.js'
 import { type Compressor, loadZstd } from '../../src/codec/zstd.js'
 import {
-  DeliveryCodec, encodeDelivery, type Frame, FrameCodec, type Op, opKind, PayloadCodec, type Transaction, TransactionCodec,
+  type Ack, AckCodec, AckStatus, decodeFrameHeader, DeliveryCodec, encodeAck, encodeDelivery, type Frame, FrameCodec, type Op, opKind, PayloadCodec, type Transaction, TransactionCodec,
 } from '../../src/codec/wire.js'
 import { DeltafsError } from '../../src/util/errors.js'
 
@@ -198,6 +198,29 @@ t.test('FrameCodec.decode refuses truncated bytes', async t => {
   }
   refuses(t, () => FrameCodec.decode(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])), 'BAD_MESSAGE', 'a header length far past the end')
   refuses(t, () => TransactionCodec.decode(Buffer.from([0x0f])), 'BAD_MESSAGE', 'TransactionCodec: invalid wire type')
+})
+
+t.test('decodeFrameHeader reads the header as FrameCodec.decode does, and refuses the same bytes', async t => {
+  const frame = codec.seal(tx(allOps))
+  const bytes = FrameCodec.encode(frame)
+  t.same(decodeFrameHeader(bytes), FrameCodec.decode(bytes).header, 'same header')
+  const payloadFirst = Buffer.concat([FrameCodec.encode({ payload: frame.payload } as unknown as Frame), FrameCodec.encode({ header: frame.header, payload: new Uint8Array(0) })])
+  t.same(decodeFrameHeader(payloadFirst), frame.header, 'fields in any order')
+  t.equal(decodeFrameHeader(FrameCodec.encode({ payload: frame.payload } as unknown as Frame)), undefined, 'no header: undefined')
+  for (const cut of [1, 5, Math.floor(bytes.length / 2)]) {
+    refuses(t, () => decodeFrameHeader(bytes.subarray(0, bytes.length - cut)), 'BAD_MESSAGE', `frame bytes missing their last ${cut}`)
+  }
+  refuses(t, () => decodeFrameHeader(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])), 'BAD_MESSAGE', 'a header length far past the end')
+  refuses(t, () => decodeFrameHeader(Buffer.from([0x0f])), 'BAD_MESSAGE', 'invalid wire type')
+})
+
+t.test('encodeAck decodes to the same Ack as AckCodec.encode', async t => {
+  const acks: Ack[] = [
+    { txId: { deviceId: 'devA', deviceSeq: 2 ** 40 + 3 }, seq: 2 ** 33, status: AckStatus.OK, error: '' },
+    { txId: { deviceId: 'devB', deviceSeq: 7 }, seq: 0, status: AckStatus.DEFERRED, error: 'an earlier transaction was refused' },
+    { txId: { deviceId: 'devC', deviceSeq: 9 }, seq: 12, status: AckStatus.CONFLICT, error: 'file changed', winnerDevice: 'devA' },
+  ]
+  for (const ack of acks) t.same(AckCodec.decode(encodeAck(ack)), AckCodec.decode(AckCodec.encode(ack)), `status ${ack.status}`)
 })
 
 t.test('encodeDelivery is a Delivery the codec decodes', async t => {

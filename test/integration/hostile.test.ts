@@ -502,18 +502,23 @@ t.test('hostile frames are refused, logged and survived by mount and node', asyn
     const frames = 150
     const inflight: Array<Promise<Ack>> = []
     let stored = 0
+    let lastBulkSeq = 0
+    const count = (ack: Ack): void => { if (ack.status === AckStatus.OK) { stored++; lastBulkSeq = Math.max(lastBulkSeq, ack.seq) } }
     for (let i = 0; i < frames; i++) {
       // A whole rewrite each: applies on a mount that has no /bulk.bin yet.
       const x = tx('/bulk.bin', [{ truncate: { size: 0 } }, { write: { offset: 0, data: randomBytes(MiB) } }])
       inflight.push(bulk.send(FrameCodec.encode(codec.seal(x)), 60_000))
-      if (inflight.length >= 8) { if ((await inflight.shift()!).status === AckStatus.OK) stored++ }
+      if (inflight.length >= 8) count(await inflight.shift()!)
     }
-    for (const p of inflight) if ((await p).status === AckStatus.OK) stored++
+    for (const p of inflight) count(await p)
     bulk.close()
     const pushedIn = Date.now() - started
     t.equal(stored, frames, `${frames} MiB pushed and stored in ${pushedIn} ms`)
+    // Not the head: B answers each bulk frame (a write into a file it does not
+    // have) with a refresh request of its own, and a mount's applied cursor
+    // does not move over its own transactions, so the log may end with B's.
+    await waitFor('B to apply the bulk', async () => Number((await B.status()).lastAppliedSeq) >= lastBulkSeq, 60_000)
     const head = await c.headSeq()
-    await waitFor('B to apply the bulk', async () => Number((await B.status()).lastAppliedSeq) >= head, 60_000)
     const pushPeak = peak
     t.ok(pushPeak - base < 200 * 1024, `node RSS while pushing past a paused subscriber: ${Math.round(base / 1024)} -> peak ${Math.round(pushPeak / 1024)} MiB (growth limit 200)`)
     t.ok(slowSeq < head, `the paused subscriber got only what it buffered (seq ${slowSeq} of ${head})`)
@@ -525,7 +530,7 @@ t.test('hostile frames are refused, logged and survived by mount and node', asyn
     await waitFor('the slow subscriber to catch up', () => slowSeq >= head || slowErr, 60_000, 50)
     clearInterval(sampler)
     t.equal(slowErr, undefined, 'the slow subscriber\'s stream did not fail')
-    t.equal(slowSeq, head, 'the slow subscriber caught up with every transaction')
+    t.ok(slowSeq >= head, `the slow subscriber caught up with every transaction (seq ${slowSeq}, head ${head} when B had applied the bulk)`)
     t.ok(peak - base < 200 * 1024, `node RSS while the slow subscriber catches up: ${Math.round(resumeBase / 1024)} -> peak ${Math.round(peak / 1024)} MiB (growth over ${Math.round(base / 1024)} limit 200)`)
     slow.cancel()
     t.equal(node.child.exitCode, null, 'the node is still running')
