@@ -85,13 +85,17 @@ export class CaptureVfs implements Vfs {
   read (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> { return this.inner.read(p, fh, buf, len, pos) }
   readlink (p: string): Promise<string> { return this.inner.readlink(p) }
 
-  write (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> { return this.local(() => this.writeNow(p, fh, buf, len, pos)) }
-
-  private async writeNow (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    // An unlinked file still open: its bytes die with it, as on a local disk.
-    if (isFuseHidden(p)) return this.inner.write(p, fh, buf, len, pos)
-    // fuse-native's buffer is FUSE's memory and is reused once we answer.
+  write (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    // fuse-native's buffer is FUSE's memory, reused once the request is
+    // answered, and a request waiting on the gate can be answered (timed out)
+    // before it runs: copy it first.
     const next = Buffer.from(buf.subarray(0, len))
+    return this.local(() => this.writeNow(p, fh, next, len, pos))
+  }
+
+  private async writeNow (p: string, fh: number, next: Buffer, len: number, pos: number): Promise<number> {
+    // An unlinked file still open: its bytes die with it, as on a local disk.
+    if (isFuseHidden(p)) return this.inner.write(p, fh, next, len, pos)
     const old = Buffer.allocUnsafe(len)
     let oldLen: number
     try {
@@ -178,7 +182,7 @@ export class CaptureVfs implements Vfs {
     await fd.chown(st.uid, st.gid).catch(() => undefined)
     await fd.close()
     await fsp.rename(empty, real)
-    for (const fh of this.handles.get(p) ?? []) await this.rw.reopen(fh, p)
+    await this.reopenHandles(p)
     await this.rec.startRewrite(p, { truncate: { size: 0 } }, { base, fresh: false })
     return true
   }
@@ -221,6 +225,16 @@ export class CaptureVfs implements Vfs {
     }
     await this.changeNow(from, () => this.inner.rename(from, to), { rename: { to } }, [to])
     this.moveHandles(from, to)
+  }
+
+  /**
+   * Points the descriptors open on path at the file now there (a new inode:
+   * a rewrite started, or a remote Rebuild renamed its result into place), so
+   * that writes through them reach the file everyone else gets.
+   */
+  async reopenHandles (p: string): Promise<void> {
+    if (!this.rw) return
+    for (const fh of this.handles.get(p) ?? []) await this.rw.reopen(fh, p)
   }
 
   private moveHandles (from: string, to: string): void {

@@ -89,7 +89,12 @@ export class TxRecorder {
   isHeld (path: string): boolean { return this.open.get(path)?.held !== undefined }
 
   /** Whether path has a transaction still being captured. */
-  isOpen (path: string): boolean { return this.open.has(path) }
+  /** Also while its transaction is being closed (a held rewrite's Rebuild is computed after it left `open`). */
+  isOpen (path: string): boolean {
+    if (this.open.has(path)) return true
+    for (const paths of this.inflight.values()) if (paths.includes(path)) return true
+    return false
+  }
 
   /** Rewrites still being held (and so not yet in the outbox). */
   heldCount (): number {

@@ -132,6 +132,7 @@ export class Mount {
           deviceId: this.journal.deviceId,
           tempPath: () => records.tempPath(),
           onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
+          onReplaced: p => vfs.reopenHandles(p),
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),

@@ -271,6 +271,10 @@ export class StorageNode {
       else this.notify(volume, seq)
       return { txId, seq, status: duplicate ? AckStatus.DUPLICATE : AckStatus.OK, error: '' }
     } catch (err) {
+      // A storage failure: what follows from this stream must not be stored
+      // ahead of it. (Malformed frames are refused alone: they are nobody's
+      // real change, and the stream goes on.)
+      order.refused = true
       log.error({ err }, 'append failed')
       return { txId, seq: 0, status: AckStatus.REJECTED, error: 'storage node could not store the transaction' }
     }

@@ -16,7 +16,13 @@ import { setTimes } from '../util/set-times.js'
 
 const log = logger('apply')
 
-const { O_WRONLY, O_CREAT, O_NOFOLLOW, S_IFMT, S_IFIFO } = fs.constants
+const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK, S_IFMT, S_IFIFO } = fs.constants
+/**
+ * Opening for writing: O_NONBLOCK because a FIFO made here under the same
+ * name would otherwise block the apply (and every local change waiting for
+ * it) until a reader comes; on regular files it changes nothing.
+ */
+const WRITE_FLAGS = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK
 /** Largest uid/gid taken from the wire; (uid_t)-1 means "unchanged" to chown. */
 const MAX_ID = 0xfffffffe
 /** Modes from the wire keep permission and sticky bits; setuid/setgid never cross. */
@@ -40,6 +46,8 @@ export interface ApplierOptions {
   tempPath: () => string
   /** Sends the whole content of path: another mount asked for it. */
   onRefresh: (path: string) => Promise<void>
+  /** path is a new file now (a Rebuild renamed it into place): descriptors open on the old one must follow. */
+  onReplaced?: (path: string) => Promise<void>
 }
 
 export class Applier {
@@ -57,7 +65,7 @@ export class Applier {
         if ('write' in op && op.write) {
           const { offset, data } = op.write
           checkRange(offset, data.length)
-          fh ??= await fsp.open(await resolveInside(this.root, subject), O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
+          fh ??= await fsp.open(await resolveInside(this.root, subject), WRITE_FLAGS, 0o644)
           await fh.write(data, 0, data.length, offset)
           bytes += data.length
           continue
@@ -80,23 +88,23 @@ export class Applier {
   private async checkBaseExists (tx: Transaction): Promise<void> {
     const first = tx.ops.find(op => !('setAttr' in op && op.setAttr))
     if (!first || !('write' in first && first.write)) return
-    const st = await fsp.lstat(await resolveInside(this.root, tx.path)).catch((err: unknown) => {
-      if (isErrno(err, 'ENOENT')) return undefined
-      throw err
-    })
-    if (st === undefined) throw new BaseMismatch(tx.path, `write to ${JSON.stringify(tx.path)}, which this mount does not have`)
+    const real = await resolveInside(this.root, tx.path).catch(() => undefined)
+    // Without its directory the write fails as before (refused and skipped):
+    // asking for the whole file would only fail the same way, again and again.
+    if (real === undefined || !(await exists(path.dirname(real)))) return
+    if (!(await exists(real))) throw new BaseMismatch(tx.path, `write to ${JSON.stringify(tx.path)}, which this mount does not have`)
   }
 
   /** Applies one non-Write op; returns the path later ops act on. */
   private async applyOther (subject: string, op: Op): Promise<string> {
     const real = await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
-      const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, op.create.mode & MODE_MASK)
+      const fh = await fsp.open(real, WRITE_FLAGS, op.create.mode & MODE_MASK)
       await fh.chmod(op.create.mode & MODE_MASK)
       await fh.close()
     } else if ('truncate' in op && op.truncate) {
       checkRange(op.truncate.size, 0)
-      const fh = await fsp.open(real, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
+      const fh = await fsp.open(real, WRITE_FLAGS, 0o644)
       try { await fh.truncate(op.truncate.size) } finally { await fh.close() }
     } else if ('unlink' in op && op.unlink) {
       await ignore(fsp.unlink(real), 'ENOENT')
@@ -182,6 +190,7 @@ export class Applier {
     }
     await fsp.chmod(tmp, st.mode & MODE_MASK)
     await fsp.rename(tmp, real)
+    await this.opts.onReplaced?.(subject)
   }
 
   /** Gives the file the author's mtime and returns what its record holds. */

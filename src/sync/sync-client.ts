@@ -156,7 +156,9 @@ export class SyncClient {
   private applies: Promise<void> = Promise.resolve()
 
   private async session (stub: SyncStub, readOnly: boolean): Promise<void> {
-    await this.acks.catch(() => undefined)
+    // A failed ack or conflict settling ended the last session; it must not fail this one too.
+    this.acks = this.acks.catch(() => undefined)
+    await this.acks
     await this.applies.catch(() => undefined)
     const { journal, codec, stats, volume } = this.opts
     const push = readOnly ? undefined : stub.push(volume)

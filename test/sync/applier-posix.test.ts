@@ -77,4 +77,16 @@ t.test('in-place writes to a file this mount does not have ask for the whole fil
   t.equal(fs.readFileSync(path.join(root, 'new'), 'utf8') + fs.readFileSync(path.join(root, 'fresh'), 'utf8'), 'tailtail', 'a create or a rewrite from 0 still makes the file')
   await applier.apply(tx('/new', [{ write: { offset: 4, data } }]))
   t.equal(fs.readFileSync(path.join(root, 'new'), 'utf8'), 'tailtail', 'a write to a file that is there applies')
+  // Without the directory, the author's whole file could not be applied either: no heal loop.
+  await refused(t, applier.apply(tx('/gone-dir/f', [{ write: { offset: 10, data } }])), 'ENOENT', 'a write under a missing directory fails plainly')
+})
+
+t.test('a FIFO where a file is expected does not block the apply', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root)
+  await applier.apply(tx('/p', [{ mknod: { mode: fs.constants.S_IFIFO | 0o644 } }]))
+  const started = Date.now()
+  await refused(t, applier.apply(tx('/p', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('x') } }])), 'ENXIO', 'refused at once: no reader')
+  t.ok(Date.now() - started < 5000, 'without waiting for a reader')
 })
