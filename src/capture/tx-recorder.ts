@@ -294,7 +294,19 @@ export class TxRecorder {
     clearTimeout(tx.timer)
     await tx.chain
     await tx.landing
+    // A held rewrite of this path that ended just before these writes began
+    // (its last release came first) may still be computing its delta: these
+    // writes were made on top of it, so they must follow it in the outbox.
+    // Ahead of it, they would land on the others' old copy and be undone by
+    // the rewrite, or make its delta's base mismatch there.
+    await this.settled([path])
     await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
+  }
+
+  /** Waits for the ends of held rewrites in flight that journal at or under one of `related`. */
+  private async settled (related: string[]): Promise<void> {
+    const ending = [...this.inflight].filter(([, paths]) => paths.some(p => related.some(r => within(p, r))))
+    await Promise.all(ending.map(([p]) => p.catch(() => undefined)))
   }
 
   /**
@@ -307,8 +319,7 @@ export class TxRecorder {
       if (related.some(r => within(p, r))) return this.finish(p)
       return undefined
     }))
-    const ending = [...this.inflight].filter(([, paths]) => paths.some(p => related.some(r => within(p, r))))
-    await Promise.all(ending.map(([p]) => p.catch(() => undefined)))
+    await this.settled(related)
   }
 
   /** Ends everything, held rewrites included (unmount). */
