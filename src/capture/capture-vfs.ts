@@ -105,14 +105,14 @@ export class CaptureVfs implements Vfs {
     }
     const runs = changedRuns(pos, next, old, oldLen)
     this.stats.bytesWritten += len
-    if (runs.length > 0) {
-      for (const r of runs) this.stats.bytesCaptured += r.data.length
-      await this.rec.write(p, runs)
+    if (runs.length === 0) return this.inner.write(p, fh, next, len, pos)
+    for (const r of runs) this.stats.bytesCaptured += r.data.length
+    // Journaled first, then written: a crash in between replays the write.
+    const landed = await this.rec.write(p, runs, () => {
       fault('capture.after-journal')
-    }
-    const landed = this.inner.write(p, fh, next, len, pos)
-    if (runs.length > 0) this.rec.landing(p, landed)
-    return landed
+      return this.inner.write(p, fh, next, len, pos)
+    })
+    return landed!
   }
 
   async flush (p: string, fh: number): Promise<void> {

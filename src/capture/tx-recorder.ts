@@ -227,8 +227,14 @@ export class TxRecorder {
     }
   }
 
-  /** Journals the changed runs of a write; resolves once they are in the journal. */
-  async write (path: string, runs: ChangedRun[]): Promise<void> {
+  /**
+   * Journals the changed runs of a write, then calls land (the pwrite to the
+   * backing file; none when the bytes are there already) and resolves with
+   * its result. The landing joins the transaction before anything is
+   * awaited: an end of the transaction that starts meanwhile (a grace timer,
+   * another op's closeAll) must read the file's content and facts after it.
+   */
+  async write (path: string, runs: ChangedRun[], land?: () => Promise<number>): Promise<number | undefined> {
     let tx = this.open.get(path)
     if (!tx) {
       tx = { openId: this.journal.beginTx(path), opCount: 0, bytes: 0, chain: Promise.resolve() }
@@ -241,10 +247,20 @@ export class TxRecorder {
     // Appends of one transaction are chained so that close never overtakes them.
     const appended = tx.chain.then(() => this.journal.appendOps(openId, first, ops))
     tx.chain = appended.catch(() => undefined)
+    const landed = land ? appended.then(land) : undefined
+    if (landed) {
+      const settled = landed.catch(() => undefined)
+      tx.landing = tx.landing ? Promise.all([tx.landing, settled]) : settled
+    }
     const bytes = await appended
     this.stats.bytesJournaled += bytes
     tx.bytes += bytes
-    if (this.open.get(path) !== tx) return
+    if (this.open.get(path) === tx) await this.afterWrite(path, tx)
+    return landed
+  }
+
+  /** Lets a held new file that grew too large stream, closes a transaction at its size cap, or restarts its quiet timer. */
+  private async afterWrite (path: string, tx: OpenTx): Promise<void> {
     if (tx.held?.fresh && tx.bytes > this.opts.maxHeldFreshBytes) {
       log.debug({ path, bytes: tx.bytes }, 'new file too large to hold: streaming it')
       tx.held = undefined
@@ -256,19 +272,6 @@ export class TxRecorder {
       clearTimeout(tx.timer)
       tx.timer = setTimeout(() => { this.close(path).catch(err => log.error({ err, path }, 'closing a quiet transaction failed')) }, this.opts.quietMs)
     }
-  }
-
-  /**
-   * The journaled write of path is now being applied to the backing file.
-   * Journaling comes first, so a close (a quiet timer, another op's closeAll)
-   * could otherwise read the file's mtime before the pwrite changed it, and
-   * the others would keep an older mtime.
-   */
-  landing (path: string, pwrite: Promise<unknown>): void {
-    const tx = this.open.get(path)
-    if (!tx) return
-    const settled = pwrite.catch(() => undefined)
-    tx.landing = tx.landing ? Promise.all([tx.landing, settled]) : settled
   }
 
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
@@ -299,7 +302,19 @@ export class TxRecorder {
     clearTimeout(tx.timer)
     await tx.chain
     await tx.landing
+    // A held rewrite of this path that ended just before these writes began
+    // (its last release came first) may still be computing its delta: these
+    // writes were made on top of it, so they must follow it in the outbox.
+    // Ahead of it, they would land on the others' old copy and be undone by
+    // the rewrite, or make its delta's base mismatch there.
+    await this.settled([path])
     await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
+  }
+
+  /** Waits for the ends of held rewrites in flight that journal at or under one of `related`. */
+  private async settled (related: string[]): Promise<void> {
+    const ending = [...this.inflight].filter(([, paths]) => paths.some(p => related.some(r => within(p, r))))
+    await Promise.all(ending.map(([p]) => p.catch(() => undefined)))
   }
 
   /**
@@ -312,8 +327,7 @@ export class TxRecorder {
       if (related.some(r => within(p, r))) return this.finish(p)
       return undefined
     }))
-    const ending = [...this.inflight].filter(([, paths]) => paths.some(p => related.some(r => within(p, r))))
-    await Promise.all(ending.map(([p]) => p.catch(() => undefined)))
+    await this.settled(related)
   }
 
   /** Ends everything, held rewrites included (unmount). */
