@@ -205,6 +205,7 @@ type UnionKeys<T> = T extends unknown ? { [K in keyof T]: true } : never
  * Delivery bytes built around already-encoded frame bytes, so the node can
  * forward what it stored without decoding it (field 1: seq, field 2: frame).
  */
-export function encodeDelivery (seq: number, frameBytes: Uint8Array): Uint8Array {
-  return protobuf.Writer.create().uint32(8).uint64(seq).uint32(18).bytes(frameBytes).finish()
+export function encodeDelivery (seq: number, frameBytes?: Uint8Array): Uint8Array {
+  const w = protobuf.Writer.create().uint32(8).uint64(seq)
+  return (frameBytes ? w.uint32(18).bytes(frameBytes) : w).finish()
 }

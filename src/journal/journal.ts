@@ -63,6 +63,8 @@ export interface Journal {
   applied (): number
   /** Moves the applied cursor and updates file records in one batch. */
   recordApplied (update: AppliedUpdate, bytes: number): Promise<void>
+  /** Moves the applied cursor past this mount's own transactions (nothing to apply, nothing counted). */
+  passOwn (seq: number): Promise<void>
   /** The record of a file, if any. */
   record (path: string): Promise<FileRecord | undefined>
   /** The version a change of path is based on: its record's, or its tombstone's, or 0. */

@@ -410,6 +410,12 @@ export class LevelJournal implements Journal {
     this.appliedSeq = update.seq
   }
 
+  async passOwn (seq: number): Promise<void> {
+    if (seq <= this.appliedSeq) return
+    await this.db.put(keys.applied, u64(seq))
+    this.appliedSeq = seq
+  }
+
   async record (path: string): Promise<FileRecord | undefined> {
     const rec = await this.recordOrTombstone(path)
     return rec?.gone ? undefined : rec

@@ -322,12 +322,17 @@ export class StorageNode {
           }
           continue
         }
+        const last = entries[entries.length - 1]
         for (const e of entries) {
           cursor = e.seq
-          if (e.deviceId === req.deviceId) continue
+          // The subscriber's own transactions are not sent back, except as a
+          // seq-only delivery when one ends the batch: its applied cursor
+          // then reaches the head even when the log ends with its own changes.
+          const own = e.deviceId === req.deviceId
+          if (own && e !== last) continue
           // Backpressure: a subscriber that does not read stops this loop,
           // so the node holds at most one batch for it.
-          if (!call.write(encodeDelivery(e.seq, e.frame))) {
+          if (!call.write(own ? encodeDelivery(e.seq) : encodeDelivery(e.seq, e.frame))) {
             await firstOf([[call, 'drain'], [this.appended, 'close'], [call, 'close']])
           }
           if (ended) break

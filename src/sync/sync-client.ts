@@ -296,6 +296,8 @@ export class SyncClient {
   private async applyDeliveryNow (d: Delivery): Promise<void> {
     const { journal, codec, applier, stats, volume } = this.opts
     if (d.seq <= journal.applied()) return
+    // Seq only: this mount's own transaction, which it has already.
+    if (d.frame == null) { await journal.passOwn(d.seq); return }
     let tx: Transaction | undefined
     try {
       tx = codec.open(d.frame)

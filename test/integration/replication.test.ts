@@ -85,4 +85,8 @@ t.test('changes on A replicate to B and to a late mount', async t => {
   const cs = await C.status()
   t.equal(cs.lastAppliedSeq, head, 'C applied up to the node head')
   t.equal(cs.txApplied, head, 'C applied every transaction exactly once')
+  // A wrote every transaction: the node sends it their seqs only, so its
+  // cursor still reaches the head, and nothing counts as applied.
+  await waitFor('A\'s applied cursor to reach the head', async () => Number((await A.status()).lastAppliedSeq) === head, 10_000)
+  t.equal(Number((await A.status()).txApplied), 0, 'A applied none of its own transactions')
 })
