@@ -87,6 +87,8 @@ export class SyncClient {
     this.endSession?.()
     await this.loop
     await this.acks.catch(() => undefined)
+    // The journal closes after this: no delivery may still be half applied.
+    await this.applies.catch(() => undefined)
     this.stub?.close()
   }
 
@@ -318,7 +320,10 @@ export class SyncClient {
       }
       // Hello already proved this mount holds the volume key, so a frame that
       // does not decrypt is a bad frame to skip, not a reason to stop.
-      if (!(err instanceof DeltafsError) && (code === undefined || RETRYABLE.has(code))) throw err
+      // Only a transaction that cannot apply here is skipped: a bad frame, or a
+      // filesystem error about its paths (ENOENT, ENOTDIR, EEXIST...). Anything
+      // else (the disk full, the journal closing under it) is retried later.
+      if (!(err instanceof DeltafsError) && (code === undefined || RETRYABLE.has(code) || !/^E[A-Z]+$/.test(code))) throw err
       // A transaction that can never apply here must not block the ones after it.
       stats.txRefused++
       log.error({ seq: d.seq, err: (err as Error).message }, 'remote transaction refused and skipped')
