@@ -147,7 +147,16 @@ export class CaptureVfs implements Vfs {
     return fh
   }
 
-  truncate (p: string, size: number): Promise<void> { return this.local(() => this.truncateNow(p, size)) }
+  truncate (p: string, size: number): Promise<void> {
+    return this.local(() => this.truncateNow(p, size)).catch((err: unknown) => {
+      // open(O_TRUNC) reaches us as OPEN, then a truncate by path (the kernel
+      // drops the handle for it): a remote delete applied in between must not
+      // fail the open with ENOENT. ESTALE makes the kernel redo the whole
+      // open (or truncate(2)) after a fresh lookup, which then creates the file.
+      if (isErrno(err, 'ENOENT')) throw new FsError(ESTALE, `${p} was removed by a remote change while being truncated`)
+      throw err
+    })
+  }
 
   private async truncateNow (p: string, size: number): Promise<void> {
     // open(O_TRUNC) arrives as open, then truncate of the path to 0.
