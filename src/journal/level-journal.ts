@@ -62,8 +62,8 @@ export class LevelJournal implements Journal {
    * an ack racing a drop counts the entry out twice.
    */
   private outboxEdits: Promise<unknown> = Promise.resolve()
-  /** Large ops not yet acked, so that readOutbox need not read them back (see OpCache). */
-  private readonly recent = new OpCache(32 << 20)
+  /** Large ops not yet acked, so that readOutbox need not read them back (see OpCache); 16 MiB covers the transactions in flight of a fast writer without much RSS. */
+  private readonly recent = new OpCache(16 << 20)
 
   private exclusive<T> (fn: () => Promise<T>): Promise<T> {
     const run = this.outboxEdits.then(fn)
