@@ -12,7 +12,6 @@ import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 import { fault } from '../util/fault.js'
 import { nsFromJson } from '../util/times.js'
-import { OpCache } from './op-cache.js'
 
 const log = logger('journal')
 
@@ -25,9 +24,6 @@ interface OutboxEntry {
   targets?: boolean
 }
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
-
-/** Every op key starts so (keys.op). */
-const OP_KEY_PREFIX = keys.opPrefix(0).slice(0, 2)
 
 const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied', 'txDropped']
 
@@ -62,8 +58,6 @@ export class LevelJournal implements Journal {
    * an ack racing a drop counts the entry out twice.
    */
   private outboxEdits: Promise<unknown> = Promise.resolve()
-  /** Large ops not yet acked, so that readOutbox need not read them back (see OpCache); 16 MiB covers the transactions in flight of a fast writer without much RSS. */
-  private readonly recent = new OpCache(16 << 20)
 
   private exclusive<T> (fn: () => Promise<T>): Promise<T> {
     const run = this.outboxEdits.then(fn)
@@ -170,7 +164,6 @@ export class LevelJournal implements Journal {
       batch.push({ type: 'put', key: keys.op(openId, firstIndex + i), value })
     })
     await this.db.batch(batch)
-    this.keepOps(batch)
     open.bytes += bytes
     return bytes
   }
@@ -181,7 +174,6 @@ export class LevelJournal implements Journal {
     this.openTx.delete(openId)
     const batch: BatchOp[] = [{ type: 'del', key: keys.head(openId) }]
     for (let i = 0; i < opCount; i++) batch.push({ type: 'del', key: keys.op(openId, i) })
-    this.forgetOps(batch)
     await this.db.batch(batch)
   }
 
@@ -242,20 +234,11 @@ export class LevelJournal implements Journal {
       { type: 'put', key: keys.counter('txClosed'), value: u64(this.counts.txClosed) },
     )
     await this.commitInOrder(batch)
-    this.keepOps(batch)
     this.pendingTx++
     this.pendingBytes += bytes
     fault('journal.after-close')
     this.events.emit('closed')
     return { deviceSeq, bytes }
-  }
-
-  private keepOps (batch: BatchOp[]): void {
-    for (const b of batch) if (b.type === 'put' && b.key.startsWith(OP_KEY_PREFIX)) this.recent.keep(b.key, b.value)
-  }
-
-  private forgetOps (batch: BatchOp[]): void {
-    for (const b of batch) if (b.key.startsWith(OP_KEY_PREFIX)) this.recent.forget(b.key)
   }
 
   private commitInOrder (batch: BatchOp[]): Promise<void> {
@@ -282,13 +265,10 @@ export class LevelJournal implements Journal {
       const subject = e.subject ?? e.path
       const opKeys = Array.from({ length: e.opCount }, (_, i) => keys.op(e.openId, (e.firstOp ?? 0) + i))
       // The subject's record (its base version) comes in the same read as the ops.
-      const cached = opKeys.map(k => this.recent.get(k))
-      const encoded = await this.db.getMany([...opKeys.filter((_, i) => cached[i] === undefined), keys.record(subject)])
+      const encoded = await this.db.getMany([...opKeys, keys.record(subject)])
       const rawRecord = encoded.pop()
-      let next = 0
-      for (let i = 0; i < cached.length; i++) if (cached[i] === undefined) cached[i] = encoded[next++]
       const record = rawRecord === undefined ? undefined : parse<FileRecord>(rawRecord)
-      const ops = cached.map((v, i) => {
+      const ops = encoded.map((v, i) => {
         if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
         return OpCodec.decode(v)
       })
@@ -320,7 +300,6 @@ export class LevelJournal implements Journal {
     const e = parseEntry(raw)
     const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
     for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
-    this.forgetOps(batch)
     await this.moveChildRecords(pending.tx, batch)
     for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) })) {
       batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
@@ -355,7 +334,6 @@ export class LevelJournal implements Journal {
       for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
       this.counts.txDropped++
       batch.push({ type: 'put', key: keys.counter('txDropped'), value: u64(this.counts.txDropped) })
-      this.forgetOps(batch)
       await this.db.batch(batch, { sync: true })
       this.unindex(deviceSeq, e)
       this.pendingTx--
@@ -387,7 +365,6 @@ export class LevelJournal implements Journal {
           const next = target && moved(target.to)
           if (target && next) {
             target.to = next
-            this.recent.forget(opKey)
             batch.push({ type: 'put', key: opKey, value: OpCodec.encode(op) })
             changed = true
           }
