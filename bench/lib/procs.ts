@@ -121,7 +121,9 @@ export interface MountHandle extends Proc {
 export async function startMount (cleanup: Cleanup, volume: string, mountpoint: string, dataDir: string, node: string, nodeArgs: string[] = []): Promise<MountHandle> {
   fs.mkdirSync(mountpoint, { recursive: true })
   fs.mkdirSync(dataDir, { recursive: true })
-  const proc = spawnLogged(process.execPath, [...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir], path.join(dataDir, 'mount.log'))
+  // DELTAFS_BENCH_MOUNT_ARGS: extra node options for every mount (e.g. --cpu-prof --cpu-prof-dir=DIR).
+  const envArgs = (process.env.DELTAFS_BENCH_MOUNT_ARGS ?? '').split(/\s+/).filter(Boolean)
+  const proc = spawnLogged(process.execPath, [...envArgs, ...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir], path.join(dataDir, 'mount.log'))
   cleanup.add(`deltafs mount pid ${proc.pid} at ${mountpoint}`, async () => {
     await proc.stop()
     forceUnmount(mountpoint)

@@ -22,6 +22,7 @@ const { ENODATA, EOPNOTSUPP, ESTALE } = os.constants.errno
 const { S_IFMT, S_IFIFO } = fs.constants
 /** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
 const KEEP_ID = 0xffffffff
+const EMPTY = Buffer.alloc(0)
 import type { TimeSet } from '../util/times.js'
 import type { RwGate } from '../util/rw-gate.js'
 
@@ -38,6 +39,14 @@ export interface RewriteSupport {
 export class CaptureVfs implements Vfs {
   /** Open handles per path: a file moved aside takes its open handles to the new file. */
   private readonly handles = new Map<string, Set<number>>()
+  /**
+   * Per handle, where its last write ended when that write reached past the
+   * end of the file, and the gate's exclusive count then: a write starting
+   * exactly there finds nothing to compare with, so its read is skipped
+   * (a new file's sequential writes would otherwise read 0 bytes each time).
+   * A stale hint only ships bytes the diff would have dropped, never fewer.
+   */
+  private readonly appendEnd = new Map<number, { end: number; epoch: number }>()
 
   readonly getattrNow?: (path: string) => BigIntStats | undefined
 
@@ -96,12 +105,19 @@ export class CaptureVfs implements Vfs {
   private async writeNow (p: string, fh: number, next: Buffer, len: number, pos: number): Promise<number> {
     // An unlinked file still open: its bytes die with it, as on a local disk.
     if (isFuseHidden(p)) return this.inner.write(p, fh, next, len, pos)
-    const old = Buffer.allocUnsafe(len)
-    let oldLen: number
-    try {
-      oldLen = await this.inner.read(p, fh, old, len, pos)
-    } catch {
-      oldLen = 0 // unreadable (write-only file): ship the whole range
+    const epoch = this.gate?.exclusiveRuns ?? 0
+    const hint = this.appendEnd.get(fh)
+    // A remote apply (exclusive) may have extended the file since.
+    const atEnd = hint !== undefined && hint.end === pos && hint.epoch === epoch
+    let old = EMPTY
+    let oldLen = 0
+    if (!atEnd) {
+      old = Buffer.allocUnsafe(len)
+      try {
+        oldLen = await this.inner.read(p, fh, old, len, pos)
+      } catch {
+        oldLen = 0 // unreadable (write-only file): ship the whole range
+      }
     }
     const runs = changedRuns(pos, next, old, oldLen)
     this.stats.bytesWritten += len
@@ -112,6 +128,8 @@ export class CaptureVfs implements Vfs {
       fault('capture.after-journal')
       return this.inner.write(p, fh, next, len, pos)
     })
+    if (oldLen < len && landed === len) this.appendEnd.set(fh, { end: pos + len, epoch })
+    else this.appendEnd.delete(fh)
     return landed!
   }
 
@@ -127,6 +145,8 @@ export class CaptureVfs implements Vfs {
   }
 
   async release (p: string, fh: number): Promise<void> {
+    // Handle numbers are reused.
+    this.appendEnd.delete(fh)
     await this.inner.release(p, fh)
     const set = this.handles.get(p)
     set?.delete(fh)

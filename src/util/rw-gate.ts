@@ -7,6 +7,8 @@ export class RwGate {
   private shared = 0
   private exclusive = false
   private readonly queue: Waiter[] = []
+  /** How many exclusive holders have entered so far: lets a shared holder tell whether one ran since it last looked. */
+  exclusiveRuns = 0
 
   /** Runs fn while no exclusive holder runs. */
   async withShared<T> (fn: () => Promise<T>): Promise<T> {
@@ -33,8 +35,7 @@ export class RwGate {
   }
 
   private take (exclusive: boolean): void {
-    if (exclusive) this.exclusive = true
-    else this.shared++
+    if (exclusive) { this.exclusive = true; this.exclusiveRuns++ } else this.shared++
   }
 
   private leave (exclusive: boolean): void {

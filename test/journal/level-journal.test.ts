@@ -253,3 +253,28 @@ t.test('a remote rename moves pending transactions along (rebasePending)', async
   t.same(out[1]?.tx.ops, [{ rename: { to: '/e/h' } }], 'rename targets under the moved path follow too')
   t.same([j.pendingOn('/d/f'), j.pendingOn('/e/f')], [[], [s1]], 'the index follows')
 })
+
+t.test('large writes read back the same from memory and, after a reopen, from LevelDB', async t => {
+  const dir = await tempDir(t)
+  const big = (fill: number, n: number): Op => ({ write: { offset: fill * n, data: Buffer.alloc(n, fill) } })
+  const ops = [big(1, 64 << 10), write(0, 'small'), big(2, 8 << 10)]
+  const j = new LevelJournal(path.join(dir, 'journal'), 'docs')
+  await j.open()
+  const id = j.beginTx('/big')
+  await j.appendOps(id, 0, ops.slice(0, 2))
+  await j.appendOps(id, 2, ops.slice(2))
+  await j.closeTx(id, ops.length, { mtimeNs: 1n, size: 1 })
+  const appended = await j.appendTx('/big2', [big(3, 16 << 10)], { mtimeNs: 2n, size: 2 })
+  const before = await j.readOutbox(0, 10)
+  t.same(before.map(p => p.tx.ops), [ops, [big(3, 16 << 10)]], 'large and small ops, in order, with their bytes')
+  await j.ack(before[1]!, 5)
+  t.same((await j.readOutbox(0, 10)).map(p => p.deviceSeq), [before[0]!.deviceSeq], 'the acked one is gone')
+  t.equal(appended.deviceSeq, before[1]!.deviceSeq)
+  await j.close()
+
+  const again = await openJournal(t, dir)
+  const after = await again.readOutbox(0, 10)
+  t.same(after.map(p => p.tx.ops), [ops], 'the same ops from LevelDB after a reopen')
+  await again.ack(after[0]!, 6)
+  t.same(await again.readOutbox(0, 10), [], 'empty after the ack')
+})
