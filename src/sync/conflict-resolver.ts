@@ -140,7 +140,13 @@ export class ConflictResolver {
     // where it put it, they have nothing or an older file (send it whole).
     for (const d of dropped) {
       for (const [from, to] of renamesOf(d.tx)) {
-        if (from !== subject && !fs.existsSync(real(from))) await local.record(from, { unlink: {} })
+        // A file made at `from` after the rename was journaled as new (create
+        // and writes on nothing), while the others still have the old one
+        // there: it too must go whole.
+        if (from !== subject) {
+          if (!fs.existsSync(real(from))) await local.record(from, { unlink: {} })
+          else await this.sendWhole(from)
+        }
         if (to !== subject && fs.existsSync(real(to))) await this.sendWhole(to)
       }
     }
