@@ -87,12 +87,24 @@ export class Applier {
    */
   private async checkBaseExists (tx: Transaction): Promise<void> {
     const first = tx.ops.find(op => !('setAttr' in op && op.setAttr))
-    if (!first || !('write' in first && first.write)) return
+    if (!first) return
+    // The same for a truncation to a non-zero size (it keeps old bytes), and
+    // for a rename of a file this mount does not have to a name it does not
+    // have either: the author sends the file at its new name whole.
+    const keepsOld = ('write' in first && first.write) || ('truncate' in first && first.truncate && first.truncate.size > 0)
+    const movesMissing = 'rename' in first && first.rename
+    if (!keepsOld && !movesMissing) return
     const real = await resolveInside(this.root, tx.path).catch(() => undefined)
     // Without its directory the write fails as before (refused and skipped):
     // asking for the whole file would only fail the same way, again and again.
-    if (real === undefined || !(await exists(path.dirname(real)))) return
-    if (!(await exists(real))) throw new BaseMismatch(tx.path, `write to ${JSON.stringify(tx.path)}, which this mount does not have`)
+    if (real === undefined || !(await exists(path.dirname(real))) || await exists(real)) return
+    if (movesMissing) {
+      const to = checkVolumePath(first.rename.to)
+      const realTo = await resolveInside(this.root, to).catch(() => undefined)
+      if (realTo === undefined || !(await exists(path.dirname(realTo))) || await exists(realTo)) return
+      throw new BaseMismatch(to, `rename of ${JSON.stringify(tx.path)}, which this mount does not have, to ${JSON.stringify(to)}`)
+    }
+    throw new BaseMismatch(tx.path, `change of ${JSON.stringify(tx.path)} from its old bytes, which this mount does not have`)
   }
 
   /** Applies one non-Write op; returns the path later ops act on. */
