@@ -16,13 +16,12 @@
 // The patched addon exports `deltafs_ns_times`, which src/fs/fuse-native-fixes.ts
 // checks: with the prebuild (build failed) it keeps the millisecond protocol.
 // Only the known 2.2.6 source is patched; any other is left alone, with a warning.
-import { execFileSync } from 'node:child_process'
+import { gypRebuild, say } from './lib/gyp-rebuild.mjs'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
 
-const say = msg => process.stderr.write(`[deltafs setup] ${msg}\n`)
 const require = createRequire(import.meta.url)
 
 let dir
@@ -150,15 +149,6 @@ if (text.startsWith(MARK)) {
   fs.writeFileSync(source, patched)
 }
 
-// npm tells lifecycle scripts where its own node-gyp is.
-const gyp = process.env.npm_config_node_gyp
-const [cmd, args] = gyp ? [process.execPath, [gyp, 'rebuild']] : ['npx', ['--yes', 'node-gyp', 'rebuild']]
-say('building fuse-native with its time fixes (node-gyp)')
-try {
-  execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
-} catch (err) {
-  // The shipped prebuild still works: whole-ms times, mtime = atime on utimes,
-  // single-time updates dropped.
-  fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true })
-  say(`building fuse-native failed (${err.message}); using its prebuild, whose times are whole ms and whose utimes sets mtime = atime`)
-}
+// The shipped prebuild still works if this fails: whole-ms times, mtime =
+// atime on utimes, single-time updates dropped.
+gypRebuild(dir, 'fuse-native with its time fixes', 'using its prebuild, whose times are whole ms and whose utimes sets mtime = atime')
