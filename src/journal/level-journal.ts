@@ -268,11 +268,15 @@ export class LevelJournal implements Journal {
       const encoded = await this.db.getMany([...opKeys, keys.record(subject)])
       const rawRecord = encoded.pop()
       const record = rawRecord === undefined ? undefined : parse<FileRecord>(rawRecord)
+      const deviceSeq = parseInt(key.slice(2), 16)
+      // The iterator reads a snapshot, getMany does not: an ack or a drop
+      // that ran in between took the entry and its ops away. It is no longer
+      // pending, so it is not part of the answer.
+      if (encoded.includes(undefined) && await this.db.get(keys.outbox(deviceSeq)) === undefined) continue
       const ops = encoded.map((v, i) => {
         if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
         return OpCodec.decode(v)
       })
-      const deviceSeq = parseInt(key.slice(2), 16)
       const tx: Transaction = {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,

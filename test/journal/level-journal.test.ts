@@ -118,6 +118,29 @@ t.test('ack drops a transaction and stamps its file record', async t => {
   t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000 }, '... nor in the record')
 })
 
+t.test('an ack landing while readOutbox reads an entry: the entry is left out, not an error', async t => {
+  // Found by the convergence harness: a conflict check read a pending entry
+  // while the pusher's ack deleted it, and the remote transaction was skipped.
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/a.txt', [write(0, 'one')])
+  await journalTx(j, '/a.txt', [write(3, 'two')])
+  const [first] = await j.readOutbox(0, 1)
+  if (!first) throw new Error('fixture: a pending transaction')
+  // The iterator has handed out the entry; the ack runs before its ops are read.
+  const db = (j as unknown as { db: { getMany: (keys: string[]) => Promise<unknown[]> } }).db
+  const getMany = db.getMany.bind(db)
+  let raced = false
+  db.getMany = async (k: string[]) => {
+    if (!raced) { raced = true; await j.ack(first, 7) }
+    return getMany(k)
+  }
+  const read = await j.readOutbox(0, 10)
+  t.ok(raced, 'the ack ran between the iterator and the read of the ops')
+  t.same(read.map(p => p.deviceSeq), [2], 'only the entry still pending comes out')
+  db.getMany = getMany
+})
+
 t.test('ack moves or drops the record on rename and unlink', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
