@@ -272,7 +272,7 @@ export class LevelJournal implements Journal {
       // The iterator reads a snapshot, getMany does not: an ack or a drop
       // that ran in between took the entry and its ops away. It is no longer
       // pending, so it is not part of the answer.
-      if (encoded.includes(undefined) && await this.db.get(keys.outbox(deviceSeq)) === undefined) continue
+      if (encoded.some(v => v === undefined) && await this.db.get(keys.outbox(deviceSeq)) === undefined) continue
       const ops = encoded.map((v, i) => {
         if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
         return OpCodec.decode(v)
