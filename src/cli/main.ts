@@ -32,6 +32,12 @@ function positiveInt (value: string): number {
   return n
 }
 
+function seconds (value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 3600) throw new InvalidArgumentError('must be a number of seconds from 0 to 3600')
+  return n
+}
+
 function readSecretFile (file: string, what: string): string {
   try {
     return fs.readFileSync(file, 'utf8').trim()
@@ -69,6 +75,9 @@ async function runUntilSignal (resource: { close (): Promise<void> }, failed?: P
 
 const program = new Command()
 program.name('deltafs').description('A FUSE filesystem that syncs block-level deltas through a storage node').showHelpAfterError()
+  // Bad arguments exit with 2, as the README promises (commander's own is 1);
+  // help and version are not errors. Subcommands inherit this.
+  .exitOverride(err => { process.exit(err.exitCode === 0 ? 0 : 2) })
 
 program.command('serve')
   .description('run a storage node')
@@ -115,7 +124,8 @@ program.command('mount')
   .option('--record-budget-mib <n>', 'space for previous versions kept while a rewrite is sent as a delta (default 4096)', positiveInt)
   .option('--record-budget-seconds <n>', 'how long a previous version may wait for its rewrite to end (default 600)', positiveInt)
   .option('--allow-other', 'let other users use the mount, with permissions checked as on a local disk (root, or user_allow_other in /etc/fuse.conf)')
-  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean; recordBudgetMib?: number; recordBudgetSeconds?: number; allowOther?: boolean }) => {
+  .option('--attr-cache <seconds>', 'how long the kernel may trust attributes it has for an open file before asking again; a path is looked up afresh at every use (default 1, 0 = never trust)', seconds)
+  .action(async (volume: string, mountpoint: string, opts: { node: string; data: string; tokenFile?: string; keyFile?: string; passphraseFile?: string; tlsCa?: string; tlsCert?: string; tlsKey?: string; insecure?: boolean; recordBudgetMib?: number; recordBudgetSeconds?: number; allowOther?: boolean; attrCache?: number }) => {
     const token = opts.tokenFile ? readSecretFile(opts.tokenFile, 'token') : process.env.DELTAFS_TOKEN
     const passphrase = opts.passphraseFile ? readSecretFile(opts.passphraseFile, 'passphrase') : process.env.DELTAFS_PASSPHRASE
     if (opts.keyFile && passphrase) throw new DeltafsError('BAD_ARGUMENT', 'give either --key-file or a passphrase, not both')
@@ -124,6 +134,7 @@ program.command('mount')
       volume, mountpoint, node: opts.node, dataDir: opts.data, token: token || undefined, key,
       tls: { ca: opts.tlsCa, cert: opts.tlsCert, key: opts.tlsKey, insecure: opts.insecure },
       allowOther: opts.allowOther ?? false,
+      ...(opts.attrCache !== undefined ? { attrCacheSeconds: opts.attrCache } : {}),
       recordBudget: {
         ...(opts.recordBudgetMib ? { maxBytes: opts.recordBudgetMib * 2 ** 20 } : {}),
         ...(opts.recordBudgetSeconds ? { maxAgeMs: opts.recordBudgetSeconds * 1000 } : {}),

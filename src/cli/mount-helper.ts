@@ -38,7 +38,7 @@ function parseArgs (argv: string[]): { node: string; volume: string; target: str
     else if (['-f', '-n', '-s', '-v'].includes(a)) continue // fake, no-mtab, sloppy, verbose
     else positional.push(a)
   }
-  if (positional.length !== 2) fail('usage: mount.deltafs HOST:PORT/VOLUME MOUNTPOINT [-o data=DIR,key=FILE,token=FILE,tls-ca=FILE,insecure,allow_other]')
+  if (positional.length !== 2) fail('usage: mount.deltafs HOST:PORT/VOLUME MOUNTPOINT [-o data=DIR,key=FILE,token=FILE,tls-ca=FILE,insecure,allow_other,attr_cache=SECONDS]')
   const m = /^(.+:\d+)\/([^/]+)$/.exec(positional[0]!)
   if (!m) fail(`source "${positional[0]}" is not HOST:PORT/VOLUME`)
   const flags: string[] = []
@@ -47,6 +47,7 @@ function parseArgs (argv: string[]): { node: string; volume: string; target: str
     if (IGNORED.has(k)) continue
     if (k === 'insecure') { flags.push('--insecure'); continue }
     if (k === 'allow_other') { flags.push('--allow-other'); continue }
+    if (k === 'attr_cache' && v !== undefined) { flags.push('--attr-cache', v); continue }
     const flag = OPTION_FLAGS[k]
     if (!flag || v === undefined) fail(`unknown option "${opt}"`)
     flags.push(flag, path.resolve(expandHome(v)))

@@ -8,7 +8,7 @@ import { FixedFuse } from './fuse-native-fixes.js'
 
 export interface FuseSessionOptions {
   fsname: string
-  /** Seconds the kernel may cache attributes and lookups; 0 = ask every time. */
+  /** Seconds the kernel may cache attributes; lookups and negative lookups are never cached. */
   attrTimeout: number
   /**
    * Lets users other than the daemon's use the mount (the kernel checks
@@ -48,14 +48,15 @@ export class FuseSession {
     const fuse = new DeltafsFuse(this.mountpoint, this.ops, [
       // libfuse2 caps writes at 4 KiB without big_writes.
       'big_writes', 'max_write=131072', 'max_read=131072',
-      // Close-to-open coherence: the kernel revalidates attributes, and drops
-      // a file's cached pages at every open. Not auto_cache, which keeps them
+      // Close-to-open coherence: every path use is looked up afresh (which
+      // also refreshes the attributes), and a file's cached pages are
+      // dropped at every open. Not auto_cache, which keeps them
       // when mtime and size look unchanged: fuse-native passes times in whole
       // milliseconds, so a change within the millisecond of the previous one
       // at the same size went unseen, and each name of a hard-linked file
       // has its own kernel inode and pages, which a write through another
       // name leaves stale (test/integration/page-cache.test.ts).
-      `attr_timeout=${t}`, `entry_timeout=${t}`, `negative_timeout=${t}`,
+      `attr_timeout=${t}`, 'entry_timeout=0', 'negative_timeout=0',
       // The kernel checks modes, as a local filesystem does.
       'default_permissions',
       ...(this.opts.useIno ? ['use_ino'] : []),

@@ -40,7 +40,9 @@ export class Cluster {
 
   async headSeq (): Promise<number> {
     const stub = new SyncStub(this.node!.address)
-    try { return (await stub.info(this.volume)).headSeq } finally { stub.close() }
+    // Generous: on a loaded 2-core machine the node has been seen to take
+    // over 5 s to answer a new connection.
+    try { return (await stub.info(this.volume, 20_000)).headSeq } finally { stub.close() }
   }
 
   /** Every log line of every process, for a failing test's diagnostics. */
