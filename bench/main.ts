@@ -14,7 +14,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { type BenchOptions, GiB, MiB, Report, fmtBytes, parseSize, repoRoot } from './lib/common.js'
-import { ALL_TARGETS, ALL_TESTS, throughput } from './throughput.js'
+import { ALL_TARGETS, ALL_TESTS, DEFAULT_TARGETS, throughput } from './throughput.js'
 import { latency } from './latency.js'
 import { ingest } from './ingest.js'
 import { codec } from './codec.js'
@@ -40,7 +40,7 @@ options:
   --rand-file N     throughput: file size for random writes (default 256M)
   --tree-files N    throughput: files in the git/tar tree (default 2000)
   --tests LIST      throughput: comma list of ${ALL_TESTS.join(',')} (default all)
-  --targets LIST    throughput: comma list of ${ALL_TARGETS.join(',')} (default all)
+  --targets LIST    throughput: comma list of ${ALL_TARGETS.join(',')} (default ${DEFAULT_TARGETS.join(',')}; deltafs-attr0 = deltafs with --attr-cache 0)
   --ingest-tx N     ingest: transactions per run (default 20000; env DELTAFS_BENCH_NODE_ARGS: node options for the storage node)
   --ingest-seconds N ingest: time cap per run (default 10)
   --ingest-sizes L  ingest: comma list of transaction data sizes (default 1K,64K)
@@ -61,7 +61,7 @@ options:
 function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsText: string; resultsFile: string } {
   const opts: BenchOptions = {
     size: GiB, runs: 3, changes: 1000, files: 5000, randOps: 20_000, randFile: 256 * MiB, treeFiles: 2000,
-    ingestTx: 20_000, ingestSeconds: 10, ingestSizes: [1024, 64 * 1024], ingestPushers: [1, 4, 16], fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...ALL_TARGETS],
+    ingestTx: 20_000, ingestSeconds: 10, ingestSizes: [1024, 64 * 1024], ingestPushers: [1, 4, 16], fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...DEFAULT_TARGETS],
     codecSeconds: 1, nativeDir: '/tmp/zstd-bench', noInstall: false, record: true, keep: false,
     streamSize: 10 * GiB, smallFiles: 100_000, perf: true,
   }

@@ -23,7 +23,9 @@ interface Target {
 }
 
 export const ALL_TESTS = ['seq', 'rand', 'create', 'git', 'tar']
-export const ALL_TARGETS = ['raw', 'bindfs', 'bindfs-bw', 'deltafs']
+export const ALL_TARGETS = ['raw', 'bindfs', 'bindfs-bw', 'deltafs', 'deltafs-attr0']
+/** Not run by default: deltafs with the kernel's attribute cache off, to show what `--attr-cache` buys. */
+export const DEFAULT_TARGETS = ALL_TARGETS.filter(t => t !== 'deltafs-attr0')
 /** Options deltafs mounts with (src/fs/fuse-session.ts), given to the second bindfs so the comparison is like for like. */
 export const BIG_WRITES = ['big_writes', 'max_write=131072', 'max_read=131072']
 
@@ -115,10 +117,10 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
       } else if (name === 'bindfs' || name === 'bindfs-bw') {
         const b = await startBindfs(cleanup, path.join(dir, `${name}-src`), path.join(dir, `${name}-mnt`), name === 'bindfs' ? [] : BIG_WRITES, path.join(dir, `${name}.log`))
         targets.push({ name, dir: b.mountpoint, settle: async () => 0, pid: b.pid })
-      } else if (name === 'deltafs') {
-        const node = await startNode(cleanup, path.join(dir, 'node'))
-        dfs = await startMount(cleanup, 'bench', path.join(dir, 'deltafs-mnt'), path.join(dir, 'deltafs-data'), node.address)
-        const m = dfs
+      } else if (name === 'deltafs' || name === 'deltafs-attr0') {
+        const node = await startNode(cleanup, path.join(dir, `${name}-node`))
+        const m = await startMount(cleanup, 'bench', path.join(dir, `${name}-mnt`), path.join(dir, `${name}-data`), node.address, [], name === 'deltafs' ? [] : ['--attr-cache', '0'])
+        if (name === 'deltafs') dfs = m
         targets.push({ name, dir: m.mountpoint, settle: (timeoutMs) => drain(m, timeoutMs), pid: m.pid, daemons: [{ name: 'mount', pid: m.pid }, { name: 'node', pid: node.pid }] })
       } else {
         throw new Error(`unknown target "${name}" (targets: ${ALL_TARGETS.join(', ')})`)
@@ -240,7 +242,7 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
     if (names.includes('deltafs')) {
       const cols = ['test']
       const pairs: Array<[string, string]> = []
-      for (const b of ['bindfs', 'bindfs-bw', 'raw']) if (names.includes(b)) { cols.push(`deltafs / ${b}`); pairs.push(['deltafs', b]) }
+      for (const b of ['bindfs', 'bindfs-bw', 'raw', 'deltafs-attr0']) if (names.includes(b)) { cols.push(`deltafs / ${b}`); pairs.push(['deltafs', b]) }
       cols.push('target (DESIGN §9)')
       report.line('Ratios of medians (for MB/s, writes/s, files/s higher is better; for seconds lower is better):')
       report.table(cols, metrics.map(m => [m.label, ...pairs.map(([a, b]) => ratio(med(a, m.key), med(b, m.key))), m.target ?? '—']))

@@ -118,12 +118,12 @@ export interface MountHandle extends Proc {
   status (): Promise<Status>
 }
 
-export async function startMount (cleanup: Cleanup, volume: string, mountpoint: string, dataDir: string, node: string, nodeArgs: string[] = []): Promise<MountHandle> {
+export async function startMount (cleanup: Cleanup, volume: string, mountpoint: string, dataDir: string, node: string, nodeArgs: string[] = [], mountArgs: string[] = []): Promise<MountHandle> {
   fs.mkdirSync(mountpoint, { recursive: true })
   fs.mkdirSync(dataDir, { recursive: true })
   // DELTAFS_BENCH_MOUNT_ARGS: extra node options for every mount (e.g. --cpu-prof --cpu-prof-dir=DIR).
   const envArgs = (process.env.DELTAFS_BENCH_MOUNT_ARGS ?? '').split(/\s+/).filter(Boolean)
-  const proc = spawnLogged(process.execPath, [...envArgs, ...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir], path.join(dataDir, 'mount.log'))
+  const proc = spawnLogged(process.execPath, [...envArgs, ...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir, ...mountArgs], path.join(dataDir, 'mount.log'))
   cleanup.add(`deltafs mount pid ${proc.pid} at ${mountpoint}`, async () => {
     await proc.stop()
     forceUnmount(mountpoint)
