@@ -21,7 +21,7 @@ t.test('mount.deltafs mounts in the background; umount stops the daemon', async 
   const target = path.join(c.dir, 'helper-mnt')
   fs.mkdirSync(target)
   t.teardown(() => forceUnmount(target))
-  const { stderr } = await run(helper, [`${c.node!.address}/vol`, target, '-o', `rw,data=${path.join(c.dir, 'helper-data')}`], { timeout: 30_000 })
+  const { stderr } = await run(helper, [`${c.node!.address}/vol`, target, '-o', `rw,data=${path.join(c.dir, 'helper-data')},attr_cache=0`], { timeout: 30_000 })
   t.equal(stderr, '', 'no complaint')
   t.ok(mounted(target), 'the helper returned with the volume mounted')
   await fsp.writeFile(path.join(target, 'via-helper.txt'), 'mount -t deltafs\n')
@@ -29,6 +29,8 @@ t.test('mount.deltafs mounts in the background; umount stops the daemon', async 
   t.equal(await waitFor('B to receive it', () => fsp.readFile(path.join(B.mountpoint, 'via-helper.txt'), 'utf8').catch(() => ''), 10_000), 'mount -t deltafs\n', 'changes made through the helper mount replicate')
   const pids = async (): Promise<string> => (await run('pgrep', ['-f', `mount vol ${target}`]).catch(() => ({ stdout: '' }))).stdout.trim()
   t.not(await pids(), '', 'the daemon runs detached')
+  const cmdline = (await run('pgrep', ['-af', `mount vol ${target}`])).stdout
+  t.match(cmdline, /--attr-cache 0/, 'attr_cache=0 reaches the daemon as --attr-cache 0')
   await run('umount', [target])
   await waitFor('the daemon to stop after umount', async () => (await pids()) === '', 10_000)
   t.notOk(mounted(target), 'nothing is left mounted')
