@@ -149,7 +149,9 @@ export class LevelJournal implements Journal {
   /**
    * Deletes the payload segments nothing refers to. The deletions of their
    * references are made durable first: after a power loss, an op whose
-   * deletion was lost must still find its data.
+   * deletion was lost must still find its data. Nobody waits for it: forcing
+   * a segment's worth of bytes to disk in the ack path held the pusher back
+   * (the outbox drained seconds after a fast write).
    */
   private collect (): Promise<void> {
     const run = this.collecting.then(async () => {
@@ -281,7 +283,7 @@ export class LevelJournal implements Journal {
     const batch: BatchOp[] = [{ type: 'del', key: keys.head(openId) }]
     for (let i = 0; i < opCount; i++) batch.push({ type: 'del', key: keys.op(openId, i) })
     await this.db.batch(batch)
-    if (this.releaseOps(openId, 0, opCount)) await this.collect()
+    if (this.releaseOps(openId, 0, opCount)) void this.collect()
   }
 
   async closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number> {
@@ -435,7 +437,7 @@ export class LevelJournal implements Journal {
     this.unindex(pending.deviceSeq, e)
     this.pendingTx--
     this.pendingBytes -= e.bytes
-    if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) await this.collect()
+    if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) void this.collect()
   }
 
   pendingOn (path: string): number[] {
@@ -465,7 +467,7 @@ export class LevelJournal implements Journal {
       this.unindex(deviceSeq, e)
       this.pendingTx--
       this.pendingBytes -= e.bytes
-      if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) await this.collect()
+      if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) void this.collect()
       dropped.push(pending)
     }
     return dropped

@@ -50,6 +50,11 @@ async function journalTx (j: LevelJournal, p: string, ops: Op[]): Promise<number
   return j.closeTx(id, ops.length, { mtimeNs: 1n, size: 1 })
 }
 
+/** Segment deletions run after the ack (or drop) returned: waits for those started so far. */
+async function collected (j: LevelJournal): Promise<void> {
+  await (j as unknown as { collecting: Promise<void> }).collecting
+}
+
 async function segments (dir: string): Promise<number[]> {
   const names = await fsp.readdir(path.join(dir, 'journal', 'payload')).catch(() => [])
   return names.filter(n => n.endsWith('.seg')).map(n => parseInt(n, 16)).sort((a, b) => a - b)
@@ -81,16 +86,19 @@ t.test('acks and drops delete the segments nothing refers to any more', async t 
   t.same(await segments(dir), [1, 2, 3], 'a: 1; b: 2; c: 2 and 3; d: 3')
   const pending = await j.readOutbox(0, 10)
   await j.ack(pending[1]!, 11)
+  await collected(j)
   t.same(await segments(dir), [1, 2, 3], 'segment 2 is still referred to by c')
   await j.ack(pending[0]!, 12)
+  await collected(j)
   t.same(await segments(dir), [2, 3], 'segment 1 went with the ack of a')
   t.same((await j.dropPending([pending[2]!.deviceSeq])).map(p => p.deviceSeq), [pending[2]!.deviceSeq])
+  await collected(j)
   t.same(await segments(dir), [3], 'segment 2 went with the drop of c')
   await j.ack(pending[3]!, 13)
+  await collected(j)
   t.same(await segments(dir), [3], 'the active segment stays')
   await journalTx(j, '/e', [big(7), big(8)])
-  // The write path does not wait for that deletion.
-  for (let i = 0; i < 100 && (await segments(dir)).length > 1; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  await collected(j)
   t.same(await segments(dir), [4], 'segment 3 went once appends moved past it')
   t.same((await j.readOutbox(0, 10)).map(p => p.tx.ops), [[big(7), big(8)]])
 })
@@ -103,6 +111,7 @@ t.test('a discarded transaction releases its segments', async t => {
   await journalTx(j, '/next', [big(4)])
   t.same(await segments(dir), [1, 2])
   await j.discardTx(id, 3)
+  await collected(j)
   t.same(await segments(dir), [2], 'segment 1 went; 2 is active')
   t.same((await j.readOutbox(0, 10)).map(p => p.tx.ops), [[big(4)]])
 })
@@ -122,10 +131,13 @@ t.test('a reopen counts the references again: segments go when their last op is 
   const pending = await j.readOutbox(0, 10)
   t.same(pending.map(p => p.tx.ops), [[big(1), big(2)], [big(3)], [big(4), small(0, 'left open by a crash')]], 'all ops after the reopen, the open transaction recovered')
   await j.ack(pending[1]!, 5)
+  await collected(j)
   t.same(await segments(dir), [1, 2], 'segment 2 still holds the recovered transaction')
   await j.ack(pending[0]!, 6)
+  await collected(j)
   t.same(await segments(dir), [2], 'segment 1 went with its last reference; no segment is active after a reopen')
   await j.ack(pending[2]!, 7)
+  await collected(j)
   t.same(await segments(dir), [], 'and segment 2 with the last one')
   t.same(j.pending(), { tx: 0, bytes: 0 })
 })
@@ -143,7 +155,7 @@ t.test('an ack that deletes the segment while readOutbox reads the entry: the en
   let raced = false
   db.getMany = async (k: string[]) => {
     const values = await getMany(k)
-    if (!raced) { raced = true; await j.ack(first, 7) }
+    if (!raced) { raced = true; await j.ack(first, 7); await collected(j) }
     return values
   }
   const read = await j.readOutbox(0, 10)
