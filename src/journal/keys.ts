@@ -6,7 +6,9 @@
 //   m!sync                        (empty)  written with sync:true to make the log durable on fsync
 //   c!<counter>                   (u64 BE) persisted counters (txAcked, txApplied, ...)
 //   h!<open id: 16 hex>           (json)   head of a transaction: path, opened while capturing
-//   o!<open id: 16 hex>!<i: 8 hex>(Op)     its ops, written ahead of the backing-file write
+//   o!<open id: 16 hex>!<i: 8 hex>(Op)     its ops, written ahead of the backing-file write; either
+//                                          the Op encoding, or for a write of 16 KiB or more, 0x00 then a
+//                                          reference to its data in payload/<segment: 16 hex>.seg (op-record.ts)
 //   t!<device seq: 16 hex>        (json)   closed transaction waiting for its ack (the outbox)
 //   r!<volume path>               (json)   file record: version (volume seq), size, mtime
 //   x!<copy path, or path@seq>    (json)   a conflict seen here (ConflictEntry); path@seq when no copy was made
@@ -14,7 +16,8 @@
 // A transaction is captured under an open id and becomes pushable only when
 // closed: t! then names the open id. Fixed-width hex makes iteration order
 // equal to numeric order, so the outbox drains in close order. On ack the
-// t!, h! and o! keys of the transaction go in one batch.
+// t!, h! and o! keys of the transaction go in one batch; a payload segment
+// goes once no o! key refers to it (payload-store.ts).
 
 export function hex (n: number, width = 16): string {
   return n.toString(16).padStart(width, '0')

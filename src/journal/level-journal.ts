@@ -1,13 +1,17 @@
 // The Journal on LevelDB. Captured ops are plain puts (LevelDB's own log makes
-// them survive a process crash); sync() forces that log to disk.
+// them survive a process crash); sync() forces that log to disk. The data of
+// large writes goes to payload segments, and their ops refer to it.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import path from 'node:path'
 import { Level } from 'level'
 import { type Op, OpCodec, type Transaction } from '../codec/wire.js'
 import type { AppliedUpdate, ConflictEntry, CounterName, EntryKind, FileRecord, Journal, PendingTx } from './journal.js'
 import { type FileFacts, recordChanges, renamesOf } from './records.js'
 import { isConflictChecked, subjectOf } from '../sync/conflict-policy.js'
 import { keys, readU64, u64 } from './keys.js'
+import { PayloadStore, SEGMENT_BYTES } from './payload-store.js'
+import { decodeRef, encodeRef, isRef, opBytes, payloadOf, resolveRef, writeBytes } from './op-record.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 import { fault } from '../util/fault.js'
@@ -58,6 +62,11 @@ export class LevelJournal implements Journal {
    * an ack racing a drop counts the entry out twice.
    */
   private outboxEdits: Promise<unknown> = Promise.resolve()
+  private readonly payload: PayloadStore
+  /** Payload segment of each op that refers to one, by open id and op index: what an ack or a drop releases. */
+  private readonly refs = new Map<number, Map<number, number>>()
+  /** Deletions of payload segments, one at a time. */
+  private collecting: Promise<void> = Promise.resolve()
 
   private exclusive<T> (fn: () => Promise<T>): Promise<T> {
     const run = this.outboxEdits.then(fn)
@@ -65,8 +74,9 @@ export class LevelJournal implements Journal {
     return run
   }
 
-  constructor (readonly dir: string, private readonly volume: string, private readonly maxTxBytes = 1 << 20) {
+  constructor (readonly dir: string, private readonly volume: string, private readonly maxTxBytes = 1 << 20, segmentBytes = SEGMENT_BYTES) {
     this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    this.payload = new PayloadStore(path.join(dir, 'payload'), segmentBytes)
   }
 
   get deviceId (): string { return this._deviceId }
@@ -101,7 +111,97 @@ export class LevelJournal implements Journal {
       this.pendingBytes += e.bytes
       this.lastOpenId = Math.max(this.lastOpenId, e.openId)
     }
+    await this.openPayload()
     await this.recoverOpen()
+  }
+
+  /** Counts the references to each payload segment; the store deletes the segments nothing refers to. */
+  private async openPayload (): Promise<void> {
+    const counts = new Map<number, number>()
+    for await (const [key, value] of this.db.iterator({ gte: 'o!', lt: 'o"' })) {
+      if (!isRef(value)) continue
+      const { segment } = decodeRef(value)
+      counts.set(segment, (counts.get(segment) ?? 0) + 1)
+      this.noteRef(parseInt(key.slice(2, 18), 16), parseInt(key.slice(19), 16), segment)
+    }
+    await this.payload.open(counts)
+  }
+
+  private noteRef (openId: number, i: number, segment: number): void {
+    const ops = this.refs.get(openId) ?? new Map<number, number>()
+    ops.set(i, segment)
+    this.refs.set(openId, ops)
+  }
+
+  /** Ops first..first+count-1 of openId are gone from the journal: their segments lose a reference each. */
+  private releaseOps (openId: number, first: number, count: number): boolean {
+    const ops = this.refs.get(openId)
+    if (!ops) return false
+    const segments: number[] = []
+    for (let i = first; i < first + count; i++) {
+      const seg = ops.get(i)
+      if (seg !== undefined) { segments.push(seg); ops.delete(i) }
+    }
+    if (ops.size === 0) this.refs.delete(openId)
+    return segments.length > 0 && this.payload.release(segments) > 0
+  }
+
+  /**
+   * Deletes the payload segments nothing refers to. The deletions of their
+   * references are made durable first: after a power loss, an op whose
+   * deletion was lost must still find its data. Nobody waits for it: forcing
+   * a segment's worth of bytes to disk in the ack path held the pusher back
+   * (the outbox drained seconds after a fast write).
+   */
+  private collect (): Promise<void> {
+    const run = this.collecting.then(async () => {
+      const segments = this.payload.deletable()
+      if (segments.length === 0 || !this.opened) return
+      await this.payload.sync()
+      await this.db.put(keys.syncMarker, new Uint8Array(0), { sync: true })
+      await this.payload.remove(segments)
+    }).catch(err => { log.warn({ err }, 'deleting payload segments failed; they go at the next open') })
+    this.collecting = run
+    return run
+  }
+
+  /**
+   * The values of ops about to be journaled, the data of large writes
+   * written to a payload segment first (so the put never refers to bytes the
+   * OS does not have), and the bytes each takes inline.
+   */
+  private async encodeOps (ops: Op[]): Promise<Array<{ value: Uint8Array; bytes: number; segment?: number }>> {
+    const out = await Promise.allSettled(ops.map(async op => {
+      const data = payloadOf(op)
+      if (!data) {
+        const value = OpCodec.encode(op)
+        return { value, bytes: value.length }
+      }
+      const ref = await this.payload.append(data)
+      const offset = (op as { write: { offset: number } }).write.offset
+      return { value: encodeRef(op, ref), bytes: writeBytes(offset, ref.length), segment: ref.segment }
+    }))
+    const failed = out.find(r => r.status === 'rejected')
+    if (failed) {
+      this.payload.release(out.flatMap(r => r.status === 'fulfilled' && r.value.segment !== undefined ? [r.value.segment] : []))
+      throw (failed as PromiseRejectedResult).reason
+    }
+    return out.map(r => (r as PromiseFulfilledResult<{ value: Uint8Array; bytes: number; segment?: number }>).value)
+  }
+
+  /** After the batch that journaled encoded ops: their references count; without it (it failed), they do not. */
+  private settleRefs (openId: number, first: number, encoded: Array<{ segment?: number }>, committed: boolean): void {
+    if (committed) {
+      encoded.forEach((e, i) => { if (e.segment !== undefined) this.noteRef(openId, first + i, e.segment) })
+    } else {
+      this.payload.release(encoded.flatMap(e => e.segment !== undefined ? [e.segment] : []))
+    }
+    if (this.payload.deletable().length > 0) void this.collect()
+  }
+
+  /** An op from its journaled value. */
+  private async decodeOp (value: Uint8Array): Promise<Op> {
+    return isRef(value) ? resolveRef(value, await this.payload.read(decodeRef(value))) : OpCodec.decode(value)
   }
 
   /** Transactions that were being captured when the process died hold acknowledged writes: close them. */
@@ -113,7 +213,7 @@ export class LevelJournal implements Journal {
     for (const [openId, path] of heads) {
       this.lastOpenId = Math.max(this.lastOpenId, openId)
       const sizes: number[] = []
-      for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) sizes.push(value.length)
+      for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) sizes.push(opBytes(value))
       const count = sizes.length
       this.openTx.set(openId, { path, bytes: sizes.reduce((a, b) => a + b, 0), sizes })
       const seq = await this.closeTx(openId, count, { mtimeNs: 0n, size: -1 })
@@ -142,6 +242,8 @@ export class LevelJournal implements Journal {
   async close (): Promise<void> {
     if (!this.opened) return
     this.opened = false
+    await this.collecting
+    await this.payload.close()
     await this.db.close()
   }
 
@@ -157,13 +259,19 @@ export class LevelJournal implements Journal {
     const batch: BatchOp[] = []
     if (firstIndex === 0) batch.push({ type: 'put', key: keys.head(openId), value: json({ path: open.path }) })
     let bytes = 0
-    ops.forEach((op, i) => {
-      const value = OpCodec.encode(op)
-      bytes += value.length
-      open.sizes[firstIndex + i] = value.length
+    const encoded = await this.encodeOps(ops)
+    encoded.forEach(({ value, bytes: n }, i) => {
+      bytes += n
+      open.sizes[firstIndex + i] = n
       batch.push({ type: 'put', key: keys.op(openId, firstIndex + i), value })
     })
-    await this.db.batch(batch)
+    try {
+      await this.db.batch(batch)
+    } catch (err) {
+      this.settleRefs(openId, firstIndex, encoded, false)
+      throw err
+    }
+    this.settleRefs(openId, firstIndex, encoded, true)
     open.bytes += bytes
     return bytes
   }
@@ -175,6 +283,7 @@ export class LevelJournal implements Journal {
     const batch: BatchOp[] = [{ type: 'del', key: keys.head(openId) }]
     for (let i = 0; i < opCount; i++) batch.push({ type: 'del', key: keys.op(openId, i) })
     await this.db.batch(batch)
+    if (this.releaseOps(openId, 0, opCount)) void this.collect()
   }
 
   async closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number> {
@@ -216,9 +325,9 @@ export class LevelJournal implements Journal {
     const deviceSeq = ++this.deviceSeq
     const batch: BatchOp[] = []
     let bytes = 0
-    ops.forEach((op, i) => {
-      const value = OpCodec.encode(op)
-      bytes += value.length
+    const encoded = await this.encodeOps(ops)
+    encoded.forEach(({ value, bytes: n }, i) => {
+      bytes += n
       batch.push({ type: 'put', key: keys.op(openId, i), value })
     })
     const entry: OutboxEntry = {
@@ -233,7 +342,13 @@ export class LevelJournal implements Journal {
       { type: 'put', key: keys.deviceSeq, value: u64(deviceSeq) },
       { type: 'put', key: keys.counter('txClosed'), value: u64(this.counts.txClosed) },
     )
-    await this.commitInOrder(batch)
+    try {
+      await this.commitInOrder(batch)
+    } catch (err) {
+      this.settleRefs(openId, 0, encoded, false)
+      throw err
+    }
+    this.settleRefs(openId, 0, encoded, true)
     this.pendingTx++
     this.pendingBytes += bytes
     fault('journal.after-close')
@@ -248,6 +363,8 @@ export class LevelJournal implements Journal {
   }
 
   async sync (): Promise<void> {
+    // Data before the references to it: a durable reference to bytes that are not is a lost write.
+    await this.payload.sync()
     await this.db.put(keys.syncMarker, new Uint8Array(0), { sync: true })
   }
 
@@ -270,13 +387,19 @@ export class LevelJournal implements Journal {
       const record = rawRecord === undefined ? undefined : parse<FileRecord>(rawRecord)
       const deviceSeq = parseInt(key.slice(2), 16)
       // The iterator reads a snapshot, getMany does not: an ack or a drop
-      // that ran in between took the entry and its ops away. It is no longer
+      // that ran in between took the entry and its ops away, and with them
+      // maybe the payload segment their data was in. It is no longer
       // pending, so it is not part of the answer.
-      if (encoded.some(v => v === undefined) && await this.db.get(keys.outbox(deviceSeq)) === undefined) continue
-      const ops = encoded.map((v, i) => {
-        if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
-        return OpCodec.decode(v)
-      })
+      let ops: Op[]
+      try {
+        ops = await Promise.all(encoded.map((v, i) => {
+          if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${opKeys[i]}`)
+          return this.decodeOp(v)
+        }))
+      } catch (err) {
+        if (await this.db.get(keys.outbox(deviceSeq)) === undefined) continue
+        throw err
+      }
       const tx: Transaction = {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,
@@ -314,6 +437,7 @@ export class LevelJournal implements Journal {
     this.unindex(pending.deviceSeq, e)
     this.pendingTx--
     this.pendingBytes -= e.bytes
+    if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) void this.collect()
   }
 
   pendingOn (path: string): number[] {
@@ -338,10 +462,12 @@ export class LevelJournal implements Journal {
       for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
       this.counts.txDropped++
       batch.push({ type: 'put', key: keys.counter('txDropped'), value: u64(this.counts.txDropped) })
+      await this.payload.sync()
       await this.db.batch(batch, { sync: true })
       this.unindex(deviceSeq, e)
       this.pendingTx--
       this.pendingBytes -= e.bytes
+      if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) void this.collect()
       dropped.push(pending)
     }
     return dropped
@@ -363,7 +489,8 @@ export class LevelJournal implements Journal {
         for (let i = 0; i < e.opCount; i++) {
           const opKey = keys.op(e.openId, (e.firstOp ?? 0) + i)
           const raw = await this.db.get(opKey)
-          if (raw === undefined) continue
+          // A reference is a write's: it names no other path.
+          if (raw === undefined || isRef(raw)) continue
           const op = OpCodec.decode(raw)
           const target = 'rename' in op && op.rename ? op.rename : 'link' in op && op.link ? op.link : undefined
           const next = target && moved(target.to)
@@ -387,6 +514,7 @@ export class LevelJournal implements Journal {
   }
 
   async addConflict (entry: ConflictEntry): Promise<void> {
+    await this.payload.sync()
     await this.db.put(keys.conflict(entry), json(entry), { sync: true })
   }
 

@@ -1,0 +1,226 @@
+// LevelJournal with large writes in payload segments: they round-trip
+// through the outbox with the bytes counted as inline, acks and drops delete
+// the segments nothing refers to, a reopen counts the references again, an
+// ack racing readOutbox leaves the entry out, and writes that returned
+// survive a SIGKILL of the process that made them.
+import { spawn } from 'node:child_process'
+import fsp from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { type Op, OpCodec } from '../../src/codec/wire.js'
+import { LevelJournal } from '../../src/journal/level-journal.js'
+import { segmentName } from '../../src/journal/payload-store.js'
+
+/** Small segments, so that a few ops spread over several of them. */
+const SEGMENT = 200_000
+
+async function tempDir (t: Test): Promise<string> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-journal-payload-'))
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function openJournal (t: Test, dir: string): Promise<LevelJournal> {
+  const j = new LevelJournal(path.join(dir, 'journal'), 'docs', 1 << 20, SEGMENT)
+  await j.open()
+  t.teardown(() => j.close())
+  return j
+}
+
+/** Bytes that differ per seed and per position, so a misplaced read shows. */
+function bytes (seed: number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n)
+  for (let i = 0; i < n; i++) b[i] = (seed * 31 + i * 7 + (i >> 8)) & 0xff
+  return b
+}
+
+function big (seed: number, n = 100_000): Op {
+  return { write: { offset: seed * n, data: bytes(seed, n) } }
+}
+
+function small (offset: number, text: string): Op {
+  return { write: { offset, data: Buffer.from(text) } }
+}
+
+async function journalTx (j: LevelJournal, p: string, ops: Op[]): Promise<number> {
+  const id = j.beginTx(p)
+  await j.appendOps(id, 0, ops)
+  return j.closeTx(id, ops.length, { mtimeNs: 1n, size: 1 })
+}
+
+/** Segment deletions run after the ack (or drop) returned: waits for those started so far. */
+async function collected (j: LevelJournal): Promise<void> {
+  await (j as unknown as { collecting: Promise<void> }).collecting
+}
+
+async function segments (dir: string): Promise<number[]> {
+  const names = await fsp.readdir(path.join(dir, 'journal', 'payload')).catch(() => [])
+  return names.filter(n => n.endsWith('.seg')).map(n => parseInt(n, 16)).sort((a, b) => a - b)
+}
+
+t.test('large writes go to segments and come out of the outbox whole, small ones stay inline', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const ops = [big(1), small(0, 'tiny'), big(2, 16 << 10), small(5, 'x'.repeat((16 << 10) - 1))]
+  await journalTx(j, '/a', ops)
+  t.same(await segments(dir), [1], 'one segment')
+  const { size } = await fsp.stat(path.join(dir, 'journal', 'payload', segmentName(1)))
+  t.equal(size, 100_000 + (16 << 10), 'holding the data of the two writes of 16 KiB or more, not the smaller ones')
+  const [p] = await j.readOutbox(0, 10)
+  t.same(p?.tx.ops, ops, 'every op, in order, with its bytes')
+  const inline = ops.reduce((n, op) => n + OpCodec.encode(op).length, 0)
+  t.equal(p?.bytes, inline, 'bytes counted as the inline encoding')
+  t.same(j.pending(), { tx: 1, bytes: inline })
+})
+
+t.test('acks and drops delete the segments nothing refers to any more', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  // 100 KB writes in 200 KB segments: two per segment.
+  await journalTx(j, '/a', [big(1), big(2)])
+  await journalTx(j, '/b', [big(3)])
+  await journalTx(j, '/c', [big(4), big(5)])
+  await journalTx(j, '/d', [big(6)])
+  t.same(await segments(dir), [1, 2, 3], 'a: 1; b: 2; c: 2 and 3; d: 3')
+  const pending = await j.readOutbox(0, 10)
+  await j.ack(pending[1]!, 11)
+  await collected(j)
+  t.same(await segments(dir), [1, 2, 3], 'segment 2 is still referred to by c')
+  await j.ack(pending[0]!, 12)
+  await collected(j)
+  t.same(await segments(dir), [2, 3], 'segment 1 went with the ack of a')
+  t.same((await j.dropPending([pending[2]!.deviceSeq])).map(p => p.deviceSeq), [pending[2]!.deviceSeq])
+  await collected(j)
+  t.same(await segments(dir), [3], 'segment 2 went with the drop of c')
+  await j.ack(pending[3]!, 13)
+  await collected(j)
+  t.same(await segments(dir), [3], 'the active segment stays')
+  await journalTx(j, '/e', [big(7), big(8)])
+  await collected(j)
+  t.same(await segments(dir), [4], 'segment 3 went once appends moved past it')
+  t.same((await j.readOutbox(0, 10)).map(p => p.tx.ops), [[big(7), big(8)]])
+})
+
+t.test('a discarded transaction releases its segments', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const id = j.beginTx('/held')
+  await j.appendOps(id, 0, [big(1), big(2), big(3)])
+  await journalTx(j, '/next', [big(4)])
+  t.same(await segments(dir), [1, 2])
+  await j.discardTx(id, 3)
+  await collected(j)
+  t.same(await segments(dir), [2], 'segment 1 went; 2 is active')
+  t.same((await j.readOutbox(0, 10)).map(p => p.tx.ops), [[big(4)]])
+})
+
+t.test('a reopen counts the references again: segments go when their last op is acked, orphans at once', async t => {
+  const dir = await tempDir(t)
+  const first = new LevelJournal(path.join(dir, 'journal'), 'docs', 1 << 20, SEGMENT)
+  await first.open()
+  await journalTx(first, '/a', [big(1), big(2)])
+  await journalTx(first, '/b', [big(3)])
+  const open = first.beginTx('/open')
+  await first.appendOps(open, 0, [big(4), small(0, 'left open by a crash')])
+  await first.close()
+  await fsp.writeFile(path.join(dir, 'journal', 'payload', segmentName(9)), 'bytes of an op never journaled')
+  const j = await openJournal(t, dir)
+  t.same(await segments(dir), [1, 2], 'the orphan segment 9 went at open')
+  const pending = await j.readOutbox(0, 10)
+  t.same(pending.map(p => p.tx.ops), [[big(1), big(2)], [big(3)], [big(4), small(0, 'left open by a crash')]], 'all ops after the reopen, the open transaction recovered')
+  await j.ack(pending[1]!, 5)
+  await collected(j)
+  t.same(await segments(dir), [1, 2], 'segment 2 still holds the recovered transaction')
+  await j.ack(pending[0]!, 6)
+  await collected(j)
+  t.same(await segments(dir), [2], 'segment 1 went with its last reference; no segment is active after a reopen')
+  await j.ack(pending[2]!, 7)
+  await collected(j)
+  t.same(await segments(dir), [], 'and segment 2 with the last one')
+  t.same(j.pending(), { tx: 0, bytes: 0 })
+})
+
+t.test('an ack that deletes the segment while readOutbox reads the entry: the entry is left out, not an error', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/a', [big(1), big(2)])
+  await journalTx(j, '/a', [big(3), big(4)])
+  const [first] = await j.readOutbox(0, 1)
+  if (!first) throw new Error('fixture: a pending transaction')
+  // The op values (references) are read; the ack then takes the entry and its segment before the data is read.
+  const db = (j as unknown as { db: { getMany: (keys: string[]) => Promise<unknown[]> } }).db
+  const getMany = db.getMany.bind(db)
+  let raced = false
+  db.getMany = async (k: string[]) => {
+    const values = await getMany(k)
+    if (!raced) { raced = true; await j.ack(first, 7); await collected(j) }
+    return values
+  }
+  const read = await j.readOutbox(0, 10)
+  db.getMany = getMany
+  t.ok(raced, 'the ack ran between the read of the references and the read of the data')
+  t.same(await segments(dir), [2], 'the ack deleted segment 1')
+  t.same(read.map(p => p.deviceSeq), [2], 'only the entry still pending comes out')
+})
+
+t.test('a pending entry whose segment is gone is an error, not silently skipped', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/a', [big(1), big(2)])
+  await journalTx(j, '/a', [big(3), big(4)])
+  await fsp.rm(path.join(dir, 'journal', 'payload', segmentName(1)))
+  await t.rejects(j.readOutbox(0, 10), { code: 'JOURNAL' })
+})
+
+t.test('sync forces the payload segments, then LevelDB: fsync through the mount makes the data durable', async t => {
+  // Which segments a store sync forces is payload-store.test's; here, that the journal's sync does one, first.
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const order: string[] = []
+  const inner = j as unknown as { db: { put: (k: string, v: Uint8Array, o?: { sync?: boolean }) => Promise<void> }; payload: { sync: () => Promise<void> } }
+  const put = inner.db.put.bind(inner.db)
+  inner.db.put = async (k, v, o) => { if (o?.sync) order.push('leveldb'); return put(k, v, o) }
+  const payloadSync = inner.payload.sync.bind(inner.payload)
+  inner.payload.sync = async () => { await payloadSync(); order.push('segments') }
+  await journalTx(j, '/a', [big(1), big(2), big(3)])
+  await j.sync()
+  t.same(order, ['segments', 'leveldb'], 'the segments are forced before the LevelDB log')
+})
+
+t.test('writes that returned survive a SIGKILL of the process, with their bytes', async t => {
+  const dir = await tempDir(t)
+  const journalModule = fileURLToPath(new URL('../../src/journal/level-journal.js', import.meta.url))
+  // The child journals closed transactions and one still open, says so, and waits to be killed.
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    const { LevelJournal } = await import(${JSON.stringify(journalModule)})
+    ${bytes.toString()}
+    const big = ${big.toString()}
+    const j = new LevelJournal(${JSON.stringify(path.join(dir, 'journal'))}, 'docs', 1 << 20, ${SEGMENT})
+    await j.open()
+    for (let tx = 0; tx < 4; tx++) {
+      const id = j.beginTx('/f' + tx)
+      await j.appendOps(id, 0, [big(tx * 3 + 1), big(tx * 3 + 2)])
+      await j.appendOps(id, 2, [big(tx * 3 + 3, 20000)])
+      if (tx < 3) await j.closeTx(id, 3, { mtimeNs: 1n, size: 1 })
+    }
+    process.stdout.write('journaled\\n')
+    setInterval(() => {}, 1000)
+  `], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('journaled')) resolve() })
+    child.on('exit', code => reject(new Error(`child exited (${code}) before journaling`)))
+  })
+  child.kill('SIGKILL')
+  await new Promise(resolve => child.once('exit', resolve))
+  t.equal(child.signalCode, 'SIGKILL', 'killed, not closed')
+
+  const j = await openJournal(t, dir)
+  const pending = await j.readOutbox(0, 10)
+  t.same(pending.map(p => p.tx.path), ['/f0', '/f1', '/f2', '/f3'], 'the three closed transactions and the open one, recovered')
+  for (const [tx, p] of pending.entries()) {
+    t.same(p.tx.ops, [big(tx * 3 + 1), big(tx * 3 + 2), big(tx * 3 + 3, 20000)], `every byte of ${p.tx.path}`)
+  }
+})
