@@ -40,11 +40,17 @@ export interface ConflictResolverOptions {
   now?: () => Date
 }
 
+/**
+ * Whether the transaction's content owes nothing to the file's old bytes. A
+ * Create is journaled only for a name that held no file on its author (see
+ * CaptureVfs.create), whatever its base: a name deleted and made again has
+ * the delete as its base, and its content is still whole.
+ */
 function startsFromNothing (tx: Transaction): boolean {
   const first = tx.ops.find(op => !('setAttr' in op))
   if (!first) return false
   if ('truncate' in first && first.truncate) return first.truncate.size === 0
-  return 'create' in first && first.create !== undefined && tx.baseVersion === 0
+  return 'create' in first && first.create !== undefined
 }
 
 export class ConflictResolver {

@@ -21,7 +21,12 @@
 //      (checked even when (a) failed, to show who lost what). Ops issued
 //      earlier on other mounts that m had not seen yet (offline, cut off) do
 //      not drop the record: under "first writer wins, nobody loses" X
-//      survives them. Truncations are not recorded (their result is not
+//      survives them. But a rename p -> q issued earlier on another mount
+//      that m had not applied yet carries X along (a change follows a
+//      remotely renamed file to its new name, whichever the node ordered
+//      first), so the record also watches q (and on through later such
+//      renames of q) and is dropped by later ops on those names too.
+//      Truncations are not recorded (their result is not
 //      unique) but do drop records. The final burst's writes are concurrent
 //      by construction, so they drop only older records, not each other's.
 // Reproduce with DELTAFS_CONVERGENCE_SEED; DELTAFS_CONVERGENCE_STEPS sets the
@@ -65,7 +70,11 @@ function content (rand: Rand, tag: string): Buffer {
 type OpName = 'write' | 'overwrite' | 'append' | 'truncate' | 'rename' | 'unlink' | 'create'
 const OPS: OpName[] = ['write', 'write', 'overwrite', 'overwrite', 'append', 'append', 'truncate', 'rename', 'unlink', 'create']
 
-interface WriteRecord { mount: number; path: string; step: number; op: OpName; hash: string; size: number }
+interface WriteRecord {
+  mount: number; path: string; step: number; op: OpName; hash: string; size: number
+  /** Where X may be when later ops come: path, and where earlier renames on other mounts may carry it. */
+  places: string[]
+}
 
 interface Outcome { touched: string[]; expected?: Buffer; error?: string }
 
@@ -172,6 +181,16 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
   let nodeDownUntil = 0
   const events: string[] = []
   const records = new Map<string, WriteRecord>() // by `${mount} ${path}`
+  const renames: Array<{ mount: number; from: string; to: string }> = [] // in issue order
+  const dropRecords = (paths: string[]) => {
+    for (const [k, rec] of records) if (rec.places.some(x => paths.includes(x))) records.delete(k)
+  }
+  /** p, and the names that earlier renames by other mounts (perhaps not yet applied on mount) may move it to. */
+  const placesOf = (mount: number, p: string): string[] => {
+    const places = [p]
+    for (const r of renames) if (r.mount !== mount && places.includes(r.from) && !places.includes(r.to)) places.push(r.to)
+    return places
+  }
   const errors = new Map<string, number>()
   const unexpected: string[] = []
   let raced = 0
@@ -200,7 +219,8 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
     const out = await runOp(mp, op, p, q, rand, tag)
     ops++
     opLog.push(`step ${step} ${new Date(t0).toISOString()} ${names[i]!} ${op} ${p}${op === 'rename' ? ` -> ${q}` : ''} ${tag}${out.error ? ` failed ${out.error}` : ''}${out.expected ? ` -> ${out.expected.length} bytes ${sha(out.expected).slice(0, 12)}` : ''}`)
-    if (invalidate) for (const touched of out.touched) for (const k of [0, 1, 2]) records.delete(`${k} ${touched}`)
+    if (invalidate) dropRecords(out.touched)
+    if (op === 'rename' && !out.error) renames.push({ mount: i, from: p, to: q })
     if (out.error) {
       errors.set(`${op} ${out.error}`, (errors.get(`${op} ${out.error}`) ?? 0) + 1)
       // Files come and go under concurrent ops, directories never do: a write
@@ -213,7 +233,7 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
     const back = await readOrNull(path.join(mp, p))
     if (back !== null && back.equals(out.expected)) {
       opLog[opLog.length - 1] += ' (recorded)'
-      records.set(`${i} ${p}`, { mount: i, path: p, step, op, hash: sha(out.expected), size: out.expected.length })
+      records.set(`${i} ${p}`, { mount: i, path: p, step, op, hash: sha(out.expected), size: out.expected.length, places: placesOf(i, p) })
     } else {
       raced++
       opLog[opLog.length - 1] += ` (raced: read back ${back === null ? 'nothing' : `${back.length} bytes ${sha(back).slice(0, 12)}`})`
@@ -271,7 +291,7 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
   for (const proxy of proxies) proxy.cut()
   const burst = [PATHS[0]!, PATHS[3]!, PATHS[8]!]
   // Later than everything before, but concurrent with each other: they drop older records only.
-  for (const p of burst) for (const k of [0, 1, 2]) records.delete(`${k} ${p}`)
+  dropRecords(burst)
   for (const p of burst) for (let i = 0; i < 3; i++) await doOp(STEPS, i, 'write', p, p, `${names[i]!}burst-${Math.floor(rand() * 1e9).toString(36)}`, false)
   for (const proxy of proxies) proxy.heal()
   event(STEPS, 'final burst written on cut-off mounts; all reconnected')

@@ -10,7 +10,9 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
-import { type MountHandle, waitFor } from '../helpers/processes.js'
+import { type MountHandle, sleep, waitFor } from '../helpers/processes.js'
+import { snapshot } from '../helpers/tree.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { type Tree, allConflictCopies, conflictCopiesOf, settle, settleOrFail } from '../helpers/settle.js'
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
@@ -257,4 +259,63 @@ t.test('offline create or edit raced by a create-then-rename on another mount', 
   const hashes = Object.values(tree).map(e => e.sha256)
   t.comment(`final tree:\n${describe(tree, known)}`)
   for (const [label, h] of Object.entries(known)) t.ok(hashes.includes(h), `${label} is on every mount`, { tree: describe(tree, known) })
+})
+
+t.test('a conflict with a file re-created elsewhere takes the winner whole at once (no mix of both versions)', async t => {
+  // The winner's transaction starts with Create after the name was deleted
+  // (its base is the delete, not 0): it carries the whole file. Asking its
+  // author for the file instead left the loser serving the winner's bytes
+  // over the tail of its own longer version until the answer came, and
+  // local changes made on that mix meanwhile went out as changes of a file
+  // nobody else had.
+  const c = new Cluster()
+  const proxies: TcpProxy[] = []
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(c.logs())
+    await c.destroy()
+    await Promise.all(proxies.map(p => p.close()))
+  })
+  await c.startNode()
+  for (let i = 0; i < 2; i++) {
+    const proxy = new TcpProxy(() => c.node!.port)
+    await proxy.start()
+    proxies.push(proxy)
+    await c.addMount(undefined, proxy.address)
+  }
+  const [A, B] = c.mounts as [MountHandle, MountHandle]
+  const [pa, pb] = proxies as [TcpProxy, TcpProxy]
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(B.mountpoint, f)
+  await writeSynced(a('reborn.txt'), 'the first life of reborn\n'.repeat(50))
+  await settle([A, B])
+  await fsp.unlink(a('reborn.txt'))
+  await settle([A, B])
+
+  pa.cut()
+  const mine = 'A made reborn again, longer than B\n'.repeat(100)
+  const theirs = 'B made reborn again\n'.repeat(20)
+  await writeSynced(a('reborn.txt'), mine)
+  await writeSynced(b('reborn.txt'), theirs)
+  await waitFor("B's new file to reach the node", async () => {
+    const s = await B.status()
+    return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
+  })
+  // B stays away, so nothing B would send later can mend A's copy.
+  pb.cut()
+  pa.heal()
+  await waitFor('A to lose the conflict and push its copy', async () => {
+    const s = await A.status()
+    return s.connected === true && Number(s.conflictsLost) === 1 && Number(s.pendingTx) === 0
+  }, 20_000)
+  await sleep(300)
+  const tree = await snapshot(A.mountpoint)
+  const copies = conflictCopiesOf(tree, 'reborn.txt')
+  t.equal(copies.length, 1, 'A kept its version as one conflict copy')
+  t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(mine), "the copy holds A's version")
+  t.equal(tree['reborn.txt']?.sha256, sha(theirs), "reborn.txt on A holds B's version exactly", { size: tree['reborn.txt']?.size, expected: theirs.length })
+
+  pb.heal()
+  const final = await settleOrFail(t, [A, B])
+  if (!final) return
+  t.equal(final['reborn.txt']?.sha256, sha(theirs), "reborn.txt holds B's version on every mount")
 })
