@@ -160,22 +160,18 @@ export class CaptureVfs implements Vfs {
   private async createNow (p: string, mode: number): Promise<number> {
     if (!this.rw) return this.changeNow(p, () => this.inner.create(p, mode), { create: { mode: mode & 0o7777 } })
     // The kernel found no such name, then a remote apply made the file before
-    // this CREATE: the backing open (no O_EXCL) gets that file, content and
-    // all. Journaled as a Create it would claim a file that starts from
-    // nothing, which a mount losing a conflict to it trusts (it empties its
-    // copy first): it is an open of an existing file instead.
-    if (await fsp.lstat(this.rw.real(p)).then(st => st.isFile(), () => false)) return this.openExisting(p)
+    // this CREATE. Opening that file here would make the kernel treat it as
+    // newly created: no O_TRUNC truncate would follow (new content over the
+    // remote one's tail), O_EXCL would succeed on a file that exists, and a
+    // Create journaled for it would claim content that starts from nothing,
+    // which a mount losing a conflict to it trusts. ESTALE makes the kernel
+    // look the name up again and redo the call as an OPEN of that file.
+    if (await fsp.lstat(this.rw.real(p)).then(() => true, () => false)) throw new FsError(ESTALE, `${p} was created by a remote change while being created here`)
     await this.rec.closeAll([p])
     const fh = await this.inner.create(p, mode)
     this.opened(p, fh)
     // Held: it may be a temp file about to be renamed over the file it replaces.
     await this.rec.startRewrite(p, { create: { mode: mode & 0o7777 } }, { fresh: true })
-    return fh
-  }
-
-  private async openExisting (p: string): Promise<number> {
-    const fh = await this.inner.open(p, fs.constants.O_RDWR)
-    this.opened(p, fh)
     return fh
   }
 

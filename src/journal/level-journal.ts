@@ -118,7 +118,11 @@ export class LevelJournal implements Journal {
     this.pendingBytes = 0
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parseEntry(value)
-      this.index(parseInt(key.slice(2), 16), e)
+      const deviceSeq = parseInt(key.slice(2), 16)
+      this.index(deviceSeq, e)
+      // m!devseq is written with each closed transaction; never hand out a
+      // seq that an outbox entry holds, whatever that counter says.
+      this.deviceSeq = Math.max(this.deviceSeq, deviceSeq)
       this.pendingTx++
       this.pendingBytes += e.bytes
       this.lastOpenId = Math.max(this.lastOpenId, e.openId)
@@ -333,11 +337,15 @@ export class LevelJournal implements Journal {
   }
 
   async appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }> {
+    const encoded = await this.encodeOps(ops)
+    // Numbered only after the await: a closeTx running meanwhile takes the
+    // next seq and commits first, so a seq taken before it would commit out
+    // of order (the pusher passes it by) and store a lower devseq after a
+    // higher one (reused after a restart: a silent duplicate at the node).
     const openId = ++this.lastOpenId
     const deviceSeq = ++this.deviceSeq
     const batch: BatchOp[] = []
     let bytes = 0
-    const encoded = await this.encodeOps(ops)
     encoded.forEach(({ value, bytes: n }, i) => {
       bytes += n
       batch.push({ type: 'put', key: keys.op(openId, i), value })

@@ -301,3 +301,26 @@ t.test('large writes read back the same from memory and, after a reopen, from Le
   await again.ack(after[0]!, 6)
   t.same(await again.readOutbox(0, 10), [], 'empty after the ack')
 })
+
+t.test('appendTx and closeTx started together commit their device seqs in order, and a reopen never reuses one', async t => {
+  const dir = await tempDir(t)
+  const j = new LevelJournal(path.join(dir, 'journal'), 'docs')
+  await j.open()
+  const id = j.beginTx('/b')
+  await j.appendOps(id, 0, [write(0, 'x')])
+  // appendTx encodes its ops asynchronously; a closeTx started in that gap
+  // used to take the next seq and commit before it (found by review).
+  const appended = j.appendTx('/a', [{ unlink: {} }], { mtimeNs: 0n, size: -1 })
+  await Promise.resolve()
+  const closed = j.closeTx(id, 1, { mtimeNs: 0n, size: 1 })
+  const seqs = [await closed, (await appended).deviceSeq]
+  t.same([...seqs].sort((x, y) => x - y), [1, 2], 'both got a seq')
+  t.same((await j.readOutbox(0, 10)).map(p => p.deviceSeq), [1, 2], 'both are in the outbox')
+  await j.close()
+  const k = new LevelJournal(path.join(dir, 'journal'), 'docs')
+  await k.open()
+  t.teardown(() => k.close())
+  const next = await k.appendTx('/c', [{ unlink: {} }], { mtimeNs: 0n, size: -1 })
+  t.equal(next.deviceSeq, 3, 'after a reopen the next seq is new')
+  t.same((await k.readOutbox(0, 10)).map(p => [p.deviceSeq, p.tx.path]), [[1, seqs[0] === 1 ? '/b' : '/a'], [2, seqs[0] === 1 ? '/a' : '/b'], [3, '/c']], 'no entry was overwritten')
+})
