@@ -116,6 +116,7 @@ export class LevelJournal implements Journal {
     for (const c of COUNTERS) this.counts[c] = readU64(await this.db.get(keys.counter(c)))
     this.pendingTx = 0
     this.pendingBytes = 0
+    await this.dropLostPayloads()
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parseEntry(value)
       const deviceSeq = parseInt(key.slice(2), 16)
@@ -129,6 +130,39 @@ export class LevelJournal implements Journal {
     }
     await this.openPayload()
     await this.recoverOpen()
+  }
+
+  /**
+   * A write that returned but was never fsynced can lose its segment bytes
+   * in a power loss while LevelDB kept the op that refers to them (its own
+   * flushes sync). Such a transaction cannot be sent, and left in the outbox
+   * it would stop every later one: it goes, and startup reconciliation sends
+   * the file as the disk has it (its record still describes the version
+   * before the lost transaction).
+   */
+  private async dropLostPayloads (): Promise<void> {
+    const sizes = await this.payload.sizes()
+    const lost = new Set<number>()
+    for await (const [key, value] of this.db.iterator({ gte: 'o!', lt: 'o"' })) {
+      if (!isRef(value)) continue
+      const ref = decodeRef(value)
+      if (ref.offset + ref.length > (sizes.get(ref.segment) ?? -1)) lost.add(parseInt(key.slice(2, 18), 16))
+    }
+    if (lost.size === 0) return
+    const batch: BatchOp[] = []
+    const paths = new Set<string>()
+    for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
+      const e = parseEntry(value)
+      if (lost.has(e.openId)) { batch.push({ type: 'del', key }); paths.add(e.path) }
+    }
+    for (const openId of lost) {
+      const head = await this.db.get(keys.head(openId))
+      if (head !== undefined) paths.add(parse<{ path: string }>(head).path)
+      batch.push({ type: 'del', key: keys.head(openId) })
+      for await (const key of this.db.keys({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) batch.push({ type: 'del', key })
+    }
+    await this.writeBatch(batch, { sync: true })
+    log.error({ paths: [...paths], transactions: lost.size }, 'the data of writes never fsynced was lost before it reached the disk (a power loss?): their transactions are dropped, and the files are sent as the disk has them')
   }
 
   /** Counts the references to each payload segment; the store deletes the segments nothing refers to. */

@@ -74,6 +74,17 @@ export class PayloadStore {
     this.nextId = max + 1
   }
 
+  /** The size of every segment file on disk, by id (before open: what a crash left). */
+  async sizes (): Promise<Map<number, number>> {
+    const out = new Map<number, number>()
+    const names = await fs.promises.readdir(this.dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return [] as string[]; throw err })
+    for (const name of names) {
+      const id = segmentId(name)
+      if (id !== undefined) out.set(id, (await fs.promises.stat(path.join(this.dir, name))).size)
+    }
+    return out
+  }
+
   /** Segments referred to, with their reference counts (for tests and status). */
   references (): Map<number, number> { return new Map(this.counts) }
 

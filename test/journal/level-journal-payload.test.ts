@@ -174,6 +174,28 @@ t.test('a pending entry whose segment is gone is an error, not silently skipped'
   await t.rejects(j.readOutbox(0, 10), { code: 'JOURNAL' })
 })
 
+t.test('after a crash that lost segment bytes, a reopen drops the transactions that refer to them and keeps the rest', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/a', [small(0, 'before')])
+  await journalTx(j, '/b', [big(1)])
+  await journalTx(j, '/c', [small(0, 'after')])
+  const open = j.beginTx('/d')
+  await j.appendOps(open, 0, [big(2)])
+  await j.close()
+  // What a power loss can leave: LevelDB kept the references, the segment
+  // did not keep the bytes (here: the tail of the only segment, both ops).
+  const seg = path.join(dir, 'journal', 'payload', segmentName(1))
+  await fsp.truncate(seg, 1000)
+  const k = await openJournal(t, dir)
+  const out = await k.readOutbox(0, 10)
+  t.same(out.map(p => p.tx.path), ['/a', '/c'], 'the transactions with lost bytes are gone, the others are still there')
+  t.equal(k.pending().tx, 2, 'the pending count agrees')
+  const next = await journalTx(k, '/e', [big(3)])
+  t.same((await k.readOutbox(0, 10)).map(p => [p.deviceSeq, p.tx.path]), [[1, '/a'], [3, '/c'], [next, '/e']], 'new transactions journal and read normally')
+  t.ok(next > 3, 'with a new seq')
+})
+
 t.test('sync forces the payload segments, then LevelDB: fsync through the mount makes the data durable', async t => {
   // Which segments a store sync forces is payload-store.test's; here, that the journal's sync does one, first.
   const dir = await tempDir(t)
