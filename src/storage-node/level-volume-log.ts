@@ -1,8 +1,11 @@
 // The embedded VolumeLog: one LevelDB for all volumes of a node. Appends are
 // group-committed: every append that arrives while a synced batch is being
 // written goes into the next batch, so durability costs one fsync per batch
-// instead of one per transaction.
+// instead of one per transaction. Large frames go to append-only segment
+// files, LevelDB keeping a reference: written once to disk instead of through
+// its log, a memtable flush and compactions (DESIGN §10).
 import { Level } from 'level'
+import { PayloadStore, segmentIds, type PayloadRef } from '../journal/payload-store.js'
 import { type AppendRequest, type AppendResult, type LogEntry, type VolumeLog } from './volume-log.js'
 import { keys } from './level-keys.js'
 import { DeltafsError } from '../util/errors.js'
@@ -16,6 +19,13 @@ interface Pending { req: AppendRequest; resolve: (r: AppendResult) => void; reje
  * several times its size in native memory at once.
  */
 const MAX_BATCH_BYTES = 8 << 20
+
+/**
+ * Frames from this size on are stored in segment files. Smaller ones stay
+ * inline: a segment read per entry would cost catch-up more than LevelDB's
+ * copies of a few KiB.
+ */
+export const SEGMENT_MIN_FRAME = 16 << 10
 
 /** File states kept in memory (the node is the only writer, so they stay exact); oldest dropped first. */
 const FILE_CACHE_ENTRIES = 100_000
@@ -62,6 +72,29 @@ function encodeEntry (deviceId: string, frame: Uint8Array): Uint8Array {
   out.set(frame, 1 + id.length)
   return out
 }
+/** The first byte of an entry whose frame is in a segment: never a device id's length (1..64). */
+const REF_MARKER = 0xff
+
+function encodeRef (deviceId: string, ref: PayloadRef): Uint8Array {
+  const id = Buffer.from(deviceId)
+  const out = Buffer.allocUnsafe(2 + id.length + 24)
+  out[0] = REF_MARKER
+  out[1] = id.length
+  id.copy(out, 2)
+  out.set(u64(ref.segment), 2 + id.length)
+  out.set(u64(ref.offset), 10 + id.length)
+  out.set(u64(ref.length), 18 + id.length)
+  return out
+}
+function decodeRef (value: Uint8Array): { deviceId: string; ref: PayloadRef } {
+  const len = value[1] ?? 0
+  const at = 2 + len
+  return {
+    deviceId: Buffer.from(value.buffer, value.byteOffset + 2, len).toString(),
+    ref: { segment: readU64(value.subarray(at)), offset: readU64(value.subarray(at + 8)), length: readU64(value.subarray(at + 16)) },
+  }
+}
+
 function decodeEntry (seq: number, value: Uint8Array): LogEntry {
   const len = value[0] ?? 0
   return {
@@ -73,6 +106,7 @@ function decodeEntry (seq: number, value: Uint8Array): LogEntry {
 
 export class LevelVolumeLog implements VolumeLog {
   private readonly db: Level<string, Uint8Array>
+  private readonly segments: PayloadStore
   private readonly heads = new Map<string, number>()
   private queue: Pending[] = []
   private flushing = false
@@ -86,14 +120,25 @@ export class LevelVolumeLog implements VolumeLog {
   private readonly fileCache = new Map<string, FileState | null>()
   private opened = false
 
-  constructor (dir: string) {
+  /** dir: the LevelDB directory; segment files go to `<dir>-segments`, next to it. */
+  constructor (dir: string, segmentBytes?: number) {
     this.db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    this.segments = new PayloadStore(`${dir}-segments`, segmentBytes)
   }
 
   async open (): Promise<void> {
     if (this.opened) return
     // Frames are large; a larger memtable means fewer L0 flushes per MiB stored.
     await this.db.open({ writeBufferSize: 64 << 20 })
+    // Frames are never deleted, so no segment is ever released: every file
+    // found counts as referenced and stays. One without references (a crash
+    // before its first commit) costs only its disk space.
+    try {
+      await this.segments.open(new Map((await segmentIds(this.segments.dir)).map(id => [id, 1])))
+    } catch (err) {
+      await this.db.close()
+      throw err
+    }
     this.opened = true
   }
 
@@ -102,6 +147,7 @@ export class LevelVolumeLog implements VolumeLog {
     while (this.flushing || this.queue.length > 0) await new Promise(resolve => setTimeout(resolve, 5))
     this.opened = false
     await this.db.close()
+    await this.segments.close()
   }
 
   append (req: AppendRequest): Promise<AppendResult> {
@@ -140,13 +186,24 @@ export class LevelVolumeLog implements VolumeLog {
 
   async read (volume: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<LogEntry[]> {
     const out: LogEntry[] = []
+    const loads: Array<Promise<void>> = []
     const prefix = keys.entryPrefix(volume)
     let bytes = 0
     for await (const [key, value] of this.db.iterator({ gt: keys.entry(volume, afterSeq), lt: prefix + '~', limit })) {
-      out.push(decodeEntry(parseInt(key.slice(prefix.length), 16), value))
-      bytes += value.length
+      const seq = parseInt(key.slice(prefix.length), 16)
+      if (value[0] === REF_MARKER) {
+        const { deviceId, ref } = decodeRef(value)
+        const entry: LogEntry = { seq, deviceId, frame: new Uint8Array(0) }
+        out.push(entry)
+        loads.push(this.segments.read(ref).then(frame => { entry.frame = frame }))
+        bytes += ref.length
+      } else {
+        out.push(decodeEntry(seq, value))
+        bytes += value.length
+      }
       if (bytes >= maxBytes) break
     }
+    await Promise.all(loads)
     return out
   }
 
@@ -207,6 +264,7 @@ export class LevelVolumeLog implements VolumeLog {
     if (this.flushing || this.queue.length === 0) return
     this.flushing = true
     const batch = this.takeBatch()
+    let writing: { close: () => Promise<void> } | undefined
     try {
       const reqs = batch.map(p => p.req)
       await this.loadMaxDeviceSeqs(reqs)
@@ -223,6 +281,8 @@ export class LevelVolumeLog implements VolumeLog {
       // A chained batch: about a third of the main-thread CPU of db.batch(array)
       // (abstract-level clones and re-validates every operation of an array).
       const write = this.db.batch()
+      writing = write
+      const refs: Array<Promise<void>> = []
       const results: AppendResult[] = []
       const inBatch = new Map<string, number>()
       const touched = new Map<string, number>()
@@ -247,12 +307,26 @@ export class LevelVolumeLog implements VolumeLog {
         const vd = `${req.volume}!${req.deviceId}`
         deviceSeqs.set(vd, Math.max(deviceSeqs.get(vd) ?? 0, req.deviceSeq))
         for (const [k] of checked) { files.set(k, advance(files.get(k), req.deviceId, seq)); changedFiles.add(k) }
-        write.put(keys.entry(req.volume, seq), encodeEntry(req.deviceId, req.frame))
+        if (req.frame.length >= SEGMENT_MIN_FRAME) {
+          const key = keys.entry(req.volume, seq)
+          const stored = this.segments.append(req.frame).then(ref => { write.put(key, encodeRef(req.deviceId, ref)) })
+          stored.catch(() => undefined) // awaited below, unless the batch fails before
+          refs.push(stored)
+        } else {
+          write.put(keys.entry(req.volume, seq), encodeEntry(req.deviceId, req.frame))
+        }
         write.put(txKey, u64(seq))
         results.push({ seq, duplicate: false })
       }
       for (const [volume, seq] of touched) write.put(keys.head(volume), u64(seq))
       for (const key of changedFiles) write.put(key, Buffer.from(JSON.stringify(files.get(key))))
+      if (refs.length > 0) {
+        await Promise.all(refs)
+        // The frames are on disk before any reference to them can be: an
+        // acked entry never points at bytes a crash could lose.
+        await this.segments.sync()
+      }
+      writing = undefined
       if (write.length > 0) await write.write({ sync: true })
       else await write.close()
       for (const [volume, seq] of touched) this.heads.set(volume, seq)
@@ -260,6 +334,7 @@ export class LevelVolumeLog implements VolumeLog {
       for (const key of changedFiles) this.cacheFile(key, files.get(key))
       batch.forEach((p, i) => p.resolve(results[i]!))
     } catch (err) {
+      await writing?.close().catch(() => undefined)
       for (const p of batch) p.reject(err)
     } finally {
       this.flushing = false
