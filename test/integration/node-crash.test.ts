@@ -1,7 +1,9 @@
 // Issue 4 (part): the storage node is killed with SIGKILL while two mounts
 // push hard. After a restart every tree converges and the node's log holds
 // every transaction the mounts journaled exactly once: nothing it acked was
-// lost, and the retries of unacked ones were stored once.
+// lost, and the retries of unacked ones were stored once. Some files are
+// large and random, so that their frames go to the node's segment files.
+import { randomBytes } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
@@ -19,6 +21,7 @@ t.test('a SIGKILLed node loses no acked transaction and stores retries once', as
     let i = 0
     while (writing) {
       await fsp.writeFile(path.join(mountpoint, `${tag}-${i % 40}.txt`), `${tag} ${i}\n`.repeat(1 + (i % 300))).catch(() => undefined)
+      if (i % 10 === 0) await fsp.writeFile(path.join(mountpoint, `${tag}-big-${(i / 10) % 4}.bin`), randomBytes((64 << 10) + (i % 7) * (32 << 10))).catch(() => undefined)
       i++
     }
     return i
@@ -52,8 +55,10 @@ t.test('a SIGKILLed node loses no acked transaction and stores retries once', as
     return diff === null
   }, 30_000, 200).catch(err => t.fail(`${(err as Error).message}\n${diff ?? ''}`))
   const expected = await snapshot(A.mountpoint)
-  t.equal(Object.keys(expected).length, 80, 'A holds the 80 files both writers wrote')
+  t.equal(Object.keys(expected).length, 88, 'A holds the 88 files both writers wrote')
   t.same(await snapshot(B.mountpoint), expected, 'B converged')
   t.same(await snapshot(C.mountpoint), expected, 'C converged')
   t.equal((await C.status()).txApplied, head, 'C applied every transaction once')
+  const segments = await fsp.readdir(path.join(c.dir, 'node', 'log-segments'))
+  t.ok(segments.length >= 2, `the node stored large frames in segments (${segments.length} files: one more per restart)`)
 })
