@@ -14,9 +14,10 @@ interface Pending { req: AppendRequest; resolve: (r: AppendResult) => void; reje
 
 /**
  * One group commit takes at most this many frame bytes (and at least one
- * append): a batch is copied into LevelDB's WriteBatch, its log and its
- * memtable, so an unbounded batch (many streams of large frames) costs
- * several times its size in native memory at once.
+ * append): small frames are copied into LevelDB's WriteBatch, its log and its
+ * memtable, and large ones are held until the segment sync, so an unbounded
+ * batch (many streams of large frames) costs several times its size in
+ * memory at once.
  */
 const MAX_BATCH_BYTES = 8 << 20
 
