@@ -6,6 +6,7 @@
 // not the one being appended to. The journal tells the store which segments
 // its ops refer to (at open) and when a reference goes (release); it also
 // makes the reference's deletion durable before a segment goes (collect).
+// The storage node keeps its large frames here too; it never releases one.
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'

@@ -3,7 +3,7 @@
 // written goes into the next batch, so durability costs one fsync per batch
 // instead of one per transaction. Large frames go to append-only segment
 // files, LevelDB keeping a reference: written once to disk instead of through
-// its log, a memtable flush and compactions (DESIGN §10).
+// its log, a memtable flush and compactions.
 import { Level } from 'level'
 import { PayloadStore, segmentIds, type PayloadRef } from '../journal/payload-store.js'
 import { type AppendRequest, type AppendResult, type LogEntry, type VolumeLog } from './volume-log.js'
