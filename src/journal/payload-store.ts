@@ -40,12 +40,6 @@ function segmentId (name: string): number | undefined {
   return /^[0-9a-f]{16}\.seg$/.test(name) ? parseInt(name.slice(0, 16), 16) : undefined
 }
 
-/** The ids of the segment files in dir (none when it does not exist yet). */
-export async function segmentIds (dir: string): Promise<number[]> {
-  const names = await fs.promises.readdir(dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
-  return names.flatMap(name => { const id = segmentId(name); return id === undefined ? [] : [id] })
-}
-
 export class PayloadStore {
   private readonly counts = new Map<number, number>()
   /** Segments that may hold bytes not yet forced to disk: written since the last sync. */

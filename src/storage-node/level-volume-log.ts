@@ -5,7 +5,7 @@
 // files, LevelDB keeping a reference: written once to disk instead of through
 // its log, a memtable flush and compactions.
 import { Level } from 'level'
-import { PayloadStore, segmentIds, type PayloadRef } from '../journal/payload-store.js'
+import { PayloadStore, type PayloadRef } from '../journal/payload-store.js'
 import { type AppendRequest, type AppendResult, type LogEntry, type VolumeLog } from './volume-log.js'
 import { keys } from './level-keys.js'
 import { DeltafsError } from '../util/errors.js'
@@ -135,7 +135,7 @@ export class LevelVolumeLog implements VolumeLog {
     // found counts as referenced and stays. One without references (a crash
     // before its first commit) costs only its disk space.
     try {
-      await this.segments.open(new Map((await segmentIds(this.segments.dir)).map(id => [id, 1])))
+      await this.segments.open(new Map([...(await this.segments.sizes()).keys()].map(id => [id, 1])))
     } catch (err) {
       await this.db.close()
       throw err
