@@ -312,7 +312,6 @@ export class LevelJournal implements Journal {
     const encoded = await this.encodeOps(ops)
     encoded.forEach(({ value, bytes: n }, i) => {
       bytes += n
-      open.sizes[firstIndex + i] = n
       batch.push({ type: 'put', key: keys.op(openId, firstIndex + i), value })
     })
     try {
@@ -321,6 +320,9 @@ export class LevelJournal implements Journal {
       this.settleRefs(openId, firstIndex, encoded, false)
       throw err
     }
+    // Only ops on disk get a size: closeTx leaves out the indices of a failed
+    // append (its write never reached the backing file either).
+    encoded.forEach(({ bytes: n }, i) => { open.sizes[firstIndex + i] = n })
     this.settleRefs(openId, firstIndex, encoded, true)
     open.bytes += bytes
     return bytes
@@ -343,13 +345,20 @@ export class LevelJournal implements Journal {
     this.openTx.delete(openId)
     // A long transaction (a held rewrite, a crash-recovered one) goes out as
     // several outbox entries, each small enough for one frame.
+    // An op whose append failed (ENOSPC, EIO on a segment) has no size and
+    // no key: entries cover only runs of ops that are there, or the outbox
+    // would stop on the missing one for good.
     const batch: BatchOp[] = [{ type: 'del', key: keys.head(openId) }]
     let deviceSeq = 0
-    for (let first = 0; first < opCount || (first === 0 && opCount === 0);) {
+    const there = (i: number): boolean => open.sizes[i] !== undefined
+    let first = 0
+    while (first < opCount && !there(first)) first++
+    for (let entries = 0; first < opCount || entries === 0;) {
       let n = 0
       let bytes = 0
-      while (first + n < opCount && (n === 0 || bytes + (open.sizes[first + n] ?? 0) <= this.maxTxBytes)) bytes += open.sizes[first + n++] ?? 0
+      while (first + n < opCount && there(first + n) && (n === 0 || bytes + open.sizes[first + n]! <= this.maxTxBytes)) bytes += open.sizes[first + n++]!
       deviceSeq = ++this.deviceSeq
+      entries++
       // Captured writes: checked unless they went to something other than a regular file.
       const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file' }
       batch.push({ type: 'put', key: keys.outbox(deviceSeq), value: json(entry) })
@@ -358,6 +367,7 @@ export class LevelJournal implements Journal {
       this.pendingTx++
       this.pendingBytes += bytes
       first += n
+      while (first < opCount && !there(first)) first++
       if (n === 0) break
     }
     batch.push(

@@ -324,3 +324,22 @@ t.test('appendTx and closeTx started together commit their device seqs in order,
   t.equal(next.deviceSeq, 3, 'after a reopen the next seq is new')
   t.same((await k.readOutbox(0, 10)).map(p => [p.deviceSeq, p.tx.path]), [[1, seqs[0] === 1 ? '/b' : '/a'], [2, seqs[0] === 1 ? '/a' : '/b'], [3, '/c']], 'no entry was overwritten')
 })
+
+t.test('an append that failed is left out of its transaction, and the outbox goes on', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const id = j.beginTx('/f')
+  await j.appendOps(id, 0, [write(0, 'aa')])
+  // The second append fails as a full disk would make it fail.
+  const inner = j as unknown as { writeBatch: (...args: unknown[]) => Promise<void> }
+  const real = inner.writeBatch
+  inner.writeBatch = async () => { inner.writeBatch = real; throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) }
+  await t.rejects(j.appendOps(id, 1, [write(2, 'bb')]), /no space/)
+  await j.appendOps(id, 2, [write(4, 'cc')])
+  await j.closeTx(id, 3, { mtimeNs: 1n, size: 6 })
+  const out = await j.readOutbox(0, 10)
+  t.same(out.flatMap(p => p.tx.ops.map(op => 'write' in op && op.write ? Buffer.from(op.write.data).toString() : '?')), ['aa', 'cc'], 'the ops that were journaled go out, the failed one does not')
+  await j.ack(out[0]!, 1)
+  await j.ack(out[1]!, 2)
+  t.equal(j.pending().tx, 0, 'and they are acked')
+})
