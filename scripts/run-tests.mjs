@@ -20,9 +20,18 @@ if (files.length === 0) {
   process.exit(1)
 }
 
+// Its own process group, so that a stopped run (CI timeout, Ctrl-C) ends
+// tap, the test files and the mounts and nodes they started, not just this
+// script: a killed runner used to leave them running and mounted.
 const child = spawn('npx', ['tap', '-R', 'tap', '--disable-coverage', '--jobs=1', '--timeout=600', ...files], {
-  stdio: ['ignore', 'pipe', 'inherit'],
+  stdio: ['ignore', 'pipe', 'inherit'], detached: true,
 })
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    try { process.kill(-child.pid, 'SIGTERM') } catch {}
+    setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL') } catch {} process.exit(130) }, 5000).unref()
+  })
+}
 let tail = ''
 child.stdout.on('data', chunk => {
   process.stdout.write(chunk)
