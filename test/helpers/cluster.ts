@@ -4,6 +4,7 @@ import path from 'node:path'
 import type { Test } from 'tap'
 import { type MountHandle, type NodeHandle, startMount, startNode, tempDir } from './processes.js'
 import { SyncStub } from '../../src/rpc/client.js'
+import { TcpProxy } from './tcp-proxy.js'
 
 export class Cluster {
   readonly dir = tempDir()
@@ -20,6 +21,29 @@ export class Cluster {
     await c.startNode()
     for (let i = 0; i < mounts; i++) await c.addMount()
     return c
+  }
+
+  /**
+   * A node and `mounts` mounts, each reaching the node through its own
+   * TcpProxy (proxies[i] for mounts[i]), so a test can cut one mount off.
+   * Logs are printed if the test failed; everything is stopped at teardown.
+   */
+  static async startBehindProxies (t: Test, mounts: number): Promise<{ c: Cluster; proxies: TcpProxy[] }> {
+    const c = new Cluster()
+    const proxies: TcpProxy[] = []
+    t.teardown(async () => {
+      if (!t.passing()) t.comment(c.logs())
+      await c.destroy()
+      await Promise.all(proxies.map(p => p.close()))
+    })
+    await c.startNode()
+    for (let i = 0; i < mounts; i++) {
+      const proxy = new TcpProxy(() => c.node!.port)
+      await proxy.start()
+      proxies.push(proxy)
+      await c.addMount(undefined, proxy.address)
+    }
+    return { c, proxies }
   }
 
   /** Extra arguments for every `deltafs serve` and `deltafs mount` this cluster starts. */

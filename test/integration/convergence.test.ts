@@ -42,7 +42,6 @@ import { type MountHandle, sleep, startMount } from '../helpers/processes.js'
 import { type Rand, pick, prng, seedFrom } from '../helpers/prng.js'
 import { allConflictCopies, settle } from '../helpers/settle.js'
 import { snapshot } from '../helpers/tree.js'
-import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 const seed = seedFrom('DELTAFS_CONVERGENCE_SEED')
 const STEPS = Number(process.env.DELTAFS_CONVERGENCE_STEPS ?? 150)
@@ -157,20 +156,7 @@ async function staleViews (mounts: MountHandle[]): Promise<string[]> {
 }
 
 t.test('random ops, disconnects and restarts converge and lose nothing', async t => {
-  const c = new Cluster()
-  const proxies: TcpProxy[] = []
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(c.logs())
-    await c.destroy()
-    await Promise.all(proxies.map(p => p.close()))
-  })
-  await c.startNode()
-  for (let i = 0; i < 3; i++) {
-    const proxy = new TcpProxy(() => c.node!.port)
-    await proxy.start()
-    proxies.push(proxy)
-    await c.addMount(undefined, proxy.address)
-  }
+  const { c, proxies } = await Cluster.startBehindProxies(t, 3)
   const started = Date.now()
   const rand = prng(seed)
   const names = ['A', 'B', 'C']

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
 import { type MountHandle, sleep, waitFor } from '../helpers/processes.js'
 import { snapshot } from '../helpers/tree.js'
-import { TcpProxy } from '../helpers/tcp-proxy.js'
+import type { TcpProxy } from '../helpers/tcp-proxy.js'
 import { type Tree, allConflictCopies, conflictCopiesOf, settle, settleOrFail } from '../helpers/settle.js'
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
@@ -268,20 +268,7 @@ t.test('a conflict with a file re-created elsewhere takes the winner whole at on
   // over the tail of its own longer version until the answer came, and
   // local changes made on that mix meanwhile went out as changes of a file
   // nobody else had.
-  const c = new Cluster()
-  const proxies: TcpProxy[] = []
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(c.logs())
-    await c.destroy()
-    await Promise.all(proxies.map(p => p.close()))
-  })
-  await c.startNode()
-  for (let i = 0; i < 2; i++) {
-    const proxy = new TcpProxy(() => c.node!.port)
-    await proxy.start()
-    proxies.push(proxy)
-    await c.addMount(undefined, proxy.address)
-  }
+  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
   const [A, B] = c.mounts as [MountHandle, MountHandle]
   const [pa, pb] = proxies as [TcpProxy, TcpProxy]
   const a = (f: string) => path.join(A.mountpoint, f)
