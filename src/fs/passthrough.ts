@@ -22,6 +22,7 @@ import { FsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 import type { TimeSet } from '../util/times.js'
 import { setTimes } from '../util/set-times.js'
+import { readAt, writeAt } from '../util/fd-io.js'
 
 const log = logger('fs')
 const { S_IFMT, S_IFIFO, S_IFREG } = fs.constants
@@ -40,14 +41,6 @@ function enoent (p: string): NodeJS.ErrnoException {
 /** Writes up to this size are synchronous. */
 const SYNC_WRITE_MAX = 32 * 1024
 
-// fs.read/fs.write carry their own promisified forms, which resolve to
-// objects; these resolve to the byte count, without a FileHandle.
-function readP (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => err ? reject(err) : resolve(n)))
-}
-function writeP (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => err ? reject(err) : resolve(n)))
-}
 const openP = promisify(fs.open)
 const closeP = promisify(fs.close)
 
@@ -141,7 +134,7 @@ export class Passthrough implements Vfs {
   }
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
-    return readP(this.fd(fh), buf, 0, len, pos)
+    return readAt(this.fd(fh), buf, 0, len, pos)
   }
 
   async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -151,7 +144,7 @@ export class Passthrough implements Vfs {
       while (done < len) done += fs.writeSync(fd, buf, done, len - done, pos + done)
       return done
     }
-    while (done < len) done += await writeP(fd, buf, done, len - done, pos + done)
+    while (done < len) done += await writeAt(fd, buf, done, len - done, pos + done)
     return done
   }
 

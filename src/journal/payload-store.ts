@@ -11,13 +11,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { DeltafsError } from '../util/errors.js'
+import { readAt, writeAt } from '../util/fd-io.js'
 
-function write (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, buffer, offset, length, position, (err, n) => err ? reject(err) : resolve(n)))
-}
-function read (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (err, n) => err ? reject(err) : resolve(n)))
-}
 const fdatasync = promisify(fs.fdatasync)
 const fsync = promisify(fs.fsync)
 const open = promisify(fs.open)
@@ -99,7 +94,7 @@ export class PayloadStore {
     this.counts.set(seg.id, (this.counts.get(seg.id) ?? 0) + 1)
     seg.users++
     try {
-      for (let done = 0; done < data.length;) done += await write(seg.fd, data, done, data.length - done, ref.offset + done)
+      for (let done = 0; done < data.length;) done += await writeAt(seg.fd, data, done, data.length - done, ref.offset + done)
       this.dirty.add(seg.id) // after the write: a sync that started before it must not clear it
     } catch (err) {
       this.release([seg.id])
@@ -144,7 +139,7 @@ export class PayloadStore {
       const buf = Buffer.allocUnsafe(ref.length)
       let done = 0
       while (done < ref.length) {
-        const n = await read(fd, buf, done, ref.length - done, ref.offset + done)
+        const n = await readAt(fd, buf, done, ref.length - done, ref.offset + done)
         if (n === 0) throw new DeltafsError('JOURNAL', `payload segment ${segmentName(ref.segment)} ends before ${ref.offset + ref.length}`)
         done += n
       }
