@@ -1,2 +1,2 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-heap-size=64
 import '../dist/src/cli/main.js'

@@ -6,6 +6,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fetchStatus } from '../../src/mount/control-socket.js'
+import { DAEMON_NODE_FLAGS } from '../../src/cli/daemon-flags.js'
 import { killRunningCommands, repoRoot, runCmd, sleep, waitFor } from './common.js'
 
 export const deltafsBin = path.join(repoRoot, 'bin', 'deltafs.js')
@@ -99,7 +100,7 @@ export interface NodeHandle extends Proc { address: string; dataDir: string }
 /** nodeArgs go to node itself, before the script (e.g. --cpu-prof). */
 export async function startNode (cleanup: Cleanup, dataDir: string, nodeArgs: string[] = []): Promise<NodeHandle> {
   fs.mkdirSync(dataDir, { recursive: true })
-  const proc = spawnLogged(process.execPath, [...nodeArgs, deltafsBin, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0'], path.join(dataDir, 'node.log'))
+  const proc = spawnLogged(process.execPath, [...DAEMON_NODE_FLAGS, ...nodeArgs, deltafsBin, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0'], path.join(dataDir, 'node.log'))
   cleanup.add(`storage node pid ${proc.pid}`, () => proc.stop())
   // The "listening" log line (pino JSON) carries the bound address.
   const m = await waitForLog(proc, /^\{.*"msg":"listening".*\}$/m, 'storage node to listen')
@@ -123,7 +124,7 @@ export async function startMount (cleanup: Cleanup, volume: string, mountpoint: 
   fs.mkdirSync(dataDir, { recursive: true })
   // DELTAFS_BENCH_MOUNT_ARGS: extra node options for every mount (e.g. --cpu-prof --cpu-prof-dir=DIR).
   const envArgs = (process.env.DELTAFS_BENCH_MOUNT_ARGS ?? '').split(/\s+/).filter(Boolean)
-  const proc = spawnLogged(process.execPath, [...envArgs, ...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir, ...mountArgs], path.join(dataDir, 'mount.log'))
+  const proc = spawnLogged(process.execPath, [...DAEMON_NODE_FLAGS, ...envArgs, ...nodeArgs, deltafsBin, 'mount', volume, mountpoint, '--node', node, '--data', dataDir, ...mountArgs], path.join(dataDir, 'mount.log'))
   cleanup.add(`deltafs mount pid ${proc.pid} at ${mountpoint}`, async () => {
     await proc.stop()
     forceUnmount(mountpoint)

@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DAEMON_NODE_FLAGS } from './daemon-flags.js'
 
 const OPTION_FLAGS: Record<string, string> = {
   data: '--data', key: '--key-file', passphrase: '--passphrase-file', token: '--token-file',
@@ -61,7 +62,7 @@ const logDir = process.getuid?.() === 0 ? '/var/log/deltafs' : path.join(os.home
 fs.mkdirSync(logDir, { recursive: true })
 const logFile = path.join(logDir, `mount-${volume}-${target.replace(/[^A-Za-z0-9]+/g, '_')}.log`)
 const out = fs.openSync(logFile, 'a')
-const child = spawn(process.execPath, [deltafs, 'mount', volume, target, '--node', node, ...flags], {
+const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, deltafs, 'mount', volume, target, '--node', node, ...flags], {
   detached: true, stdio: ['ignore', out, out],
 })
 child.unref()

@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fetchStatus } from '../../src/mount/control-socket.js'
+import { DAEMON_NODE_FLAGS } from '../../src/cli/daemon-flags.js'
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
 export const deltafsBin = path.join(repoRoot, 'bin', 'deltafs.js')
@@ -57,7 +58,7 @@ export interface Proc {
 /** Runs `deltafs ARGS` with stderr in a log file (a full pipe would stall the child). */
 export function runDeltafs (args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Proc {
   const fd = fs.openSync(logFile, 'a')
-  const child = spawn(process.execPath, [deltafsBin, ...args], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, deltafsBin, ...args], {
     stdio: ['ignore', fd, fd], env: { ...process.env, ...env },
   })
   fs.closeSync(fd)
