@@ -1,7 +1,7 @@
 // Codec: a Transaction in, a Frame out, and back. Protobuf, then zstd when it
 // pays, then AES-256-GCM when the volume has a key. The header carries only
 // what the storage node needs: ids, versions, sizes, never names.
-import { type Frame, PayloadCodec, type Transaction, TransactionCodec } from './wire.js'
+import { type Frame, FrameCodec, type FrameHeader, PayloadCodec, type Transaction, TransactionCodec, encodePlainFrame } from './wire.js'
 import type { Compressor } from './zstd.js'
 import { zstdContentSize } from './zstd-frame.js'
 import { decryptPayload, encryptPayload } from './aead.js'
@@ -23,6 +23,8 @@ const SAMPLE_BYTES = 16 << 10
 export interface Codec {
   /** Encodes and compresses a transaction into a frame. */
   seal (tx: Transaction): Frame
+  /** The bytes of seal(tx)'s frame, as a Push stream carries them. */
+  sealBytes (tx: Transaction): Uint8Array
   /** Checks, decompresses and decodes a frame; throws DeltafsError on anything malformed. */
   open (frame: Frame): Transaction
 }
@@ -40,13 +42,37 @@ export class TxCodec implements Codec {
       const packed = this.zstd.compress(raw)
       if (packed.length < raw.length) { payload = packed; codec = PayloadCodec.ZSTD }
     }
-    const header = {
-      volume: tx.volume, txId: tx.txId, fileId: tx.fileId, baseVersion: tx.baseVersion,
-      codec, encrypted: this.key !== undefined, rawSize: raw.length,
-      ...(tx.sourceFileId ? { sourceFileId: tx.sourceFileId, sourceBaseVersion: tx.sourceBaseVersion ?? 0 } : {}),
-    }
+    const header = this.header(tx, codec, raw.length)
     if (this.key) payload = encryptPayload(this.key, header, payload)
     return { header, payload }
+  }
+
+  sealBytes (tx: Transaction): Uint8Array {
+    // Only a payload that travels as it is encodes in place: zstd and AES
+    // both need the encoded transaction first.
+    if (this.key === undefined && this.incompressible(tx)) return encodePlainFrame(tx, rawSize => this.header(tx, PayloadCodec.NONE, rawSize))
+    return FrameCodec.encode(this.seal(tx))
+  }
+
+  private header (tx: Transaction, codec: PayloadCodec, rawSize: number): FrameHeader {
+    return {
+      volume: tx.volume, txId: tx.txId, fileId: tx.fileId, baseVersion: tx.baseVersion,
+      codec, encrypted: this.key !== undefined, rawSize,
+      ...(tx.sourceFileId ? { sourceFileId: tx.sourceFileId, sourceBaseVersion: tx.sourceBaseVersion ?? 0 } : {}),
+    }
+  }
+
+  /**
+   * Whether a transaction is large and its bulk does not compress, judged
+   * before it is encoded by a sample of its largest data (as seal judges the
+   * encoded bytes). Small transactions say no: seal decides those.
+   */
+  private incompressible (tx: Transaction): boolean {
+    const data = largestData(tx)
+    if (data === undefined || data.length <= 2 * SAMPLE_BYTES) return false
+    const mid = data.length >> 1
+    const sample = data.subarray(mid - SAMPLE_BYTES / 2, mid + SAMPLE_BYTES / 2)
+    return this.zstd.compress(sample).length >= sample.length * 0.9
   }
 
   /**
@@ -94,3 +120,15 @@ export class TxCodec implements Codec {
   }
 }
 
+
+/** The largest run of bytes a transaction carries: write data, a rebuild's inserted data, an attribute value. */
+function largestData (tx: Transaction): Uint8Array | undefined {
+  let best: Uint8Array | undefined
+  const see = (d: Uint8Array | undefined): void => { if (d && (!best || d.length > best.length)) best = d }
+  for (const op of tx.ops) {
+    if ('write' in op && op.write) see(op.write.data)
+    else if ('rebuild' in op && op.rebuild) for (const p of op.rebuild.pieces) { if ('insert' in p && p.insert) see(p.insert.data) }
+    else if ('setXattr' in op && op.setXattr) see(op.setXattr.value)
+  }
+  return best
+}

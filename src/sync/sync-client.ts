@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as grpc from '@grpc/grpc-js'
 import type { Ack, Delivery, Transaction } from '../codec/wire.js'
-import { AckStatus, FrameCodec } from '../codec/wire.js'
+import { AckStatus } from '../codec/wire.js'
 import type { Codec } from '../codec/codec.js'
 import type { Journal, PendingTx } from '../journal/journal.js'
 import { recordChanges } from '../journal/records.js'
@@ -205,7 +205,7 @@ export class SyncClient {
                 const ids = pending.checked ? this.opts.fileIds : undefined
                 pending.tx.fileId = ids ? ids.of(pending.subject) : ''
                 pending.tx.sourceFileId = ids && pending.source ? ids.of(pending.source) : ''
-                const bytes = FrameCodec.encode(codec.seal(pending.tx))
+                const bytes = codec.sealBytes(pending.tx)
                 push.write(bytes)
                 fault('sync.after-send')
                 stats.bytesPushed += bytes.length

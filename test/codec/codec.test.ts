@@ -259,3 +259,41 @@ t.test('each loadZstd() keeps its own level', async t => {
   t.ok(strong.length < fast.length, `level 19 (${strong.length} B) is smaller than level 1 (${fast.length} B), whichever was loaded first`)
   t.same(Buffer.from((await loadZstd(19)).decompress(strong, text.length)), text, 'and both are standard frames')
 })
+
+t.test('sealBytes: a large incompressible transaction is encoded straight into its frame', async t => {
+  const noisy = tx([{ create: { mode: 0o644 } }, { write: { offset: 0, data: randomBytes(256 << 10) } }, { write: { offset: 1 << 20, data: Buffer.from('tail') } }])
+  const bytes = codec.sealBytes(noisy)
+  const raw = TransactionCodec.encode(noisy)
+  const frame = FrameCodec.decode(bytes)
+  t.equal(frame.header.codec, PayloadCodec.NONE, 'CODEC_NONE')
+  t.equal(frame.header.rawSize, raw.length, 'rawSize is the encoded transaction\'s size')
+  t.ok(Buffer.from(frame.payload).equals(Buffer.from(raw)), 'the payload is the transaction\'s own encoding')
+  t.same(decodeFrameHeader(bytes), frame.header, 'the storage node reads the same header (it follows the payload)')
+  t.same(codec.open(frame), noisy, 'the frame opens to the transaction')
+  t.same(FrameCodec.decode(FrameCodec.encode(codec.seal(noisy))), frame, 'the same frame as seal() gives')
+  t.equal(bytes.length, FrameCodec.encode(codec.seal(noisy)).length, 'and the same number of bytes')
+})
+
+t.test('sealBytes: everything else is seal() encoded', async t => {
+  const text = Buffer.from('the same line of text, again and again\n'.repeat(3000))
+  const cases: Array<[string, Transaction]> = [
+    ['every op kind, small', tx(allOps)],
+    ['tiny', tx([{ unlink: {} }], { path: '/a' })],
+    ['large and compressible', tx([{ write: { offset: 0, data: text } }])],
+    ['random but under the sampling size', tx([{ write: { offset: 0, data: randomBytes(4096) } }])],
+  ]
+  for (const [what, one] of cases) {
+    const frame = FrameCodec.decode(codec.sealBytes(one))
+    t.same(frame, FrameCodec.decode(FrameCodec.encode(codec.seal(one))), `${what}: the frame seal() gives (codec ${frame.header.codec})`)
+    t.same(codec.open(frame), one, `${what}: opens to the transaction`)
+  }
+  t.equal(FrameCodec.decode(codec.sealBytes(cases[2]![1])).header.codec, PayloadCodec.ZSTD, 'compressible data is still compressed')
+
+  const keyed = new TxCodec(zstd, randomBytes(32))
+  const secretData = randomBytes(256 << 10)
+  const secret = tx([{ write: { offset: 0, data: secretData } }])
+  const sealed = FrameCodec.decode(keyed.sealBytes(secret))
+  t.equal(sealed.header.encrypted, true, 'with a volume key the frame is encrypted')
+  t.notOk(Buffer.from(sealed.payload).includes(secretData.subarray(1000, 1064)), 'no plain data in the payload')
+  t.same(keyed.open(sealed), secret, 'and opens with the key')
+})
