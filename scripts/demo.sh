@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 
 say () { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-deltafs () { node bin/deltafs.js "$@"; }
+deltafs () { ./bin/deltafs.js "$@"; }
 # Daemons start as plain background node processes so that $! is their PID.
-daemon () { node bin/deltafs.js "$@" & pids+=($!); }
+daemon () { ./bin/deltafs.js "$@" & pids+=($!); }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/deltafs-demo.XXXXXX")"
 pids=()
