@@ -6,6 +6,8 @@
 // left alone: those changes are already on their way.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import type { BigIntStats } from 'node:fs'
+import type { Op } from '../codec/wire.js'
 import path from 'node:path'
 import type { Journal } from '../journal/journal.js'
 import type { TxRecorder } from '../capture/tx-recorder.js'
@@ -29,29 +31,48 @@ async function pendingPaths (journal: Journal): Promise<Set<string>> {
   return paths
 }
 
-/** Journals a regular file's whole content as the change. */
-async function journalContent (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+/** The file's content as Writes, a chunk at a time: memory stays flat whatever its size. */
+async function * contentOps (real: string): AsyncGenerator<Op[]> {
   const fh = await fsp.open(real, 'r')
   try {
-    const buf = Buffer.allocUnsafe(CHUNK)
     for (let off = 0; ;) {
+      const buf = Buffer.allocUnsafe(CHUNK)
       const { bytesRead } = await fh.read(buf, 0, CHUNK, off)
       if (bytesRead === 0) break
-      await rec.write(volPath, [{ offset: off, data: Buffer.from(buf.subarray(0, bytesRead)) }])
+      yield [{ write: { offset: off, data: buf.subarray(0, bytesRead) } }]
       off += bytesRead
     }
   } finally {
     await fh.close()
   }
-  await rec.close(volPath)
 }
 
-/** Journals a file as it is now, replacing whatever the others have: content, mode, times. */
+function attrsOp (st: BigIntStats): Op {
+  return { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } }
+}
+
+/** The user.* attributes of a new entry. Changes to attributes alone are not detected. */
+async function xattrOps (real: string): Promise<Op[]> {
+  const ops: Op[] = []
+  for (const name of (await listXattr(real)).filter(isUserXattr).sort()) ops.push({ setXattr: { name, value: await getXattr(real, name) } })
+  return ops
+}
+
+/** first, then the file's content, then what else follows it (its attributes). */
+async function * wholeFileOps (first: Op, real: string, after: () => Promise<Op[]>): AsyncGenerator<Op[]> {
+  yield [first]
+  yield * contentOps(real)
+  const rest = await after()
+  if (rest.length > 0) yield rest
+}
+
+/**
+ * Journals a file as it is now, replacing whatever the others have: content,
+ * mode, times, in one transaction (TxRecorder.recordWhole says why).
+ */
 export async function journalWholeFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
   const st = await fsp.lstat(real, { bigint: true })
-  await rec.record(volPath, { truncate: { size: 0 } })
-  await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } })
+  await rec.recordWhole(volPath, wholeFileOps({ truncate: { size: 0 } }, real, async () => [attrsOp(st)]))
 }
 
 /**
@@ -70,21 +91,12 @@ export async function answerRefresh (rec: TxRecorder, real: string, volPath: str
   }
 }
 
-/** Journals the file at volPath as a new file: created, its content, mode and times. */
+/** Journals the file at volPath as a new file, in one transaction: created, its content, mode, times and user.* attributes. */
 export async function journalNewFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
   const st = await fsp.lstat(real, { bigint: true })
   await rec.closeAll()
-  await rec.record(volPath, { create: { mode: Number(st.mode) & 0o7777 } })
-  await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } })
-  await journalXattrs(rec, real, volPath)
-}
-
-/** The user.* attributes of a new entry. Changes to attributes alone are not detected. */
-async function journalXattrs (rec: TxRecorder, real: string, volPath: string): Promise<void> {
-  for (const name of (await listXattr(real)).filter(isUserXattr).sort()) {
-    await rec.record(volPath, { setXattr: { name, value: await getXattr(real, name) } })
-  }
+  const mode = Number(st.mode) & 0o7777
+  await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, async () => [attrsOp(st), ...await xattrOps(real)]))
 }
 
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
@@ -109,11 +121,9 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
         result.created++
         if (st.isDirectory()) await rec.record(volPath, { mkdir: { mode } })
         else if (st.isSymbolicLink()) await rec.record(volPath, { symlink: { target: await fsp.readlink(real) } })
-        else if (st.isFile()) {
-          await rec.record(volPath, { create: { mode } })
-          await journalContent(rec, real, volPath)
-        } else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
-        if (st.isFile() || st.isDirectory()) await journalXattrs(rec, real, volPath)
+        else if (st.isFile()) await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, () => xattrOps(real)))
+        else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
+        if (st.isDirectory()) for (const op of await xattrOps(real)) await rec.record(volPath, op)
       } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || nsToNumber(st.mtimeNs) !== known.mtimeNs)) {
         result.changed++
         await journalWholeFile(rec, real, volPath)
