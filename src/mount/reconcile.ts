@@ -3,7 +3,8 @@
 // record) are found by comparing each entry with its record, and journaled
 // like any other change, so they reach the other mounts instead of being
 // silently overwritten or ignored. Paths that pending transactions touch are
-// left alone: those changes are already on their way.
+// left alone: those changes are already on their way. So are the paths of a
+// remote apply a crash interrupted: it is done again.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
@@ -101,6 +102,11 @@ export async function journalNewFile (rec: TxRecorder, real: string, volPath: st
 
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
   const pending = await pendingPaths(journal)
+  // A remote transaction a crash interrupted changed these paths partly or
+  // wholly, without their records: it is applied again once connected, and
+  // what it left is no local change to send.
+  const applying = journal.applying()
+  const leftAlone = (p: string): boolean => pending.has(p) || applying.some(a => p === a || p.startsWith(a + '/'))
   const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }
   const seen = new Set<string>()
 
@@ -115,7 +121,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
       }
       const st = await fsp.lstat(real, { bigint: true })
       seen.add(volPath)
-      const known = pending.has(volPath) ? 'pending' : await journal.record(volPath)
+      const known = leftAlone(volPath) ? 'pending' : await journal.record(volPath)
       const mode = Number(st.mode) & 0o7777
       if (known === undefined) {
         result.created++
@@ -136,7 +142,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
   // Gone while unmounted: deepest first, so directories are empty when removed.
   const gone: Array<[string, boolean]> = []
   for await (const [volPath, record] of journal.records()) {
-    if (!seen.has(volPath) && !pending.has(volPath)) gone.push([volPath, record.kind === 'dir'])
+    if (!seen.has(volPath) && !leftAlone(volPath)) gone.push([volPath, record.kind === 'dir'])
   }
   gone.sort((a, b) => b[0].split('/').length - a[0].split('/').length)
   for (const [volPath, isDir] of gone) {

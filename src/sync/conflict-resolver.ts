@@ -53,6 +53,25 @@ function startsFromNothing (tx: Transaction): boolean {
   return 'create' in first && first.create !== undefined
 }
 
+/** Whether file is missing or has exactly the bytes of other. */
+async function missingOrSame (file: string, other: string): Promise<boolean> {
+  const [a, b] = await Promise.all([fsp.open(file, 'r').catch(() => undefined), fsp.open(other, 'r')])
+  if (!a) { await b.close(); return true }
+  try {
+    if ((await a.stat()).size !== (await b.stat()).size) return false
+    const x = Buffer.allocUnsafe(64 << 10)
+    const y = Buffer.allocUnsafe(64 << 10)
+    for (let off = 0; ;) {
+      const [{ bytesRead: n }, { bytesRead: m }] = await Promise.all([a.read(x, 0, x.length, off), b.read(y, 0, y.length, off)])
+      if (n !== m || !x.subarray(0, n).equals(y.subarray(0, m))) return false
+      if (n === 0) return true
+      off += n
+    }
+  } finally {
+    await Promise.all([a.close(), b.close()])
+  }
+}
+
 export class ConflictResolver {
   private readonly seen: ConflictEntry[] = []
 
@@ -74,12 +93,9 @@ export class ConflictResolver {
   async beforeApply (tx: Transaction, seq: number): Promise<void> {
     await this.checkConflict(tx, seq)
     // A local change of a file that a remote rename moves is no conflict: it
-    // follows the file to its new name.
-    for (const [from, to] of renamesOf(tx)) {
-      await this.opts.local.closeAll([from])
-      const n = await this.opts.journal.rebasePending(from, to)
-      if (n > 0) log.info({ from, to, transactions: n }, 'a remote rename moved a file with local changes on their way: they follow it')
-    }
+    // follows the file to its new name (the journal moves it when it records
+    // the apply). Writes still being captured there must be in the outbox by then.
+    for (const [from] of renamesOf(tx)) await this.opts.local.closeAll([from])
   }
 
   private async checkConflict (tx: Transaction, seq: number): Promise<void> {
@@ -132,9 +148,14 @@ export class ConflictResolver {
     if (st?.isFile()) {
       // The same conflict met again after a crash mid-way (its delivery was
       // not recorded as applied) reuses the copy's name: one copy, not two.
+      // Only while the copy is missing or holds these very bytes: a copy
+      // that went out with other content is another version, and sending
+      // this one under its name would mix the two on the others (a Create
+      // applies over what is there).
       const before = this.seen.find(c => c.path === subject && c.seq === seq && c.device === journal.deviceId && c.copy !== '')
-      copy = before?.copy ?? conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
-      if (!before) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
+      const reuse = before !== undefined && await missingOrSame(real(before.copy), real(subject))
+      copy = reuse ? before.copy : conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
+      if (!reuse) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
       await fsp.copyFile(real(subject), real(copy), fs.constants.COPYFILE_FICLONE)
       await fsp.chmod(real(copy), st.mode & 0o7777)
       await fsp.utimes(real(copy), st.atime, st.mtime)
