@@ -14,6 +14,7 @@ import { renamesOf } from '../journal/records.js'
 import { conflictCopyName, isConflictCopyName, sameResult, subjectOf } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
 import { logger } from '../util/log.js'
+import { fault } from '../util/fault.js'
 
 const log = logger('conflict')
 
@@ -112,12 +113,12 @@ export class ConflictResolver {
       log.info({ path: subject, seq, device: tx.txId.deviceId }, 'another device made the same change concurrently: no conflict')
       return
     }
-    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs)
-    if (startsFromNothing(tx)) {
+    const whole = startsFromNothing(tx)
+    const heal = !whole && !tx.ops.some(op => 'unlink' in op && op.unlink)
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal)
+    if (whole) {
       // The winner's transaction carries its whole content: apply it to an empty file.
       await fsp.truncate(this.opts.real(subject), 0).catch(() => undefined)
-    } else if (!tx.ops.some(op => 'unlink' in op && op.unlink)) {
-      await this.askForWholeFile(subject, tx.txId.deviceId)
     }
   }
 
@@ -137,11 +138,17 @@ export class ConflictResolver {
     await this.opts.local.closeAll([subject])
     const seqs = this.opts.journal.pendingOn(subject)
     if (seqs.length === 0) return
-    await this.keepLocal(subject, winner, seq, seqs)
-    await this.askForWholeFile(subject, winner)
+    await this.keepLocal(subject, winner, seq, seqs, true)
   }
 
-  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[]): Promise<void> {
+  /**
+   * Keeps the local version of subject as a conflict copy and drops the
+   * transactions that made it. With heal, the winner's author is asked for
+   * the whole file first: once they are dropped, a crash before the request
+   * is journaled would leave nothing to mend the file here (the winner's
+   * change applies again on top of this version, a mix only this mount has).
+   */
+  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean): Promise<void> {
     const { journal, local, real, stats } = this.opts
     let copy = ''
     const st = await fsp.lstat(real(subject)).catch(() => undefined)
@@ -161,7 +168,9 @@ export class ConflictResolver {
       await fsp.utimes(real(copy), st.atime, st.mtime)
       await local.journalNewFile(copy)
     }
+    if (heal) await this.askForWholeFile(subject, winner)
     const dropped = await journal.dropPending(seqs)
+    fault('conflict.after-drop')
     // A dropped rename never happens on the other mounts: where it took its
     // file from, they still have it (here it is gone: remove it there too);
     // where it put it, they have nothing or an older file (send it whole).

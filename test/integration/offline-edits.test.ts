@@ -352,3 +352,41 @@ t.test('a remote rename onto an edited file, the loser killed before the apply w
   t.equal(copies.length, 1, 'one conflict copy of onto.txt')
   t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(bOnto), "it holds B's version of the target", { tree: describe(tree, known) })
 })
+
+t.test('the loser killed right after dropping its losing change still gets the winner whole', async t => {
+  // B's in-place edit loses to A's. B keeps its version as a copy, drops its
+  // edit and asks A for the whole file, since A's change is a delta of a
+  // version B no longer has once its copy is taken. Killed between the drop
+  // and that request, B applied A's change again after its restart, on top
+  // of its own version (no pending change left: no conflict), and nothing
+  // ever replaced that mix.
+  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
+  const [A] = c.mounts as [MountHandle, MountHandle]
+  const pb = proxies[1]!
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(c.mounts[1]!.mountpoint, f)
+  await writeSynced(a('edited.txt'), 'a line both will edit somewhere\n'.repeat(100))
+  await settle(c.mounts)
+
+  pb.cut()
+  const mine = await patchSynced(b('edited.txt'), Buffer.from('B edited the end'), 3000)
+  const theirs = await patchSynced(a('edited.txt'), Buffer.from('A edited the start'), 10)
+  await waitFor("A's edit to reach the node", async () => Number((await A.status()).pendingTx) === 0)
+
+  const old = c.mounts[1]!
+  await old.stop()
+  const armed = await startMount('vol', old.mountpoint, old.dataDir, pb.address, [], { DELTAFS_FAULTS: 'conflict.after-drop' })
+  c.mounts[1] = armed
+  pb.heal()
+  await waitFor('B to die right after dropping its edit', () => armed.child.exitCode !== null || armed.child.signalCode !== null, 20_000)
+  await armed.kill() // dead already: this unmounts what it left
+  c.mounts[1] = await startMount('vol', old.mountpoint, old.dataDir, pb.address)
+
+  const tree = await settleOrFail(t, c.mounts)
+  if (!tree) return
+  const known: Record<string, string> = { "A's edit": sha(theirs), "B's edit": sha(mine) }
+  t.equal(tree['edited.txt']?.sha256, sha(theirs), "edited.txt holds A's version on every mount", { tree: describe(tree, known) })
+  const copies = conflictCopiesOf(tree, 'edited.txt')
+  t.equal(copies.length, 1, 'one conflict copy')
+  t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(mine), "it holds B's version", { tree: describe(tree, known) })
+})
