@@ -113,13 +113,12 @@ export class ConflictResolver {
       log.info({ path: subject, seq, device: tx.txId.deviceId }, 'another device made the same change concurrently: no conflict')
       return
     }
-    const whole = startsFromNothing(tx)
-    const heal = !whole && !tx.ops.some(op => 'unlink' in op && op.unlink)
+    // A winner that carries its whole content (a Create or a truncation to 0
+    // first, each of which starts the file over when applied) needs nothing
+    // more; any other change is a delta of a version this mount no longer
+    // has once its own is kept: its author sends the file whole.
+    const heal = !startsFromNothing(tx) && !tx.ops.some(op => 'unlink' in op && op.unlink)
     await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal)
-    if (whole) {
-      // The winner's transaction carries its whole content: apply it to an empty file.
-      await fsp.truncate(this.opts.real(subject), 0).catch(() => undefined)
-    }
   }
 
   /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
