@@ -155,9 +155,8 @@ export class ConflictResolver {
       // The same conflict met again after a crash mid-way (its delivery was
       // not recorded as applied) reuses the copy's name: one copy, not two.
       // Only while the copy is missing or holds these very bytes: a copy
-      // that went out with other content is another version, and sending
-      // this one under its name would mix the two on the others (a Create
-      // applies over what is there).
+      // that went out with other content is another version, which this
+      // one sent under its name would replace everywhere.
       const before = this.seen.find(c => c.path === subject && c.seq === seq && c.device === journal.deviceId && c.copy !== '')
       const reuse = before !== undefined && await missingOrSame(real(before.copy), real(subject))
       copy = reuse ? before.copy : conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
