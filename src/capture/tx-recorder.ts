@@ -274,6 +274,32 @@ export class TxRecorder {
     }
   }
 
+  /**
+   * Journals a file sent whole (its first op, its content, its attributes)
+   * as one transaction, however it is produced: in pieces, the others would
+   * apply its first op alone (a file emptied, its content still to come) and
+   * each piece could lose a conflict on its own. The journal still splits
+   * what would not fit one frame (closeTx), so only files larger than that
+   * go in parts. Callers hold the gate exclusive or run before FUSE starts:
+   * no write of path is captured meanwhile.
+   */
+  async recordWhole (path: string, ops: AsyncIterable<Op[]>): Promise<void> {
+    await this.closeAll([path])
+    const openId = this.journal.beginTx(path)
+    let count = 0
+    try {
+      for await (const batch of ops) {
+        this.stats.bytesJournaled += await this.journal.appendOps(openId, count, batch)
+        count += batch.length
+      }
+    } catch (err) {
+      // Half a whole file would leave the others with a truncated one.
+      await this.journal.discardTx(openId, count).catch(() => undefined)
+      throw err
+    }
+    await this.journal.closeTx(openId, count, await this.facts(path))
+  }
+
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
   async record (path: string, op: Op): Promise<void> {
     // The record a transaction leaves is for the path it ends at (a rename's target).

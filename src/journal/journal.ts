@@ -28,7 +28,7 @@ export interface ConflictEntry { path: string; copy: string; device: string; win
 
 export interface AppliedUpdate {
   seq: number
-  /** The applied transaction, so records under a renamed directory can follow it. */
+  /** The applied transaction: records under a path it renames, and pending transactions on it, follow it. */
   tx?: Transaction
   /** Records to set (value, a tombstone for a path that went away) or drop (null) in the same batch as the cursor. */
   records: Map<string, FileRecord | null>
@@ -61,8 +61,21 @@ export interface Journal {
   ack (pending: PendingTx, seq: number): Promise<void>
   /** The last volume seq applied from the node. */
   applied (): number
-  /** Moves the applied cursor and updates file records in one batch. */
-  recordApplied (update: AppliedUpdate, bytes: number): Promise<void>
+  /**
+   * Notes the paths a remote transaction is about to change, before any of
+   * its effects (its conflict settling included) reach the files. They stay
+   * noted until recordApplied: a crash in between leaves the files half
+   * changed, and startup reconciliation must not take that for local changes.
+   */
+  beginApply (seq: number, paths: string[]): Promise<void>
+  /** The paths of an apply that a crash interrupted (or that is under way): they and everything under them. */
+  applying (): string[]
+  /**
+   * Moves the applied cursor and updates file records in one batch. Pending
+   * transactions on a path the transaction renames follow it to its new name
+   * in the same batch; returns how many did.
+   */
+  recordApplied (update: AppliedUpdate, bytes: number): Promise<number>
   /** Moves the applied cursor past this mount's own transactions (nothing to apply, nothing counted). */
   passOwn (seq: number): Promise<void>
   /** The record of a file, if any. */
@@ -81,11 +94,6 @@ export interface Journal {
   isPending (deviceSeq: number): Promise<boolean>
   /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */
   dropPending (deviceSeqs: number[]): Promise<PendingTx[]>
-  /**
-   * A remote rename moved `from` to `to`: pending transactions on `from` or
-   * under it now name the new place, so they land where the file is.
-   */
-  rebasePending (from: string, to: string): Promise<number>
   /** Remembers a conflict, for `deltafs status`. */
   addConflict (entry: ConflictEntry): Promise<void>
   /** Every conflict remembered, oldest first. */

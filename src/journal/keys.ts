@@ -4,6 +4,8 @@
 //   m!devseq                      (u64 BE) last device seq handed to a closed transaction
 //   m!applied                     (u64 BE) last volume seq applied from the node (the cursor)
 //   m!sync                        (empty)  written with sync:true to make the log durable on fsync
+//   m!applying                    (json)   {seq, paths} of the remote transaction being applied; deleted
+//                                          with the cursor move that records it
 //   c!<counter>                   (u64 BE) persisted counters (txAcked, txApplied, ...)
 //   h!<open id: 16 hex>           (json)   head of a transaction: path, opened while capturing
 //   o!<open id: 16 hex>!<i: 8 hex>(Op)     its ops, written ahead of the backing-file write; either
@@ -28,6 +30,7 @@ export const keys = {
   deviceSeq: 'm!devseq',
   applied: 'm!applied',
   syncMarker: 'm!sync',
+  applying: 'm!applying',
   counter: (name: string) => `c!${name}`,
   counterPrefix: 'c!',
   head: (openId: number) => `h!${hex(openId)}`,

@@ -50,6 +50,8 @@ export class LevelJournal implements Journal {
   private readonly counts = Object.fromEntries(COUNTERS.map(c => [c, 0])) as Record<CounterName, number>
   private pendingTx = 0
   private pendingBytes = 0
+  /** Paths of the remote transaction being applied (beginApply), until recordApplied. */
+  private applyingPaths: string[] = []
   private readonly events = new EventEmitter()
   /** Unacked conflict-checked transactions by subject, for the conflict check on apply. */
   private readonly pendingBySubject = new Map<string, Set<number>>()
@@ -113,6 +115,8 @@ export class LevelJournal implements Journal {
     }
     this.deviceSeq = readU64(await this.db.get(keys.deviceSeq))
     this.appliedSeq = readU64(await this.db.get(keys.applied))
+    const applying = await this.db.get(keys.applying)
+    this.applyingPaths = applying === undefined ? [] : parse<{ paths: string[] }>(applying).paths
     for (const c of COUNTERS) this.counts[c] = readU64(await this.db.get(keys.counter(c)))
     this.pendingTx = 0
     this.pendingBytes = 0
@@ -537,14 +541,25 @@ export class LevelJournal implements Journal {
     return dropped
   }
 
-  rebasePending (from: string, to: string): Promise<number> {
-    return this.exclusive(() => this.rebaseNow(from, to))
-  }
-
-  private async rebaseNow (from: string, to: string): Promise<number> {
-    const moved = (p: string): string | undefined => p === from ? to : p.startsWith(from + '/') ? to + p.slice(from.length) : undefined
-    const batch: BatchOp[] = []
+  /**
+   * Pending transactions on a path a remote transaction renames (or under
+   * it) follow it: their paths, subjects and rename or link targets take the
+   * new name, each rename in order. Added to the batch that records the
+   * apply, so a crash never leaves them moved while the rename is still to
+   * be applied again (its conflict check would then count them as changes
+   * concurrent with it). Returns what to re-index once the batch is written.
+   */
+  private async followRenames (renames: Array<[string, string]>, batch: BatchOp[]): Promise<Array<[number, OutboxEntry, OutboxEntry]>> {
     const reindex: Array<[number, OutboxEntry, OutboxEntry]> = []
+    if (renames.length === 0 || this.pendingTx === 0) return reindex
+    const moved = (p: string): string | undefined => {
+      let at = p
+      for (const [from, to] of renames) {
+        if (at === from) at = to
+        else if (at.startsWith(from + '/')) at = to + at.slice(from.length)
+      }
+      return at === p ? undefined : at
+    }
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parseEntry(value)
       const deviceSeq = parseInt(key.slice(2), 16)
@@ -572,9 +587,7 @@ export class LevelJournal implements Journal {
       batch.push({ type: 'put', key, value: json(next) })
       reindex.push([deviceSeq, e, next])
     }
-    if (batch.length > 0) await this.writeBatch(batch)
-    for (const [deviceSeq, before, after] of reindex) { this.unindex(deviceSeq, before); this.index(deviceSeq, after) }
-    return reindex.length
+    return reindex
   }
 
   async addConflict (entry: ConflictEntry): Promise<void> {
@@ -590,21 +603,39 @@ export class LevelJournal implements Journal {
 
   applied (): number { return this.appliedSeq }
 
-  async recordApplied (update: AppliedUpdate, bytes: number): Promise<void> {
-    this.counts.txApplied++
-    this.counts.bytesApplied += bytes
+  recordApplied (update: AppliedUpdate, bytes: number): Promise<number> {
+    const renames = update.tx ? renamesOf(update.tx) : []
+    // Moving pending transactions reads and rewrites outbox entries: not beside an ack or a drop.
+    return renames.length === 0 ? this.recordAppliedNow(update, bytes, []) : this.exclusive(() => this.recordAppliedNow(update, bytes, renames))
+  }
+
+  private async recordAppliedNow (update: AppliedUpdate, bytes: number, renames: Array<[string, string]>): Promise<number> {
     const batch: BatchOp[] = [
       { type: 'put', key: keys.applied, value: u64(update.seq) },
-      { type: 'put', key: keys.counter('txApplied'), value: u64(this.counts.txApplied) },
-      { type: 'put', key: keys.counter('bytesApplied'), value: u64(this.counts.bytesApplied) },
+      { type: 'put', key: keys.counter('txApplied'), value: u64(this.counts.txApplied + 1) },
+      { type: 'put', key: keys.counter('bytesApplied'), value: u64(this.counts.bytesApplied + bytes) },
     ]
+    if (this.applyingPaths.length > 0) batch.push({ type: 'del', key: keys.applying })
     if (update.tx) await this.moveChildRecords(update.tx, batch)
     for (const [path, rec] of update.records) {
       batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
     }
+    const reindex = await this.followRenames(renames, batch)
     await this.writeBatch(batch)
+    this.counts.txApplied++
+    this.counts.bytesApplied += bytes
+    for (const [deviceSeq, before, after] of reindex) { this.unindex(deviceSeq, before); this.index(deviceSeq, after) }
     this.appliedSeq = update.seq
+    this.applyingPaths = []
+    return reindex.length
   }
+
+  async beginApply (seq: number, paths: string[]): Promise<void> {
+    this.applyingPaths = paths
+    await this.db.put(keys.applying, json({ seq, paths }))
+  }
+
+  applying (): string[] { return [...this.applyingPaths] }
 
   async passOwn (seq: number): Promise<void> {
     if (seq <= this.appliedSeq) return

@@ -134,7 +134,7 @@ export class Mount {
           closeAll: related => recorder.closeAll(related),
           record: async (p, op) => { await recorder.closeAll([p]); await recorder.record(p, op) },
           journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
-          journalWholeFile: async p => { await recorder.closeAll([p]); await journalWholeFile(recorder, passthrough.real(p), p) },
+          journalWholeFile: p => journalWholeFile(recorder, passthrough.real(p), p),
         },
       })
       await this.conflicts.open()

@@ -3,9 +3,12 @@
 // record) are found by comparing each entry with its record, and journaled
 // like any other change, so they reach the other mounts instead of being
 // silently overwritten or ignored. Paths that pending transactions touch are
-// left alone: those changes are already on their way.
+// left alone: those changes are already on their way. So are the paths of a
+// remote apply a crash interrupted: it is done again.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import type { BigIntStats } from 'node:fs'
+import type { Op } from '../codec/wire.js'
 import path from 'node:path'
 import type { Journal } from '../journal/journal.js'
 import type { TxRecorder } from '../capture/tx-recorder.js'
@@ -29,29 +32,48 @@ async function pendingPaths (journal: Journal): Promise<Set<string>> {
   return paths
 }
 
-/** Journals a regular file's whole content as the change. */
-async function journalContent (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+/** The file's content as Writes, a chunk at a time: memory stays flat whatever its size. */
+async function * contentOps (real: string): AsyncGenerator<Op[]> {
   const fh = await fsp.open(real, 'r')
   try {
-    const buf = Buffer.allocUnsafe(CHUNK)
     for (let off = 0; ;) {
+      const buf = Buffer.allocUnsafe(CHUNK)
       const { bytesRead } = await fh.read(buf, 0, CHUNK, off)
       if (bytesRead === 0) break
-      await rec.write(volPath, [{ offset: off, data: Buffer.from(buf.subarray(0, bytesRead)) }])
+      yield [{ write: { offset: off, data: buf.subarray(0, bytesRead) } }]
       off += bytesRead
     }
   } finally {
     await fh.close()
   }
-  await rec.close(volPath)
 }
 
-/** Journals a file as it is now, replacing whatever the others have: content, mode, times. */
+function attrsOp (st: BigIntStats): Op {
+  return { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } }
+}
+
+/** The user.* attributes of a new entry. Changes to attributes alone are not detected. */
+async function xattrOps (real: string): Promise<Op[]> {
+  const ops: Op[] = []
+  for (const name of (await listXattr(real)).filter(isUserXattr).sort()) ops.push({ setXattr: { name, value: await getXattr(real, name) } })
+  return ops
+}
+
+/** first, then the file's content, then what else follows it (its attributes). */
+async function * wholeFileOps (first: Op, real: string, after: () => Promise<Op[]>): AsyncGenerator<Op[]> {
+  yield [first]
+  yield * contentOps(real)
+  const rest = await after()
+  if (rest.length > 0) yield rest
+}
+
+/**
+ * Journals a file as it is now, replacing whatever the others have: content,
+ * mode, times, in one transaction (TxRecorder.recordWhole says why).
+ */
 export async function journalWholeFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
   const st = await fsp.lstat(real, { bigint: true })
-  await rec.record(volPath, { truncate: { size: 0 } })
-  await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } })
+  await rec.recordWhole(volPath, wholeFileOps({ truncate: { size: 0 } }, real, async () => [attrsOp(st)]))
 }
 
 /**
@@ -70,25 +92,21 @@ export async function answerRefresh (rec: TxRecorder, real: string, volPath: str
   }
 }
 
-/** Journals the file at volPath as a new file: created, its content, mode and times. */
+/** Journals the file at volPath as a new file, in one transaction: created, its content, mode, times and user.* attributes. */
 export async function journalNewFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
   const st = await fsp.lstat(real, { bigint: true })
   await rec.closeAll()
-  await rec.record(volPath, { create: { mode: Number(st.mode) & 0o7777 } })
-  await journalContent(rec, real, volPath)
-  await rec.record(volPath, { setAttr: { hasMode: true, mode: Number(st.mode) & 0o7777, hasMtime: true, mtimeNs: st.mtimeNs, hasAtime: true, atimeNs: st.atimeNs } })
-  await journalXattrs(rec, real, volPath)
-}
-
-/** The user.* attributes of a new entry. Changes to attributes alone are not detected. */
-async function journalXattrs (rec: TxRecorder, real: string, volPath: string): Promise<void> {
-  for (const name of (await listXattr(real)).filter(isUserXattr).sort()) {
-    await rec.record(volPath, { setXattr: { name, value: await getXattr(real, name) } })
-  }
+  const mode = Number(st.mode) & 0o7777
+  await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, async () => [attrsOp(st), ...await xattrOps(real)]))
 }
 
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
   const pending = await pendingPaths(journal)
+  // A remote transaction a crash interrupted changed these paths partly or
+  // wholly, without their records: it is applied again once connected, and
+  // what it left is no local change to send.
+  const applying = journal.applying()
+  const leftAlone = (p: string): boolean => pending.has(p) || applying.some(a => p === a || p.startsWith(a + '/'))
   const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }
   const seen = new Set<string>()
 
@@ -103,17 +121,15 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
       }
       const st = await fsp.lstat(real, { bigint: true })
       seen.add(volPath)
-      const known = pending.has(volPath) ? 'pending' : await journal.record(volPath)
+      const known = leftAlone(volPath) ? 'pending' : await journal.record(volPath)
       const mode = Number(st.mode) & 0o7777
       if (known === undefined) {
         result.created++
         if (st.isDirectory()) await rec.record(volPath, { mkdir: { mode } })
         else if (st.isSymbolicLink()) await rec.record(volPath, { symlink: { target: await fsp.readlink(real) } })
-        else if (st.isFile()) {
-          await rec.record(volPath, { create: { mode } })
-          await journalContent(rec, real, volPath)
-        } else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
-        if (st.isFile() || st.isDirectory()) await journalXattrs(rec, real, volPath)
+        else if (st.isFile()) await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, () => xattrOps(real)))
+        else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
+        if (st.isDirectory()) for (const op of await xattrOps(real)) await rec.record(volPath, op)
       } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || nsToNumber(st.mtimeNs) !== known.mtimeNs)) {
         result.changed++
         await journalWholeFile(rec, real, volPath)
@@ -126,7 +142,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
   // Gone while unmounted: deepest first, so directories are empty when removed.
   const gone: Array<[string, boolean]> = []
   for await (const [volPath, record] of journal.records()) {
-    if (!seen.has(volPath) && !pending.has(volPath)) gone.push([volPath, record.kind === 'dir'])
+    if (!seen.has(volPath) && !leftAlone(volPath)) gone.push([volPath, record.kind === 'dir'])
   }
   gone.sort((a, b) => b[0].split('/').length - a[0].split('/').length)
   for (const [volPath, isDir] of gone) {

@@ -16,7 +16,7 @@ import { setTimes } from '../util/set-times.js'
 
 const log = logger('apply')
 
-const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK, S_IFMT, S_IFIFO } = fs.constants
+const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK, O_TRUNC, S_IFMT, S_IFIFO } = fs.constants
 /**
  * Opening for writing: O_NONBLOCK because a FIFO made here under the same
  * name would otherwise block the apply (and every local change waiting for
@@ -111,7 +111,12 @@ export class Applier {
   private async applyOther (subject: string, op: Op): Promise<string> {
     const real = await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
-      const fh = await fsp.open(real, WRITE_FLAGS, op.create.mode & MODE_MASK)
+      // A Create says its author had no file at this name (CaptureVfs.create):
+      // the content starts from nothing here too. A file found here is this
+      // mount's own version, kept as a conflict copy first if it was unsent
+      // (ConflictResolver), or one a crash left between this apply and its
+      // record: written over without truncating, its tail would outlive it.
+      const fh = await fsp.open(real, WRITE_FLAGS | O_TRUNC, op.create.mode & MODE_MASK)
       await fh.chmod(op.create.mode & MODE_MASK)
       await fh.close()
     } else if ('truncate' in op && op.truncate) {

@@ -14,6 +14,7 @@ import { renamesOf } from '../journal/records.js'
 import { conflictCopyName, isConflictCopyName, sameResult, subjectOf } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
 import { logger } from '../util/log.js'
+import { fault } from '../util/fault.js'
 
 const log = logger('conflict')
 
@@ -53,6 +54,25 @@ function startsFromNothing (tx: Transaction): boolean {
   return 'create' in first && first.create !== undefined
 }
 
+/** Whether file is missing or has exactly the bytes of other. */
+async function missingOrSame (file: string, other: string): Promise<boolean> {
+  const [a, b] = await Promise.all([fsp.open(file, 'r').catch(() => undefined), fsp.open(other, 'r')])
+  if (!a) { await b.close(); return true }
+  try {
+    if ((await a.stat()).size !== (await b.stat()).size) return false
+    const x = Buffer.allocUnsafe(64 << 10)
+    const y = Buffer.allocUnsafe(64 << 10)
+    for (let off = 0; ;) {
+      const [{ bytesRead: n }, { bytesRead: m }] = await Promise.all([a.read(x, 0, x.length, off), b.read(y, 0, y.length, off)])
+      if (n !== m || !x.subarray(0, n).equals(y.subarray(0, m))) return false
+      if (n === 0) return true
+      off += n
+    }
+  } finally {
+    await Promise.all([a.close(), b.close()])
+  }
+}
+
 export class ConflictResolver {
   private readonly seen: ConflictEntry[] = []
 
@@ -74,12 +94,9 @@ export class ConflictResolver {
   async beforeApply (tx: Transaction, seq: number): Promise<void> {
     await this.checkConflict(tx, seq)
     // A local change of a file that a remote rename moves is no conflict: it
-    // follows the file to its new name.
-    for (const [from, to] of renamesOf(tx)) {
-      await this.opts.local.closeAll([from])
-      const n = await this.opts.journal.rebasePending(from, to)
-      if (n > 0) log.info({ from, to, transactions: n }, 'a remote rename moved a file with local changes on their way: they follow it')
-    }
+    // follows the file to its new name (the journal moves it when it records
+    // the apply). Writes still being captured there must be in the outbox by then.
+    for (const [from] of renamesOf(tx)) await this.opts.local.closeAll([from])
   }
 
   private async checkConflict (tx: Transaction, seq: number): Promise<void> {
@@ -96,13 +113,12 @@ export class ConflictResolver {
       log.info({ path: subject, seq, device: tx.txId.deviceId }, 'another device made the same change concurrently: no conflict')
       return
     }
-    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs)
-    if (startsFromNothing(tx)) {
-      // The winner's transaction carries its whole content: apply it to an empty file.
-      await fsp.truncate(this.opts.real(subject), 0).catch(() => undefined)
-    } else if (!tx.ops.some(op => 'unlink' in op && op.unlink)) {
-      await this.askForWholeFile(subject, tx.txId.deviceId)
-    }
+    // A winner that carries its whole content (a Create or a truncation to 0
+    // first, each of which starts the file over when applied) needs nothing
+    // more; any other change is a delta of a version this mount no longer
+    // has once its own is kept: its author sends the file whole.
+    const heal = !startsFromNothing(tx) && !tx.ops.some(op => 'unlink' in op && op.unlink)
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal)
   }
 
   /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
@@ -121,26 +137,38 @@ export class ConflictResolver {
     await this.opts.local.closeAll([subject])
     const seqs = this.opts.journal.pendingOn(subject)
     if (seqs.length === 0) return
-    await this.keepLocal(subject, winner, seq, seqs)
-    await this.askForWholeFile(subject, winner)
+    await this.keepLocal(subject, winner, seq, seqs, true)
   }
 
-  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[]): Promise<void> {
+  /**
+   * Keeps the local version of subject as a conflict copy and drops the
+   * transactions that made it. With heal, the winner's author is asked for
+   * the whole file first: once they are dropped, a crash before the request
+   * is journaled would leave nothing to mend the file here (the winner's
+   * change applies again on top of this version, a mix only this mount has).
+   */
+  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean): Promise<void> {
     const { journal, local, real, stats } = this.opts
     let copy = ''
     const st = await fsp.lstat(real(subject)).catch(() => undefined)
     if (st?.isFile()) {
       // The same conflict met again after a crash mid-way (its delivery was
       // not recorded as applied) reuses the copy's name: one copy, not two.
+      // Only while the copy is missing or holds these very bytes: a copy
+      // that went out with other content is another version, which this
+      // one sent under its name would replace everywhere.
       const before = this.seen.find(c => c.path === subject && c.seq === seq && c.device === journal.deviceId && c.copy !== '')
-      copy = before?.copy ?? conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
-      if (!before) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
+      const reuse = before !== undefined && await missingOrSame(real(before.copy), real(subject))
+      copy = reuse ? before.copy : conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
+      if (!reuse) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
       await fsp.copyFile(real(subject), real(copy), fs.constants.COPYFILE_FICLONE)
       await fsp.chmod(real(copy), st.mode & 0o7777)
       await fsp.utimes(real(copy), st.atime, st.mtime)
       await local.journalNewFile(copy)
     }
+    if (heal) await this.askForWholeFile(subject, winner)
     const dropped = await journal.dropPending(seqs)
+    fault('conflict.after-drop')
     // A dropped rename never happens on the other mounts: where it took its
     // file from, they still have it (here it is gone: remove it there too);
     // where it put it, they have nothing or an older file (send it whole).

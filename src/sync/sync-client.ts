@@ -8,7 +8,7 @@ import type { Ack, Delivery, Transaction } from '../codec/wire.js'
 import { AckStatus } from '../codec/wire.js'
 import type { Codec } from '../codec/codec.js'
 import type { Journal, PendingTx } from '../journal/journal.js'
-import { recordChanges } from '../journal/records.js'
+import { recordChanges, renamesOf } from '../journal/records.js'
 import { SyncStub, type StubOptions } from '../rpc/client.js'
 import { type Applier, BaseMismatch } from './applier.js'
 import type { ConflictResolver } from './conflict-resolver.js'
@@ -48,6 +48,16 @@ export interface SyncClientOptions {
   conflicts?: ConflictResolver
   /** Held exclusive while a remote change is checked and applied; local changes hold it shared. */
   gate?: RwGate
+}
+
+/** Every path a transaction names: its own, and where its renames and links lead. */
+function pathsOf (tx: Transaction): string[] {
+  const paths = new Set([tx.path])
+  for (const op of tx.ops) {
+    if ('rename' in op && op.rename) paths.add(op.rename.to)
+    if ('link' in op && op.link) paths.add(op.link.to)
+  }
+  return [...paths]
 }
 
 /** Ends a session so that the outbox is pushed again with fresh base versions. */
@@ -304,10 +314,13 @@ export class SyncClient {
     try {
       tx = codec.open(d.frame)
       if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
+      // Ahead of everything the transaction changes here, conflict settling included.
+      await journal.beginApply(d.seq, pathsOf(tx))
       await this.opts.conflicts?.beforeApply(tx, d.seq)
       const result = await applier.apply(tx)
       fault('apply.after-data')
-      await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
+      const followed = await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
+      if (followed > 0) log.info({ seq: d.seq, renames: renamesOf(tx), transactions: followed }, 'a remote rename moved files with local changes on their way: they follow them')
       await this.opts.conflicts?.afterApply(tx, d.seq)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code

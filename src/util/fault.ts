@@ -18,6 +18,7 @@ export type FaultPoint =
   | 'journal.after-close' // a transaction is closed, not yet pushed
   | 'sync.after-send' // a frame is on the wire, its ack not yet processed
   | 'apply.after-data' // a remote transaction is in the files, the cursor not yet moved
+  | 'conflict.after-drop' // the losing transactions are dropped, the winner's change not yet applied
   | 'node.after-append' // the node stored a transaction, the ack not yet sent
 
 export function fault (point: FaultPoint): void {

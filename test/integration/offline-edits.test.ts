@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
-import { type MountHandle, sleep, waitFor } from '../helpers/processes.js'
+import { type MountHandle, sleep, startMount, waitFor } from '../helpers/processes.js'
 import { snapshot } from '../helpers/tree.js'
 import type { TcpProxy } from '../helpers/tcp-proxy.js'
 import { type Tree, allConflictCopies, conflictCopiesOf, settle, settleOrFail } from '../helpers/settle.js'
@@ -305,4 +305,88 @@ t.test('a conflict with a file re-created elsewhere takes the winner whole at on
   const final = await settleOrFail(t, [A, B])
   if (!final) return
   t.equal(final['reborn.txt']?.sha256, sha(theirs), "reborn.txt holds B's version on every mount")
+})
+
+t.test('a remote rename onto an edited file, the loser killed before the apply was recorded: one copy, the edits that followed the rename kept', async t => {
+  // B edits both ends of a rename A makes meanwhile. Applying it, B keeps its
+  // version of the target as a conflict copy and lets its edit of the source
+  // follow the file to its new name; then B dies before the apply is
+  // recorded, and applies the rename again after its restart. That second
+  // pass found the followed edit pending on the target and took it for a
+  // second conflict of the same change: the copy (same name, since the same
+  // change) was overwritten with the followed file, sent as a Create that
+  // does not truncate, and the edit dropped. The copy then differed between
+  // mounts, and B's edit of the source was nowhere but in it.
+  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
+  const [A] = c.mounts as [MountHandle, MountHandle]
+  const pb = proxies[1]!
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(c.mounts[1]!.mountpoint, f)
+  await writeSynced(a('onto.txt'), 'the target, long before anything happened\n'.repeat(40))
+  await writeSynced(a('moving.txt'), 'the source\n'.repeat(20))
+  await settle(c.mounts)
+
+  pb.cut()
+  const bOnto = 'B rewrote the target, longer than the source will ever be\n'.repeat(60)
+  await writeSynced(b('onto.txt'), bOnto)
+  const bMoving = await patchSynced(b('moving.txt'), Buffer.from('B was here'), 30)
+  await fsp.rename(a('moving.txt'), a('onto.txt'))
+  await waitFor("A's rename to reach the node", async () => Number((await A.status()).pendingTx) === 0)
+
+  // B comes back armed to die right after its first remote apply (the rename).
+  const old = c.mounts[1]!
+  await old.stop()
+  const armed = await startMount('vol', old.mountpoint, old.dataDir, pb.address, [], { DELTAFS_FAULTS: 'apply.after-data' })
+  c.mounts[1] = armed
+  pb.heal()
+  await waitFor('B to die after applying the rename', () => armed.child.exitCode !== null || armed.child.signalCode !== null, 20_000)
+  await armed.kill() // dead already: this unmounts what it left
+  c.mounts[1] = await startMount('vol', old.mountpoint, old.dataDir, pb.address)
+
+  const tree = await settleOrFail(t, c.mounts)
+  if (!tree) return
+  const known: Record<string, string> = { "B's target": sha(bOnto), "B's source edit": sha(bMoving), "A's source": sha('the source\n'.repeat(20)) }
+  t.comment(`final tree:\n${describe(tree, known)}`)
+  t.equal(tree['onto.txt']?.sha256, sha(bMoving), "onto.txt holds the moved file with B's edit, which followed it")
+  const copies = conflictCopiesOf(tree, 'onto.txt')
+  t.equal(copies.length, 1, 'one conflict copy of onto.txt')
+  t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(bOnto), "it holds B's version of the target", { tree: describe(tree, known) })
+})
+
+t.test('the loser killed right after dropping its losing change still gets the winner whole', async t => {
+  // B's in-place edit loses to A's. B keeps its version as a copy, drops its
+  // edit and asks A for the whole file, since A's change is a delta of a
+  // version B no longer has once its copy is taken. Killed between the drop
+  // and that request, B applied A's change again after its restart, on top
+  // of its own version (no pending change left: no conflict), and nothing
+  // ever replaced that mix.
+  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
+  const [A] = c.mounts as [MountHandle, MountHandle]
+  const pb = proxies[1]!
+  const a = (f: string) => path.join(A.mountpoint, f)
+  const b = (f: string) => path.join(c.mounts[1]!.mountpoint, f)
+  await writeSynced(a('edited.txt'), 'a line both will edit somewhere\n'.repeat(100))
+  await settle(c.mounts)
+
+  pb.cut()
+  const mine = await patchSynced(b('edited.txt'), Buffer.from('B edited the end'), 3000)
+  const theirs = await patchSynced(a('edited.txt'), Buffer.from('A edited the start'), 10)
+  await waitFor("A's edit to reach the node", async () => Number((await A.status()).pendingTx) === 0)
+
+  const old = c.mounts[1]!
+  await old.stop()
+  const armed = await startMount('vol', old.mountpoint, old.dataDir, pb.address, [], { DELTAFS_FAULTS: 'conflict.after-drop' })
+  c.mounts[1] = armed
+  pb.heal()
+  await waitFor('B to die right after dropping its edit', () => armed.child.exitCode !== null || armed.child.signalCode !== null, 20_000)
+  await armed.kill() // dead already: this unmounts what it left
+  c.mounts[1] = await startMount('vol', old.mountpoint, old.dataDir, pb.address)
+
+  const tree = await settleOrFail(t, c.mounts)
+  if (!tree) return
+  const known: Record<string, string> = { "A's edit": sha(theirs), "B's edit": sha(mine) }
+  t.equal(tree['edited.txt']?.sha256, sha(theirs), "edited.txt holds A's version on every mount", { tree: describe(tree, known) })
+  const copies = conflictCopiesOf(tree, 'edited.txt')
+  t.equal(copies.length, 1, 'one conflict copy')
+  t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(mine), "it holds B's version", { tree: describe(tree, known) })
 })

@@ -5,7 +5,7 @@ import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { type Op, OpCodec } from '../../src/codec/wire.js'
+import { type Op, OpCodec, type Transaction } from '../../src/codec/wire.js'
 import { LevelJournal } from '../../src/journal/level-journal.js'
 
 async function tempDir (t: Test): Promise<string> {
@@ -264,17 +264,44 @@ t.test('pending transactions by subject, dropped when they lose a conflict', asy
   t.same((await again.conflicts()).map(c => c.copy), ['/a (conflict x 20261123T000000Z)'], 'conflicts survive reopen')
 })
 
-t.test('a remote rename moves pending transactions along (rebasePending)', async t => {
+/** A remote transaction renaming from to to, as applied from the node. */
+function remoteRename (from: string, to: string): Transaction {
+  return { txId: { deviceId: 'other', deviceSeq: 1 }, volume: 'docs', fileId: '', baseVersion: 0, path: from, ops: [{ rename: { to } }], mtimeNs: 0n }
+}
+
+t.test('a remote rename moves pending transactions along, in the batch that records its apply', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
   const s1 = await journalTx(j, '/d/f', [write(0, 'f')])
   const { deviceSeq: s2 } = await j.appendTx('/d/g', [{ rename: { to: '/d/h' } }], { mtimeNs: 1n, size: 1, kind: 'file' })
   const s3 = await journalTx(j, '/dx', [write(0, 'not under /d')])
-  t.equal(await j.rebasePending('/d', '/e'), 2, 'two transactions under /d')
+  await j.beginApply(7, ['/d', '/e'])
+  t.same(j.applying(), ['/d', '/e'], 'the apply under way is noted')
+  t.same((await j.readOutbox(0, 10)).map(p => p.tx.path), ['/d/f', '/d/g', '/dx'], 'nothing moves before the apply is recorded')
+  t.equal(await j.recordApplied({ seq: 7, tx: remoteRename('/d', '/e'), records: new Map() }, 0), 2, 'two transactions under /d')
   const out = await j.readOutbox(0, 10)
   t.same(out.map(p => [p.deviceSeq, p.tx.path, p.subject]), [[s1, '/e/f', '/e/f'], [s2, '/e/g', '/e/h'], [s3, '/dx', '/dx']], 'paths and subjects moved, a sibling prefix not')
   t.same(out[1]?.tx.ops, [{ rename: { to: '/e/h' } }], 'rename targets under the moved path follow too')
   t.same([j.pendingOn('/d/f'), j.pendingOn('/e/f')], [[], [s1]], 'the index follows')
+  t.same(j.applying(), [], 'the apply is no longer under way')
+  t.equal(await j.recordApplied({ seq: 8, tx: remoteRename('/nothing', '/here'), records: new Map() }, 0), 0, 'a rename of nothing pending moves nothing')
+})
+
+t.test('an apply a crash interrupted is still noted after a reopen, until it is recorded', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const s1 = await journalTx(j, '/a', [write(0, 'local change of the source')])
+  await j.beginApply(3, ['/a', '/b'])
+  await j.close()
+  const again = await openJournal(t, dir)
+  t.same(again.applying(), ['/a', '/b'], 'the paths of the interrupted apply')
+  t.same(again.pendingOn('/a'), [s1], 'and the pending change still where it was: the rename is applied again, then it follows')
+  await again.recordApplied({ seq: 3, tx: remoteRename('/a', '/b'), records: new Map() }, 0)
+  t.same([again.pendingOn('/a'), again.pendingOn('/b')], [[], [s1]])
+  await again.close()
+  const third = await openJournal(t, dir)
+  t.same(third.applying(), [], 'gone once recorded')
+  t.equal(third.applied(), 3)
 })
 
 t.test('large writes read back the same from memory and, after a reopen, from LevelDB', async t => {

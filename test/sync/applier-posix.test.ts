@@ -77,6 +77,9 @@ t.test('in-place writes to a file this mount does not have ask for the whole fil
   t.equal(fs.readFileSync(path.join(root, 'new'), 'utf8') + fs.readFileSync(path.join(root, 'fresh'), 'utf8'), 'tailtail', 'a create or a rewrite from 0 still makes the file')
   await applier.apply(tx('/new', [{ write: { offset: 4, data } }]))
   t.equal(fs.readFileSync(path.join(root, 'new'), 'utf8'), 'tailtail', 'a write to a file that is there applies')
+  fs.writeFileSync(path.join(root, 'there'), 'a longer file this mount had at the name')
+  await applier.apply(tx('/there', [{ create: { mode: 0o644 } }, { write: { offset: 0, data } }]))
+  t.equal(fs.readFileSync(path.join(root, 'there'), 'utf8'), 'tail', 'a Create starts the file over: no tail of what was there')
   // Without the directory, the author's whole file could not be applied either: no heal loop.
   await refused(t, applier.apply(tx('/gone-dir/f', [{ write: { offset: 10, data } }])), 'ENOENT', 'a write under a missing directory fails plainly')
 })

@@ -1,0 +1,119 @@
+// A file sent whole (an answer to another mount's Refresh, a conflict copy,
+// a change found by startup reconciliation) is one transaction on the wire:
+// its first op (Truncate to 0 or Create), its content and its attributes
+// apply together on the others, and win or lose a conflict together. Only a
+// file larger than one outbox entry goes in parts, each a frame of its own,
+// the first one starting it over.
+import fsp from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import type { Op, Transaction } from '../../src/codec/wire.js'
+import { LevelJournal } from '../../src/journal/level-journal.js'
+import { TxRecorder } from '../../src/capture/tx-recorder.js'
+import { newCaptureStats } from '../../src/capture/capture-stats.js'
+import { answerRefresh, journalNewFile, journalWholeFile } from '../../src/mount/reconcile.js'
+
+/** Per outbox entry, as the mount opens its journal (fits zstd-codec's heap). */
+const ENTRY_BYTES = 3 << 20
+
+async function setup (t: Test): Promise<{ files: string; journal: LevelJournal; rec: TxRecorder }> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-whole-'))
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
+  const files = path.join(dir, 'files')
+  await fsp.mkdir(files)
+  const journal = new LevelJournal(path.join(dir, 'journal'), 'docs', ENTRY_BYTES)
+  await journal.open()
+  t.teardown(() => journal.close())
+  const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 })
+  return { files, journal, rec }
+}
+
+async function outbox (journal: LevelJournal): Promise<Transaction[]> {
+  return (await journal.readOutbox(0, 1000)).map(p => p.tx)
+}
+
+const kinds = (ops: Op[]): string[] => ops.map(op => Object.keys(op).find(k => (op as Record<string, unknown>)[k] != null) ?? '?')
+
+/** What a receiver has after applying txs to a file holding `old`. */
+function replay (txs: Transaction[], old: Buffer): Buffer {
+  let file = Buffer.from(old)
+  for (const tx of txs) {
+    for (const op of tx.ops) {
+      if ('truncate' in op && op.truncate) file = Buffer.concat([file, Buffer.alloc(op.truncate.size)]).subarray(0, op.truncate.size)
+      if ('write' in op && op.write) {
+        const end = op.write.offset + op.write.data.length
+        if (end > file.length) file = Buffer.concat([file, Buffer.alloc(end - file.length)])
+        Buffer.from(op.write.data).copy(file, op.write.offset)
+      }
+    }
+  }
+  return file
+}
+
+function content (size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 0xff
+  return b
+}
+
+t.test('a whole-file answer is one transaction: truncate, content, attributes', async t => {
+  const { files, journal, rec } = await setup(t)
+  const data = content(900_000, 1)
+  await fsp.writeFile(path.join(files, 'a.bin'), data)
+  await fsp.chmod(path.join(files, 'a.bin'), 0o640)
+  await answerRefresh(rec, path.join(files, 'a.bin'), '/a.bin')
+  const txs = await outbox(journal)
+  t.equal(txs.length, 1, 'one transaction')
+  const ops = txs[0]!.ops
+  t.equal(kinds(ops)[0], 'truncate', 'it starts the file over')
+  t.equal(kinds(ops).at(-1), 'setAttr', 'and ends with its attributes')
+  t.ok(kinds(ops).slice(1, -1).every(k => k === 'write'), 'its content in between')
+  t.ok(replay(txs, content(2_000_000, 9)).equals(data), 'applied alone, it leaves exactly the file')
+  const attrs = ops.at(-1) as { setAttr: { mode: number } }
+  t.equal(attrs.setAttr.mode, 0o640, 'with its mode')
+})
+
+t.test('an empty file sent whole is still one transaction', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'e.txt'), '')
+  await journalWholeFile(rec, path.join(files, 'e.txt'), '/e.txt')
+  const txs = await outbox(journal)
+  t.same(txs.map(tx => kinds(tx.ops)), [['truncate', 'setAttr']])
+})
+
+t.test('a conflict copy is one transaction: create, content, attributes', async t => {
+  const { files, journal, rec } = await setup(t)
+  const data = content(300_000, 2)
+  await fsp.writeFile(path.join(files, 'c.txt'), data)
+  await journalNewFile(rec, path.join(files, 'c.txt'), '/c.txt')
+  const txs = await outbox(journal)
+  t.equal(txs.length, 1, 'one transaction')
+  t.equal(kinds(txs[0]!.ops)[0], 'create')
+  t.equal(kinds(txs[0]!.ops).at(-1), 'setAttr')
+  t.ok(replay(txs, Buffer.alloc(0)).equals(data), 'it carries the whole content')
+})
+
+t.test('a file larger than one entry goes in frame-sized parts, in order, the first starting it over', async t => {
+  const { files, journal, rec } = await setup(t)
+  const data = content(7_500_000, 3)
+  await fsp.writeFile(path.join(files, 'big.bin'), data)
+  await journalWholeFile(rec, path.join(files, 'big.bin'), '/big.bin')
+  const pending = await journal.readOutbox(0, 1000)
+  t.equal(pending.length, 3, '7.5 MB in entries of at most 3 MiB: three parts')
+  t.ok(pending.every(p => p.bytes <= ENTRY_BYTES), 'each fits an entry')
+  t.equal(kinds(pending[0]!.tx.ops)[0], 'truncate', 'the first part starts the file over')
+  t.equal(kinds(pending.at(-1)!.tx.ops).at(-1), 'setAttr', 'the last sets its attributes')
+  t.ok(replay(pending.map(p => p.tx), content(9_000_000, 8)).equals(data), 'together they leave exactly the file')
+})
+
+t.test('writes captured but not yet closed go ahead of the answer, not inside it', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'w.txt'), 'hello world')
+  await rec.write('/w.txt', [{ offset: 0, data: Buffer.from('HELLO') }])
+  await fsp.writeFile(path.join(files, 'w.txt'), 'HELLO world')
+  await answerRefresh(rec, path.join(files, 'w.txt'), '/w.txt')
+  const txs = await outbox(journal)
+  t.same(txs.map(tx => kinds(tx.ops)), [['write'], ['truncate', 'write', 'setAttr']], 'the open transaction closed first')
+  t.equal(replay(txs, Buffer.from('old')).toString(), 'HELLO world')
+})
