@@ -43,6 +43,21 @@ function describe (tree: Tree, known: Record<string, string>): string {
   return Object.entries(tree).map(([p, e]) => `  ${p}: ${e.type}${e.sha256 ? ` ${names[e.sha256] ?? e.sha256.slice(0, 12)}` : ''}`).join('\n')
 }
 
+/**
+ * Restarts mount i with the fault point armed, lets it reach the node
+ * through its proxy, waits for it to die there, and starts it again clean.
+ */
+async function reconnectDyingAt (c: Cluster, i: number, proxy: { heal (): void; address: string }, faultPoint: string): Promise<void> {
+  const old = c.mounts[i]!
+  await old.stop()
+  const armed = await startMount('vol', old.mountpoint, old.dataDir, proxy.address, [], { DELTAFS_FAULTS: faultPoint })
+  c.mounts[i] = armed
+  proxy.heal()
+  await waitFor(`mount ${i} to die at ${faultPoint}`, () => armed.child.exitCode !== null || armed.child.signalCode !== null, 20_000)
+  await armed.kill() // dead already: this unmounts what it left
+  c.mounts[i] = await startMount('vol', old.mountpoint, old.dataDir, proxy.address)
+}
+
 async function stopNodeAndWait (c: Cluster): Promise<void> {
   await c.node!.stop()
   for (const m of c.mounts) await waitFor(`${m.mountpoint} to notice the node is gone`, async () => (await m.status()).connected === false, 15_000)
@@ -334,14 +349,7 @@ t.test('a remote rename onto an edited file, the loser killed before the apply w
   await waitFor("A's rename to reach the node", async () => Number((await A.status()).pendingTx) === 0)
 
   // B comes back armed to die right after its first remote apply (the rename).
-  const old = c.mounts[1]!
-  await old.stop()
-  const armed = await startMount('vol', old.mountpoint, old.dataDir, pb.address, [], { DELTAFS_FAULTS: 'apply.after-data' })
-  c.mounts[1] = armed
-  pb.heal()
-  await waitFor('B to die after applying the rename', () => armed.child.exitCode !== null || armed.child.signalCode !== null, 20_000)
-  await armed.kill() // dead already: this unmounts what it left
-  c.mounts[1] = await startMount('vol', old.mountpoint, old.dataDir, pb.address)
+  await reconnectDyingAt(c, 1, pb, 'apply.after-data')
 
   const tree = await settleOrFail(t, c.mounts)
   if (!tree) return
@@ -373,14 +381,7 @@ t.test('the loser killed right after dropping its losing change still gets the w
   const theirs = await patchSynced(a('edited.txt'), Buffer.from('A edited the start'), 10)
   await waitFor("A's edit to reach the node", async () => Number((await A.status()).pendingTx) === 0)
 
-  const old = c.mounts[1]!
-  await old.stop()
-  const armed = await startMount('vol', old.mountpoint, old.dataDir, pb.address, [], { DELTAFS_FAULTS: 'conflict.after-drop' })
-  c.mounts[1] = armed
-  pb.heal()
-  await waitFor('B to die right after dropping its edit', () => armed.child.exitCode !== null || armed.child.signalCode !== null, 20_000)
-  await armed.kill() // dead already: this unmounts what it left
-  c.mounts[1] = await startMount('vol', old.mountpoint, old.dataDir, pb.address)
+  await reconnectDyingAt(c, 1, pb, 'conflict.after-drop')
 
   const tree = await settleOrFail(t, c.mounts)
   if (!tree) return
