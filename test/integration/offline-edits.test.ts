@@ -44,10 +44,21 @@ function describe (tree: Tree, known: Record<string, string>): string {
 }
 
 /**
+ * Two mounts, each reaching the node through its own proxy (cut() takes one
+ * offline), and paths inside them; b() follows mount 1 across restarts.
+ */
+async function twoBehindProxies (t: Test): Promise<{ c: Cluster; A: MountHandle; pa: TcpProxy; pb: TcpProxy; a: (f: string) => string; b: (f: string) => string }> {
+  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
+  const A = c.mounts[0]!
+  const [pa, pb] = proxies as [TcpProxy, TcpProxy]
+  return { c, A, pa, pb, a: f => path.join(A.mountpoint, f), b: f => path.join(c.mounts[1]!.mountpoint, f) }
+}
+
+/**
  * Restarts mount i with the fault point armed, lets it reach the node
  * through its proxy, waits for it to die there, and starts it again clean.
  */
-async function reconnectDyingAt (c: Cluster, i: number, proxy: { heal (): void; address: string }, faultPoint: string): Promise<void> {
+async function reconnectDyingAt (c: Cluster, i: number, proxy: TcpProxy, faultPoint: string): Promise<void> {
   const old = c.mounts[i]!
   await old.stop()
   const armed = await startMount('vol', old.mountpoint, old.dataDir, proxy.address, [], { DELTAFS_FAULTS: faultPoint })
@@ -283,11 +294,8 @@ t.test('a conflict with a file re-created elsewhere takes the winner whole at on
   // over the tail of its own longer version until the answer came, and
   // local changes made on that mix meanwhile went out as changes of a file
   // nobody else had.
-  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
-  const [A, B] = c.mounts as [MountHandle, MountHandle]
-  const [pa, pb] = proxies as [TcpProxy, TcpProxy]
-  const a = (f: string) => path.join(A.mountpoint, f)
-  const b = (f: string) => path.join(B.mountpoint, f)
+  const { c, A, pa, pb, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
   await writeSynced(a('reborn.txt'), 'the first life of reborn\n'.repeat(50))
   await settle([A, B])
   await fsp.unlink(a('reborn.txt'))
@@ -332,11 +340,7 @@ t.test('a remote rename onto an edited file, the loser killed before the apply w
   // change) was overwritten with the followed file, sent as a Create that
   // does not truncate, and the edit dropped. The copy then differed between
   // mounts, and B's edit of the source was nowhere but in it.
-  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
-  const [A] = c.mounts as [MountHandle, MountHandle]
-  const pb = proxies[1]!
-  const a = (f: string) => path.join(A.mountpoint, f)
-  const b = (f: string) => path.join(c.mounts[1]!.mountpoint, f)
+  const { c, A, pb, a, b } = await twoBehindProxies(t)
   await writeSynced(a('onto.txt'), 'the target, long before anything happened\n'.repeat(40))
   await writeSynced(a('moving.txt'), 'the source\n'.repeat(20))
   await settle(c.mounts)
@@ -368,11 +372,7 @@ t.test('the loser killed right after dropping its losing change still gets the w
   // and that request, B applied A's change again after its restart, on top
   // of its own version (no pending change left: no conflict), and nothing
   // ever replaced that mix.
-  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
-  const [A] = c.mounts as [MountHandle, MountHandle]
-  const pb = proxies[1]!
-  const a = (f: string) => path.join(A.mountpoint, f)
-  const b = (f: string) => path.join(c.mounts[1]!.mountpoint, f)
+  const { c, A, pb, a, b } = await twoBehindProxies(t)
   await writeSynced(a('edited.txt'), 'a line both will edit somewhere\n'.repeat(100))
   await settle(c.mounts)
 
