@@ -282,12 +282,12 @@ export class CaptureVfs implements Vfs {
   }
   symlink (target: string, p: string): Promise<void> { return this.change(p, () => this.inner.symlink(target, p), { symlink: { target } }) }
   link (existing: string, p: string): Promise<void> { return this.change(existing, () => this.inner.link(existing, p), { link: { to: p } }) }
-  chmod (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.chmod(p, mode), { setAttr: { hasMode: true, mode: mode & 0o7777 } }) }
+  chmod (p: string, mode: number): Promise<void> { return this.attr(p, () => this.inner.chmod(p, mode), { setAttr: { hasMode: true, mode: mode & 0o7777 } }) }
 
   // Numeric ids, as NFS without id mapping does; a receiver that may not
   // chown (not root) keeps its own ownership.
   chown (p: string, uid: number, gid: number): Promise<void> {
-    return this.change(p, () => this.inner.chown(p, uid, gid), {
+    return this.attr(p, () => this.inner.chown(p, uid, gid), {
       setAttr: { ...(uid !== KEEP_ID ? { hasUid: true, uid } : {}), ...(gid !== KEEP_ID ? { hasGid: true, gid } : {}) },
     })
   }
@@ -312,17 +312,17 @@ export class CaptureVfs implements Vfs {
 
   setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
     if (!isUserXattr(name)) return Promise.reject(new FsError(EOPNOTSUPP, `attribute namespace of ${name} not supported`))
-    return this.change(p, () => this.inner.setxattr(p, name, value, flags), { setXattr: { name, value } })
+    return this.attr(p, () => this.inner.setxattr(p, name, value, flags), { setXattr: { name, value } })
   }
 
   removexattr (p: string, name: string): Promise<void> {
     if (!isUserXattr(name)) return Promise.reject(new FsError(EOPNOTSUPP, `attribute namespace of ${name} not supported`))
-    return this.change(p, () => this.inner.removexattr(p, name), { removeXattr: { name } })
+    return this.attr(p, () => this.inner.removexattr(p, name), { removeXattr: { name } })
   }
 
   /** Journals the times the file got ('now' read back from it), and only those that were set. */
   utimens (p: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
-    return this.change(p, () => this.inner.utimens(p, atime, mtime), async () => {
+    return this.attr(p, () => this.inner.utimens(p, atime, mtime), async () => {
       const st = atime === 'now' || mtime === 'now' ? await this.inner.getattr(p) : undefined
       const exact = (t: TimeSet, now: bigint | undefined): bigint => t === 'now' ? now! : t as bigint
       return {
@@ -341,6 +341,23 @@ export class CaptureVfs implements Vfs {
    */
   private change<T> (p: string, run: () => Promise<T>, op: Op | (() => Promise<Op>), alsoRelated: string[] = []): Promise<T> {
     return this.local(() => this.changeNow(p, run, op, alsoRelated))
+  }
+
+  /**
+   * An attribute change: of a held rewrite (a file just written by tar or
+   * git), it joins that rewrite's transaction (TxRecorder.amendHeld), whose
+   * facts are then read after it; otherwise it is a change like the others.
+   */
+  private attr (p: string, run: () => Promise<void>, op: Op | (() => Promise<Op>)): Promise<void> {
+    return this.local(async () => {
+      if (isFuseHidden(p) || !this.rec.isHeld(p)) return this.changeNow(p, run, op)
+      await run()
+      const done = typeof op === 'function' ? await op() : op
+      // The rewrite ended meanwhile (its grace ran out, a rename took it): on its own, after it.
+      if (await this.rec.amendHeld(p, done)) return
+      await this.rec.closeAll([p])
+      await this.rec.record(p, done)
+    })
   }
 
   /** change() for callers already holding the gate (it is not re-entrant). */

@@ -44,6 +44,8 @@ interface OpenTx {
   openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held
   /** The journaled writes' pwrites to the backing file: the facts (mtime, size) are read after they land. */
   landing?: Promise<unknown>
+  /** Attribute changes journaled into a held rewrite (amendHeld): a Rebuild that replaces its ops must carry them. */
+  attrs?: Op[]
 }
 
 /** Whether `p` is `dir` or inside it. */
@@ -156,7 +158,7 @@ export class TxRecorder {
       const choice = await this.tryRebuild(base, to, tx)
       if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
-        this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op], await this.facts(to))).bytes
+        this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op, ...tx.attrs ?? []], await this.facts(to))).bytes
         log.debug({ path: to, rebuildBytes: choice.wireBytes, replacedBytes: tx.bytes }, 'rename-over sent as a delta')
         // A new temp file never reached the others, but an existing file
         // rewritten in place (truncated, still open) did: its name must go.
@@ -191,7 +193,7 @@ export class TxRecorder {
       const choice = base ? await this.tryRebuild(base, path, tx) : undefined
       if (choice) {
         await this.journal.discardTx(tx.openId, tx.opCount)
-        this.stats.bytesJournaled += (await this.journal.appendTx(path, [choice.op], await this.facts(path))).bytes
+        this.stats.bytesJournaled += (await this.journal.appendTx(path, [choice.op, ...tx.attrs ?? []], await this.facts(path))).bytes
         return
       }
       await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
@@ -257,6 +259,29 @@ export class TxRecorder {
     tx.bytes += bytes
     if (this.open.get(path) === tx) await this.afterWrite(path, tx)
     return landed
+  }
+
+  /**
+   * Journals an attribute change (mode, owner, times, xattrs) of a held
+   * rewrite as an op of its transaction, which stays held; false when path
+   * has none. tar and git set a new file's times, owner and mode right after
+   * writing it: each would otherwise end the rewrite and be a transaction of
+   * its own, four per file instead of one, each pushed, acked and applied.
+   */
+  async amendHeld (path: string, op: Op): Promise<boolean> {
+    const tx = this.open.get(path)
+    if (!tx?.held) return false
+    const first = tx.opCount++
+    const attrs = tx.attrs ??= []
+    // Kept for a Rebuild only once journaled: a failed append's op was never done.
+    const appended = tx.chain.then(async () => {
+      const bytes = await this.journal.appendOps(tx.openId, first, [op])
+      attrs.push(op)
+      return bytes
+    })
+    tx.chain = appended.catch(() => undefined)
+    this.stats.bytesJournaled += await appended
+    return true
   }
 
   /** Lets a held new file that grew too large stream, closes a transaction at its size cap, or restarts its quiet timer. */
