@@ -285,6 +285,10 @@ t.test('a remote rename moves pending transactions along, in the batch that reco
   t.same([j.pendingOn('/d/f'), j.pendingOn('/e/f')], [[], [s1]], 'the index follows')
   t.same(j.applying(), [], 'the apply is no longer under way')
   t.equal(await j.recordApplied({ seq: 8, tx: remoteRename('/nothing', '/here'), records: new Map() }, 0), 0, 'a rename of nothing pending moves nothing')
+  await j.ack(out[0]!, 9)
+  t.same([j.pendingOn('/e/f'), j.pendingOn('/d/f')], [[], []], 'an ack after the move takes the moved entry out of the index')
+  t.notOk(await j.isPending(s1), 'and out of the outbox')
+  t.same((await j.readOutbox(0, 10)).map(p => [p.deviceSeq, p.tx.path]), [[s2, '/e/g'], [s3, '/dx']], 'the others stay, moved')
 })
 
 t.test('an apply a crash interrupted is still noted after a reopen, until it is recorded', async t => {
@@ -369,4 +373,48 @@ t.test('an append that failed is left out of its transaction, and the outbox goe
   await j.ack(out[0]!, 1)
   await j.ack(out[1]!, 2)
   t.equal(j.pending().tx, 0, 'and they are acked')
+})
+
+t.test('more pending transactions than the outbox cache holds: read in order, from memory and from LevelDB', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const n = 1100 // more than ENTRY_CACHE in level-journal.ts
+  const seqs: number[] = []
+  for (let i = 0; i < n; i++) seqs.push((await j.appendTx(`/f${i}`, [{ mkdir: { mode: 0o755 } }], { mtimeNs: 1n, size: 0, kind: 'dir' })).deviceSeq)
+  const all = await j.readOutbox(0, 2 * n)
+  t.same(all.map(p => p.deviceSeq), seqs, 'every one, in order')
+  t.same(all.map(p => p.tx.path), seqs.map((_, i) => `/f${i}`), 'each with its own entry')
+  const tail = await j.readOutbox(seqs[n - 10]!, 100)
+  t.same(tail.map(p => p.deviceSeq), seqs.slice(n - 9), 'the newest ones after a seq')
+  const page = await j.readOutbox(seqs[5]!, 3)
+  t.same(page.map(p => p.deviceSeq), seqs.slice(6, 9), 'a page of old ones')
+  await j.ack(all[n - 1]!, 1)
+  await j.ack(all[0]!, 2)
+  t.same([await j.isPending(seqs[0]!), await j.isPending(seqs[n - 1]!), await j.isPending(seqs[n - 2]!)], [false, false, true], 'acked ones are gone, old and new')
+  const left = await j.readOutbox(0, 2 * n)
+  t.same(left.map(p => p.deviceSeq), seqs.slice(1, n - 1), 'the rest, in order')
+  t.same(j.pending().tx, n - 2)
+  const dropped = await j.dropPending([seqs[n - 2]!, seqs[1]!])
+  t.same(dropped.map(d => d.deviceSeq), [seqs[1], seqs[n - 2]], 'drops read from either')
+  t.same((await j.readOutbox(seqs[n - 5]!, 10)).map(p => p.deviceSeq), seqs.slice(n - 4, n - 2), 'dropped ones are gone')
+})
+
+t.test('the applied cursor moved past own transactions: in memory at once, in LevelDB now and then and at close', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const db = (j as unknown as { db: { get: (k: string) => Promise<Uint8Array | undefined> } }).db
+  const stored = async (): Promise<number> => { const v = await db.get('m!applied'); return v === undefined ? 0 : Number(Buffer.from(v).readBigUInt64BE(0)) }
+  await j.passOwn(3)
+  t.equal(j.applied(), 3, 'the cursor moved')
+  t.equal(await stored(), 0, 'not written yet')
+  await j.passOwn(2)
+  t.equal(j.applied(), 3, 'never back')
+  await j.passOwn(3 + 1024)
+  t.equal(await stored(), 3 + 1024, 'written once far enough ahead')
+  await j.recordApplied({ seq: 2000, records: new Map() }, 0)
+  t.equal(await stored(), 2000, 'an apply writes it')
+  await j.passOwn(2001)
+  await j.close()
+  const again = await openJournal(t, dir)
+  t.equal(again.applied(), 2001, 'and close')
 })
