@@ -27,6 +27,14 @@ import type { TimeSet } from '../util/times.js'
 import type { RwGate } from '../util/rw-gate.js'
 
 
+function exists (real: string): boolean {
+  try {
+    return fs.lstatSync(real, { throwIfNoEntry: false }) !== undefined
+  } catch {
+    return false // unreadable: as before, for the create to fail on
+  }
+}
+
 /** What rewrites need besides the inner Vfs: the backing paths, the records area and file versions. */
 export interface RewriteSupport {
   real (path: string): string
@@ -166,10 +174,16 @@ export class CaptureVfs implements Vfs {
     // Create journaled for it would claim content that starts from nothing,
     // which a mount losing a conflict to it trusts. ESTALE makes the kernel
     // look the name up again and redo the call as an OPEN of that file.
-    if (await fsp.lstat(this.rw.real(p)).then(() => true, () => false)) throw new FsError(ESTALE, `${p} was created by a remote change while being created here`)
+    // Synchronous, as Passthrough.getattr: the kernel has just looked the
+    // name up, so this is a cached negative entry, and a thread pool round
+    // trip per created file cost more than the call.
+    if (exists(this.rw.real(p))) throw new FsError(ESTALE, `${p} was created by a remote change while being created here`)
     await this.rec.closeAll([p])
     const fh = await this.inner.create(p, mode)
     this.opened(p, fh)
+    // The file is new and empty (no remote apply runs while the gate is held
+    // shared): its first write has no old bytes to compare with.
+    this.appendEnd.set(fh, { end: 0, epoch: this.gate?.exclusiveRuns ?? 0 })
     // Held: it may be a temp file about to be renamed over the file it replaces.
     await this.rec.startRewrite(p, { create: { mode: mode & 0o7777 } }, { fresh: true })
     return fh
