@@ -59,6 +59,8 @@ export interface Journal {
   readOutbox (after: number, limit: number, maxBytes?: number): Promise<PendingTx[]>
   /** Drops an acked transaction and stamps its file with the volume seq. */
   ack (pending: PendingTx, seq: number): Promise<void>
+  /** ack of each, in order, in as few LevelDB writes as their renames allow. */
+  ackMany (acks: Array<{ pending: PendingTx; seq: number }>): Promise<void>
   /** The last volume seq applied from the node. */
   applied (): number
   /**

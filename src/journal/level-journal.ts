@@ -60,8 +60,9 @@ export class LevelJournal implements Journal {
   private readonly events = new EventEmitter()
   /** Unacked conflict-checked transactions by subject, for the conflict check on apply. */
   private readonly pendingBySubject = new Map<string, Set<number>>()
-  /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N. */
-  private outboxTail: Promise<unknown> = Promise.resolve()
+  /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N (commitInOrder). */
+  private readonly commits: Array<{ batch: BatchOp[]; added: Array<[number, OutboxEntry]>; resolve: () => void; reject: (err: unknown) => void }> = []
+  private committing = false
   /**
    * Ack, drop and rebase each read an outbox entry and then write it back or
    * delete it: run one at a time, or a rebase writes back an entry that an ack
@@ -453,21 +454,37 @@ export class LevelJournal implements Journal {
     return { deviceSeq, bytes }
   }
 
-  /** Writes a batch that adds outbox entries (in device seq order, after those taken before), then caches them. */
+  /**
+   * Writes a batch that adds outbox entries (in device seq order, after
+   * those taken before), then caches them. Batches that queue up while one
+   * is written go together in the next write (group commit): transactions
+   * closed together cost one LevelDB write, not one each.
+   */
   private commitInOrder (batch: BatchOp[], added: Array<[number, OutboxEntry]>): Promise<void> {
-    const last = added[added.length - 1]![0]
-    const done = this.outboxTail.then(async () => {
-      try {
-        await this.writeBatch(batch)
-      } catch (err) {
-        this.committedSeq = last
-        throw err
-      }
-      for (const [deviceSeq, entry] of added) this.cacheEntry(deviceSeq, entry)
-      this.committedSeq = last
+    return new Promise((resolve, reject) => {
+      this.commits.push({ batch, added, resolve, reject })
+      if (!this.committing) void this.commitQueued()
     })
-    this.outboxTail = done.catch(() => undefined)
-    return done
+  }
+
+  private async commitQueued (): Promise<void> {
+    this.committing = true
+    while (this.commits.length > 0) {
+      const group = this.commits.splice(0)
+      const last = group[group.length - 1]!.added
+      const lastSeq = last[last.length - 1]![0]
+      try {
+        await this.writeBatch(group.length === 1 ? group[0]!.batch : group.flatMap(c => c.batch))
+      } catch (err) {
+        this.committedSeq = lastSeq
+        for (const c of group) c.reject(err)
+        continue
+      }
+      for (const c of group) for (const [deviceSeq, entry] of c.added) this.cacheEntry(deviceSeq, entry)
+      this.committedSeq = lastSeq
+      for (const c of group) c.resolve()
+    }
+    this.committing = false
   }
 
   private cacheEntry (deviceSeq: number, entry: OutboxEntry): void {
@@ -565,27 +582,46 @@ export class LevelJournal implements Journal {
   }
 
   ack (pending: PendingTx, seq: number): Promise<void> {
-    return this.exclusive(() => this.ackNow(pending, seq))
+    return this.ackMany([{ pending, seq }])
   }
 
-  private async ackNow (pending: PendingTx, seq: number): Promise<void> {
-    // As the journal has it now, not as readOutbox gave it: a remote rename may have moved it since.
-    const e = await this.entry(pending.deviceSeq)
-    if (e === undefined) return // acked or dropped before, e.g. a duplicate ack after reconnect
-    const batch: BatchOp[] = [{ type: 'del', key: keys.outbox(pending.deviceSeq) }]
-    for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
-    await this.moveChildRecords(pending.tx, batch)
-    for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) })) {
-      batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
+  ackMany (acks: Array<{ pending: PendingTx; seq: number }>): Promise<void> {
+    return this.exclusive(() => this.ackNow(acks))
+  }
+
+  private async ackNow (acks: Array<{ pending: PendingTx; seq: number }>): Promise<void> {
+    const batch: BatchOp[] = []
+    const done: Array<[number, OutboxEntry]> = []
+    const write = async (): Promise<void> => {
+      if (done.length === 0) return
+      batch.push({ type: 'put', key: keys.counter('txAcked'), value: u64(this.counts.txAcked + done.length) })
+      await this.writeBatch(batch.splice(0))
+      this.counts.txAcked += done.length
+      for (const [deviceSeq, e] of done.splice(0)) {
+        this.entries.delete(deviceSeq)
+        this.unindex(deviceSeq, e)
+        this.pendingTx--
+        this.pendingBytes -= e.bytes
+        if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) void this.collect()
+      }
     }
-    this.counts.txAcked++
-    batch.push({ type: 'put', key: keys.counter('txAcked'), value: u64(this.counts.txAcked) })
-    await this.writeBatch(batch)
-    this.entries.delete(pending.deviceSeq)
-    this.unindex(pending.deviceSeq, e)
-    this.pendingTx--
-    this.pendingBytes -= e.bytes
-    if (this.releaseOps(e.openId, e.firstOp ?? 0, e.opCount)) void this.collect()
+    for (const { pending, seq } of acks) {
+      if (done.some(([deviceSeq]) => deviceSeq === pending.deviceSeq)) continue
+      // As the journal has it now, not as readOutbox gave it: a remote rename may have moved it since.
+      const e = await this.entry(pending.deviceSeq)
+      if (e === undefined) continue // acked or dropped before, e.g. a duplicate ack after reconnect
+      // The records a renamed directory takes along are read from LevelDB:
+      // those the acks before it add must be written first.
+      if (renamesOf(pending.tx).length > 0) await write()
+      batch.push({ type: 'del', key: keys.outbox(pending.deviceSeq) })
+      for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
+      await this.moveChildRecords(pending.tx, batch)
+      for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) })) {
+        batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
+      }
+      done.push([pending.deviceSeq, e])
+    }
+    await write()
   }
 
   pendingOn (path: string): number[] {

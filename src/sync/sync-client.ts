@@ -181,6 +181,8 @@ export class SyncClient {
     let pumping = false
     let again = false
     let queued = 0
+    /** Acks waiting for the ones before them to be recorded. */
+    let acked: Array<{ pending: PendingTx; seq: number }> | undefined
 
     await new Promise<void>((resolve, reject) => {
       let done = false
@@ -246,13 +248,18 @@ export class SyncClient {
         // Follows a CONFLICT of this stream, whose settling resyncs: sent again then.
         if (ack.status === AckStatus.DEFERRED) return
         if (ack.status === AckStatus.CONFLICT) {
+          acked = undefined // acks after it are recorded after its settling
           this.acks = this.acks.then(() => this.settleConflict(head.pending, ack, () => done))
           this.acks.then(() => finish(new ResyncAfterConflict()), finish)
           return
         }
+        // Acks that arrive while the journal records earlier ones are recorded together, in order.
+        if (acked) { acked.push({ pending: head.pending, seq: ack.seq }); return }
+        const group = acked = [{ pending: head.pending, seq: ack.seq }]
         this.acks = this.acks.then(async () => {
-          await journal.ack(head.pending, ack.seq)
-          stats.lastPushedSeq = Math.max(stats.lastPushedSeq, ack.seq)
+          if (acked === group) acked = undefined
+          await journal.ackMany(group)
+          stats.lastPushedSeq = Math.max(stats.lastPushedSeq, group[group.length - 1]!.seq)
         })
         this.acks.then(() => pump(), finish)
       })

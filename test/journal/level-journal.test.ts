@@ -418,3 +418,46 @@ t.test('the applied cursor moved past own transactions: in memory at once, in Le
   const again = await openJournal(t, dir)
   t.equal(again.applied(), 2001, 'and close')
 })
+
+t.test('acks recorded together: in order, a renamed directory taking the records the acks before it made', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  await journalTx(j, '/d/f', [write(0, 'f')], 1000n, 1)
+  await journalTx(j, '/d/f', [write(1, 'g')], 2000n, 2)
+  await j.appendTx('/d', [{ rename: { to: '/e' } }], { mtimeNs: 3n, size: 0, kind: 'dir' })
+  await journalTx(j, '/e/f', [write(2, 'h')], 4000n, 3)
+  const [w1, w2, r, w3] = await j.readOutbox(0, 10)
+  await j.ackMany([{ pending: w1!, seq: 5 }, { pending: w2!, seq: 6 }, { pending: w1!, seq: 5 }, { pending: r!, seq: 7 }, { pending: w3!, seq: 8 }])
+  t.equal(await j.record('/d/f'), undefined, 'nothing left under the old name')
+  t.same(await j.record('/e/f'), { version: 8, size: 3, mtimeNs: 4000 }, 'the file\'s record moved with its directory, then the last ack stamped it')
+  t.same(j.pending(), { tx: 0, bytes: 0 }, 'all four acked')
+  t.equal(j.counters().txAcked, 4, 'each counted once')
+  t.same(await j.readOutbox(0, 10), [], 'the outbox is empty')
+  await j.close()
+  const again = await openJournal(t, dir)
+  t.equal(again.counters().txAcked, 4, 'the count survives reopen')
+  t.same(await again.readOutbox(0, 10), [], 'and the outbox stays empty')
+})
+
+t.test('transactions closed together are committed together, in order', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const ids: number[] = []
+  for (let i = 0; i < 10; i++) {
+    const id = j.beginTx(`/f${i}`)
+    await j.appendOps(id, 0, [write(0, `file ${i}`)])
+    ids.push(id)
+  }
+  const db = (j as unknown as { db: { batch: () => unknown } }).db
+  const batch = db.batch.bind(db)
+  let writes = 0
+  db.batch = () => { writes++; return batch() }
+  const seqs = await Promise.all(ids.map(id => j.closeTx(id, 1, { mtimeNs: 1n, size: 6 })))
+  db.batch = batch
+  t.same(seqs, seqs.slice().sort((a, b) => a - b), 'seqs in close order')
+  t.ok(writes <= 2, `${writes} LevelDB writes for 10 closes`)
+  t.same((await j.readOutbox(0, 20)).map(p => [p.deviceSeq, p.tx.path]), seqs.map((s, i) => [s, `/f${i}`]), 'all in the outbox, in order')
+  await j.close()
+  const again = await openJournal(t, dir)
+  t.same((await again.readOutbox(0, 20)).map(p => p.deviceSeq), seqs, 'and after a reopen')
+})
