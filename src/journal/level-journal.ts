@@ -96,6 +96,10 @@ export class LevelJournal implements Journal {
   // of an array batch, which was the largest LevelDB cost of the mount's
   // main thread in a tar x profile (1.9 s of 16 s busy, bench/RESULTS.md).
   private writeBatch (ops: BatchOp[], options?: { sync?: boolean }): Promise<void> {
+    // One key (an op appended to an open transaction): a put is one call into
+    // classic-level where a batch is three (make, add, write).
+    const only = ops.length === 1 ? ops[0]! : undefined
+    if (only) return only.type === 'put' ? this.db.put(only.key, only.value, options ?? {}) : this.db.del(only.key, options ?? {})
     const b = this.db.batch()
     for (const op of ops) {
       if (op.type === 'put') b.put(op.key, op.value)
