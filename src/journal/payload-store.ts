@@ -46,7 +46,7 @@ export class PayloadStore {
   private readonly writers = new Map<number, Handle>()
   private readonly readers = new Map<number, Handle & { ready: Promise<number> }>()
   private readonly idle = new Set<number>()
-  /** Places reserved whose bytes are still being written. */
+  /** Places reserved whose bytes are still being written, or failed to be. */
   private readonly unwritten = new Set<PayloadRef>()
   private nextId = 1
   private syncChain: Promise<unknown> = Promise.resolve()
@@ -120,10 +120,12 @@ export class PayloadStore {
     try {
       for (let done = 0; done < data.length;) done += await writeAt(seg.fd, data, done, data.length - done, ref.offset + done)
       this.dirty.add(seg.id) // after the write: a sync that started before it must not clear it
+      this.unwritten.delete(ref)
     } catch (err) {
+      // Left in unwritten: the watermark never passes a place whose bytes
+      // are missing, in case its reference could not be taken back either.
       throw new DeltafsError('JOURNAL', `cannot write payload segment ${segmentName(seg.id)}: ${(err as Error).message}`, { cause: err })
     } finally {
-      this.unwritten.delete(ref)
       this.done(seg)
     }
   }
