@@ -78,6 +78,13 @@ export interface Journal {
    * in the same batch; returns how many did.
    */
   recordApplied (update: AppliedUpdate, bytes: number): Promise<number>
+  /**
+   * Files whose journaled changes were lost with a power loss (their
+   * transactions dropped at open): they must be sent whole, as the disk has them.
+   */
+  resends (): string[]
+  /** Those files were journaled whole. */
+  resent (paths: string[]): Promise<void>
   /** Moves the applied cursor past this mount's own transactions (nothing to apply, nothing counted). */
   passOwn (seq: number): Promise<void>
   /** The record of a file, if any. */

@@ -3,14 +3,19 @@
 //   m!device                      (utf8)   this mount's device id, made once
 //   m!devseq                      (u64 BE) last device seq handed to a closed transaction
 //   m!applied                     (u64 BE) last volume seq applied from the node (the cursor)
-//   m!sync                        (empty)  written with sync:true to make the log durable on fsync
+//   m!sync                        (16 B)   written with sync:true to make the log durable on fsync: the
+//                                          payload watermark (segment u64 BE, offset u64 BE) before which
+//                                          every referenced byte was forced to disk first (empty: none)
+//   m!boot                        (utf8)   the boot the journal was last opened in (Linux boot_id)
+//   m!resend                      (json)   {paths} of files to send whole: journaled changes of theirs were lost
 //   m!applying                    (json)   {seq, paths} of the remote transaction being applied; deleted
 //                                          with the cursor move that records it
 //   c!<counter>                   (u64 BE) persisted counters (txAcked, txApplied, ...)
 //   h!<open id: 16 hex>           (json)   head of a transaction: path, opened while capturing
 //   o!<open id: 16 hex>!<i: 8 hex>(Op)     its ops, written ahead of the backing-file write; either
-//                                          the Op encoding, or for a write of 16 KiB or more, 0x00 then a
-//                                          reference to its data in payload/<segment: 16 hex>.seg (op-record.ts)
+//                                          the Op encoding, or for a write of 16 KiB or more, 0x01 then a
+//                                          reference to its data in payload/<segment: 16 hex>.seg and its
+//                                          CRC-32 (0x00: the same without the CRC; op-record.ts)
 //   t!<device seq: 16 hex>        (json)   closed transaction waiting for its ack (the outbox)
 //   r!<volume path>               (json)   file record: version (volume seq), size, mtime
 //   x!<copy path, or path@seq>    (json)   a conflict seen here (ConflictEntry); path@seq when no copy was made
@@ -31,6 +36,8 @@ export const keys = {
   applied: 'm!applied',
   syncMarker: 'm!sync',
   applying: 'm!applying',
+  boot: 'm!boot',
+  resend: 'm!resend',
   counter: (name: string) => `c!${name}`,
   counterPrefix: 'c!',
   head: (openId: number) => `h!${hex(openId)}`,

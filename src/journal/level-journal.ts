@@ -10,8 +10,9 @@ import type { AppliedUpdate, ConflictEntry, CounterName, EntryKind, FileRecord, 
 import { type FileFacts, recordChanges, renamesOf } from './records.js'
 import { isConflictChecked, subjectOf } from '../sync/conflict-policy.js'
 import { keys, readU64, u64 } from './keys.js'
-import { PayloadStore, SEGMENT_BYTES } from './payload-store.js'
-import { decodeRef, encodeRef, isRef, opBytes, payloadOf, resolveRef, writeBytes } from './op-record.js'
+import { type PayloadRef, PayloadStore, SEGMENT_BYTES } from './payload-store.js'
+import { bootId } from '../util/boot-id.js'
+import { crcOf, decodeRef, encodeRef, isRef, opBytes, payloadOf, resolveRef, type StoredRef, writeBytes } from './op-record.js'
 import { DeltafsError } from '../util/errors.js'
 import { logger } from '../util/log.js'
 import { fault } from '../util/fault.js'
@@ -27,6 +28,8 @@ interface OutboxEntry {
   /** Its ops name other paths (rename or link targets). */
   targets?: boolean
 }
+/** An op's journaled value, and the payload segment it refers to, if any. */
+interface Encoded { value: Uint8Array; bytes: number; segment?: number }
 type BatchOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
 
 const COUNTERS: CounterName[] = ['txClosed', 'txAcked', 'txApplied', 'bytesApplied', 'txDropped']
@@ -44,6 +47,28 @@ function parseEntry (value: Uint8Array): OutboxEntry {
   return { ...e, mtimeNs: nsFromJson(e.mtimeNs) }
 }
 
+/** Whether a is further into the payload segments than b. */
+function after (a: PayloadRef, b: PayloadRef): boolean {
+  return a.segment > b.segment || (a.segment === b.segment && a.offset > b.offset)
+}
+
+function encodeMark (mark: PayloadRef): Uint8Array {
+  const b = Buffer.alloc(16)
+  b.writeBigUInt64BE(BigInt(mark.segment), 0)
+  b.writeBigUInt64BE(BigInt(mark.offset), 8)
+  return b
+}
+
+/** A marker written before watermarks existed (empty) vouches for nothing. */
+function decodeMark (value: Uint8Array | undefined): PayloadRef {
+  if (value === undefined || value.length < 16) return { segment: 0, offset: 0, length: 0 }
+  const b = Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  return { segment: Number(b.readBigUInt64BE(0)), offset: Number(b.readBigUInt64BE(8)), length: 0 }
+}
+
+function openIdOf (opKey: string): number { return parseInt(opKey.slice(2, 18), 16) }
+function opIndexOf (opKey: string): number { return parseInt(opKey.slice(19), 16) }
+
 export class LevelJournal implements Journal {
   private readonly db: Level<string, Uint8Array>
   private opened = false
@@ -55,6 +80,10 @@ export class LevelJournal implements Journal {
   private readonly counts = Object.fromEntries(COUNTERS.map(c => [c, 0])) as Record<CounterName, number>
   private pendingTx = 0
   private pendingBytes = 0
+  /** Files whose journaled changes were partly lost (dropLostPayloads), to be sent whole. */
+  private resendPaths: string[] = []
+  /** How far payload bytes are known to be on disk (the last payload sync's watermark). */
+  private durable: PayloadRef = { segment: 0, offset: 0, length: 0 }
   /** Paths of the remote transaction being applied (beginApply), until recordApplied. */
   private applyingPaths: string[] = []
   private readonly events = new EventEmitter()
@@ -147,6 +176,8 @@ export class LevelJournal implements Journal {
     this.pendingTx = 0
     this.pendingBytes = 0
     await this.dropLostPayloads()
+    const resend = await this.db.get(keys.resend)
+    this.resendPaths = resend === undefined ? [] : parse<{ paths: string[] }>(resend).paths
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parseEntry(value)
       const deviceSeq = parseInt(key.slice(2), 16)
@@ -167,23 +198,37 @@ export class LevelJournal implements Journal {
   }
 
   /**
-   * A write that returned but was never fsynced can lose its segment bytes
-   * in a power loss while LevelDB kept the op that refers to them (its own
-   * flushes sync). Such a transaction cannot be sent, and left in the outbox
-   * it would stop every later one: it goes, and startup reconciliation sends
-   * the file as the disk has it (its record still describes the version
-   * before the lost transaction).
+   * Finds the journaled writes whose data never reached its payload segment.
+   * A reference is journaled beside its bytes (appendOps), so a process
+   * crash can leave one whose bytes were still being written; and a power
+   * loss can take segment bytes never fsynced while LevelDB kept the
+   * reference (its own flushes sync). Past the last sync's watermark, the
+   * CRC tells (a hole reads as zeros, so the segment's size cannot).
+   *
+   * After a process crash (same boot), the backing file never got those
+   * writes either (it is written after both): those ops alone go. After a
+   * reboot, nothing says what reached the backing file: the transactions
+   * with a lost write go whole, and their files are sent whole once the
+   * mount is up (resends), whatever else is pending on them.
    */
   private async dropLostPayloads (): Promise<void> {
     const sizes = await this.payload.sizes()
-    const lost = new Set<number>()
+    const mark = decodeMark(await this.db.get(keys.syncMarker))
+    const boot = await bootId()
+    const sameBoot = boot !== undefined && Buffer.from(await this.db.get(keys.boot) ?? []).toString() === boot
+    const lostOps: string[] = []
     for await (const [key, value] of this.db.iterator({ gte: 'o!', lt: 'o"' })) {
-      if (!isRef(value)) continue
-      const ref = decodeRef(value)
-      if (ref.offset + ref.length > (sizes.get(ref.segment) ?? -1)) lost.add(parseInt(key.slice(2, 18), 16))
+      if (isRef(value) && !await this.landed(decodeRef(value), sizes, mark)) lostOps.push(key)
     }
-    if (lost.size === 0) return
     const batch: BatchOp[] = []
+    if (boot !== undefined) batch.push({ type: 'put', key: keys.boot, value: Buffer.from(boot) })
+    const lost = new Set<number>()
+    for (const key of lostOps) {
+      // An open transaction's op: its write was in flight, and never returned.
+      if (sameBoot && await this.db.get(keys.head(openIdOf(key))) !== undefined) batch.push({ type: 'del', key })
+      else lost.add(openIdOf(key))
+    }
+    if (lostOps.length > lost.size) log.warn({ ops: lostOps.length - lost.size }, 'writes cut short by a crash had not reached the journal whole: they are dropped (they never returned to their writers)')
     const paths = new Set<string>()
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parseEntry(value)
@@ -195,8 +240,20 @@ export class LevelJournal implements Journal {
       batch.push({ type: 'del', key: keys.head(openId) })
       for await (const key of this.db.keys({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) batch.push({ type: 'del', key })
     }
-    await this.writeBatch(batch, { sync: true })
-    log.error({ paths: [...paths], transactions: lost.size }, 'the data of writes never fsynced was lost before it reached the disk (a power loss?): their transactions are dropped, and the files are sent as the disk has them')
+    if (paths.size > 0) {
+      const before = await this.db.get(keys.resend)
+      const known = before === undefined ? [] : parse<{ paths: string[] }>(before).paths
+      batch.push({ type: 'put', key: keys.resend, value: json({ paths: [...new Set([...known, ...paths])] }) })
+      log.error({ paths: [...paths], transactions: lost.size }, 'the data of writes never fsynced was lost before it reached the disk (a power loss?): their transactions are dropped, and the files are sent as the disk has them')
+    }
+    await this.writeBatch(batch, { sync: lostOps.length > 0 })
+  }
+
+  /** Whether the bytes of a journaled reference are in its segment. */
+  private async landed (ref: StoredRef, sizes: Map<number, number>, mark: PayloadRef): Promise<boolean> {
+    if (ref.offset + ref.length > (sizes.get(ref.segment) ?? -1)) return false
+    if (ref.crc === undefined || after(mark, ref)) return true
+    return crcOf(await this.payload.read(ref)) === ref.crc
   }
 
   /** Counts the references to each payload segment; the store deletes the segments nothing refers to. */
@@ -206,7 +263,7 @@ export class LevelJournal implements Journal {
       if (!isRef(value)) continue
       const { segment } = decodeRef(value)
       counts.set(segment, (counts.get(segment) ?? 0) + 1)
-      this.noteRef(parseInt(key.slice(2, 18), 16), parseInt(key.slice(19), 16), segment)
+      this.noteRef(openIdOf(key), opIndexOf(key), segment)
     }
     await this.payload.open(counts)
   }
@@ -241,8 +298,8 @@ export class LevelJournal implements Journal {
     const run = this.collecting.then(async () => {
       const segments = this.payload.deletable()
       if (segments.length === 0 || !this.opened) return
-      await this.payload.sync()
-      await this.db.put(keys.syncMarker, new Uint8Array(0), { sync: true })
+      const marker = await this.syncPayload()
+      await this.db.put(marker.key, marker.value, { sync: true })
       await this.payload.remove(segments)
     }).catch(err => { log.warn({ err }, 'deleting payload segments failed; they go at the next open') })
     this.collecting = run
@@ -250,27 +307,42 @@ export class LevelJournal implements Journal {
   }
 
   /**
-   * The values of ops about to be journaled, the data of large writes
-   * written to a payload segment first (so the put never refers to bytes the
-   * OS does not have), and the bytes each takes inline.
+   * The values of ops about to be journaled and the bytes each takes inline.
+   * The data of large writes starts on its way to a payload segment now
+   * (written: settled when every such write is), and its reference carries
+   * the data's CRC: a batch may journal it before the bytes land (appendOps),
+   * and dropLostPayloads tells one whose bytes never did.
    */
-  private async encodeOps (ops: Op[]): Promise<Array<{ value: Uint8Array; bytes: number; segment?: number }>> {
-    const out = await Promise.allSettled(ops.map(async op => {
+  private encodeOps (ops: Op[]): { encoded: Encoded[]; written: Promise<void> } {
+    const writes: Array<Promise<void>> = []
+    const encoded = ops.map((op): Encoded => {
       const data = payloadOf(op)
       if (!data) {
         const value = OpCodec.encode(op)
         return { value, bytes: value.length }
       }
-      const ref = await this.payload.append(data)
+      const { ref, written } = this.payload.begin(data)
+      writes.push(written)
       const offset = (op as { write: { offset: number } }).write.offset
-      return { value: encodeRef(op, ref), bytes: writeBytes(offset, ref.length), segment: ref.segment }
-    }))
-    const failed = out.find(r => r.status === 'rejected')
-    if (failed) {
-      this.payload.release(out.flatMap(r => r.status === 'fulfilled' && r.value.segment !== undefined ? [r.value.segment] : []))
-      throw (failed as PromiseRejectedResult).reason
+      return { value: encodeRef(op, ref, crcOf(data)), bytes: writeBytes(offset, ref.length), segment: ref.segment }
+    })
+    const written = Promise.allSettled(writes).then(out => {
+      const failed = out.find(r => r.status === 'rejected')
+      if (failed) throw (failed as PromiseRejectedResult).reason
+    })
+    return { encoded, written }
+  }
+
+  /** The encoded ops once their payload bytes are written; their references go if that fails. */
+  private async encodeWritten (ops: Op[]): Promise<Encoded[]> {
+    const { encoded, written } = this.encodeOps(ops)
+    try {
+      await written
+    } catch (err) {
+      this.payload.release(encoded.flatMap(e => e.segment !== undefined ? [e.segment] : []))
+      throw err
     }
-    return out.map(r => (r as PromiseFulfilledResult<{ value: Uint8Array; bytes: number; segment?: number }>).value)
+    return encoded
   }
 
   /** After the batch that journaled encoded ops: their references count; without it (it failed), they do not. */
@@ -296,10 +368,17 @@ export class LevelJournal implements Journal {
     }
     for (const [openId, path] of heads) {
       this.lastOpenId = Math.max(this.lastOpenId, openId)
+      // Indices can have gaps (an append that failed, a lost op dropped):
+      // closeTx takes the missing ones for ops that are not there.
       const sizes: number[] = []
-      for await (const value of this.db.values({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) sizes.push(opBytes(value))
+      for await (const [key, value] of this.db.iterator({ gte: keys.opPrefix(openId), lt: keys.opPrefix(openId) + '~' })) sizes[opIndexOf(key)] = opBytes(value)
       const count = sizes.length
-      this.openTx.set(openId, { path, bytes: sizes.reduce((a, b) => a + b, 0), sizes })
+      if (count === 0) {
+        // Nothing of it reached the journal (its only writes were cut short): nothing to send.
+        await this.db.del(keys.head(openId))
+        continue
+      }
+      this.openTx.set(openId, { path, bytes: sizes.reduce((a, b) => a + (b ?? 0), 0), sizes })
       const seq = await this.closeTx(openId, count, { mtimeNs: 0n, size: -1 })
       log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
     }
@@ -327,8 +406,15 @@ export class LevelJournal implements Journal {
     if (!this.opened) return
     // The sync client is done: no passOwn or apply runs beside this write.
     if (this.appliedSeq > this.persistedApplied) await this.db.put(keys.applied, u64(this.appliedSeq)).catch(err => log.warn({ err }, 'saving the applied cursor failed'))
-    this.opened = false
     await this.collecting
+    // A clean close leaves nothing for the next open to check (dropLostPayloads).
+    try {
+      const marker = await this.syncPayload()
+      await this.db.put(marker.key, marker.value, { sync: true })
+    } catch (err) {
+      log.warn({ err }, 'cannot sync the journal before closing it: the next open checks what it holds')
+    }
+    this.opened = false
     await this.payload.close()
     await this.db.close()
   }
@@ -345,16 +431,20 @@ export class LevelJournal implements Journal {
     const batch: BatchOp[] = []
     if (firstIndex === 0) batch.push({ type: 'put', key: keys.head(openId), value: json({ path: open.path }) })
     let bytes = 0
-    const encoded = await this.encodeOps(ops)
+    const { encoded, written } = this.encodeOps(ops)
     encoded.forEach(({ value, bytes: n }, i) => {
       bytes += n
       batch.push({ type: 'put', key: keys.op(openId, firstIndex + i), value })
     })
-    try {
-      await this.writeBatch(batch)
-    } catch (err) {
+    // The references go out beside their bytes: one round trip to the
+    // thread pool per captured write instead of two in turn.
+    const [put, landed] = await Promise.allSettled([this.writeBatch(batch), written])
+    if (put.status === 'rejected' || landed.status === 'rejected') {
+      // References to bytes that did not land are taken back; should that
+      // fail too, their CRCs tell them at the next open.
+      if (put.status === 'fulfilled') await this.writeBatch(encoded.map((_, i) => ({ type: 'del', key: keys.op(openId, firstIndex + i) }))).catch(() => undefined)
       this.settleRefs(openId, firstIndex, encoded, false)
-      throw err
+      throw put.status === 'rejected' ? put.reason : (landed as PromiseRejectedResult).reason
     }
     // Only ops on disk get a size: closeTx leaves out the indices of a failed
     // append (its write never reached the backing file either).
@@ -419,7 +509,8 @@ export class LevelJournal implements Journal {
   }
 
   async appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }> {
-    const encoded = await this.encodeOps(ops)
+    // Bytes first: a closed transaction is the pusher's at once.
+    const encoded = await this.encodeWritten(ops)
     // Numbered only after the await: a closeTx running meanwhile takes the
     // next seq and commits first, so a seq taken before it would commit out
     // of order (the pusher passes it by) and store a lower devseq after a
@@ -521,10 +612,22 @@ export class LevelJournal implements Journal {
     return out
   }
 
+  /**
+   * Forces the payload bytes to disk; returns the put that records how far,
+   * to go out in the synced LevelDB write that follows (the references must
+   * not become durable before their bytes).
+   */
+  private async syncPayload (): Promise<{ type: 'put'; key: string; value: Uint8Array }> {
+    const mark = await this.payload.sync()
+    // Syncs can finish their puts out of order: keep the furthest.
+    if (after(mark, this.durable)) this.durable = mark
+    return { type: 'put', key: keys.syncMarker, value: encodeMark(this.durable) }
+  }
+
   async sync (): Promise<void> {
     // Data before the references to it: a durable reference to bytes that are not is a lost write.
-    await this.payload.sync()
-    await this.db.put(keys.syncMarker, new Uint8Array(0), { sync: true })
+    const marker = await this.syncPayload()
+    await this.db.put(marker.key, marker.value, { sync: true })
   }
 
   async readOutbox (after: number, limit: number, maxBytes = Infinity): Promise<PendingTx[]> {
@@ -650,7 +753,7 @@ export class LevelJournal implements Journal {
       for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
       this.counts.txDropped++
       batch.push({ type: 'put', key: keys.counter('txDropped'), value: u64(this.counts.txDropped) })
-      await this.payload.sync()
+      batch.push(await this.syncPayload())
       await this.writeBatch(batch, { sync: true })
       this.entries.delete(deviceSeq)
       this.unindex(deviceSeq, e)
@@ -712,8 +815,7 @@ export class LevelJournal implements Journal {
   }
 
   async addConflict (entry: ConflictEntry): Promise<void> {
-    await this.payload.sync()
-    await this.db.put(keys.conflict(entry), json(entry), { sync: true })
+    await this.writeBatch([await this.syncPayload(), { type: 'put', key: keys.conflict(entry), value: json(entry) }], { sync: true })
   }
 
   async conflicts (): Promise<ConflictEntry[]> {
@@ -762,6 +864,14 @@ export class LevelJournal implements Journal {
   }
 
   applying (): string[] { return [...this.applyingPaths] }
+
+  resends (): string[] { return [...this.resendPaths] }
+
+  async resent (paths: string[]): Promise<void> {
+    this.resendPaths = this.resendPaths.filter(p => !paths.includes(p))
+    if (this.resendPaths.length === 0) await this.db.del(keys.resend)
+    else await this.db.put(keys.resend, json({ paths: this.resendPaths }))
+  }
 
   /**
    * Moves the cursor in memory, and in LevelDB only now and then (and at

@@ -46,6 +46,8 @@ export class PayloadStore {
   private readonly writers = new Map<number, Handle>()
   private readonly readers = new Map<number, Handle & { ready: Promise<number> }>()
   private readonly idle = new Set<number>()
+  /** Places reserved whose bytes are still being written, or failed to be. */
+  private readonly unwritten = new Set<PayloadRef>()
   private nextId = 1
   private syncChain: Promise<unknown> = Promise.resolve()
 
@@ -86,6 +88,23 @@ export class PayloadStore {
 
   /** Writes data to the active segment; resolved once the OS has the bytes (they survive a process crash). */
   async append (data: Uint8Array): Promise<PayloadRef> {
+    const { ref, written } = this.begin(data)
+    try {
+      await written
+    } catch (err) {
+      this.release([ref.segment])
+      throw err
+    }
+    return ref
+  }
+
+  /**
+   * Reserves data's place now and starts writing it, so that the caller can
+   * journal the reference while the bytes are on their way (the reference's
+   * CRC tells a place that never got them). The reference counts from here;
+   * if the write fails, the caller releases it.
+   */
+  begin (data: Uint8Array): { ref: PayloadRef; written: Promise<void> } {
     const seg = this.activeFor(data.length)
     const ref = { segment: seg.id, offset: seg.size, length: data.length }
     // Reserved before the write so that writes in flight never overlap, and
@@ -93,16 +112,33 @@ export class PayloadStore {
     seg.size += data.length
     this.counts.set(seg.id, (this.counts.get(seg.id) ?? 0) + 1)
     seg.users++
+    this.unwritten.add(ref)
+    return { ref, written: this.write(seg, data, ref) }
+  }
+
+  private async write (seg: Handle, data: Uint8Array, ref: PayloadRef): Promise<void> {
     try {
       for (let done = 0; done < data.length;) done += await writeAt(seg.fd, data, done, data.length - done, ref.offset + done)
       this.dirty.add(seg.id) // after the write: a sync that started before it must not clear it
+      this.unwritten.delete(ref)
     } catch (err) {
-      this.release([seg.id])
+      // Left in unwritten: the watermark never passes a place whose bytes
+      // are missing, in case its reference could not be taken back either.
       throw new DeltafsError('JOURNAL', `cannot write payload segment ${segmentName(seg.id)}: ${(err as Error).message}`, { cause: err })
     } finally {
       this.done(seg)
     }
-    return ref
+  }
+
+  /**
+   * Where the bytes that a sync starting now is sure to force begin to be
+   * missing: the first place still being written, or the end of the active
+   * segment. Every reference before it is durable once that sync is done.
+   */
+  watermark (): PayloadRef {
+    let low: PayloadRef = { segment: this.active?.id ?? this.nextId, offset: this.active?.size ?? 0, length: 0 }
+    for (const r of this.unwritten) if (r.segment < low.segment || (r.segment === low.segment && r.offset < low.offset)) low = r
+    return { segment: low.segment, offset: low.offset, length: 0 }
   }
 
   private activeFor (length: number): Handle & { size: number } {
@@ -205,14 +241,19 @@ export class PayloadStore {
     }
   }
 
-  /** Forces every byte appended so far to disk (the caller then makes its references durable). */
-  sync (): Promise<void> {
+  /**
+   * Forces every byte appended so far to disk (the caller then makes its
+   * references durable), and resolves with the watermark it made durable:
+   * writes still in flight when it started may not be.
+   */
+  sync (): Promise<PayloadRef> {
     const run = this.syncChain.then(() => this.syncNow())
     this.syncChain = run.catch(() => undefined)
     return run
   }
 
-  private async syncNow (): Promise<void> {
+  private async syncNow (): Promise<PayloadRef> {
+    const mark = this.watermark()
     const ids = [...this.dirty]
     const dirDirty = this.dirDirty
     this.dirty.clear()
@@ -243,6 +284,7 @@ export class PayloadStore {
       if (dirDirty) this.dirDirty = true
       throw new DeltafsError('JOURNAL', `cannot sync payload segments: ${(err as Error).message}`, { cause: err })
     }
+    return mark
   }
 
   async close (): Promise<void> {

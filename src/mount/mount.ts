@@ -205,6 +205,8 @@ export class Mount {
       txRefused: this.syncStats.txRefused,
       ...(j?.counters() ?? {}),
       lastError: this.syncStats.lastError,
+      // What the daemon holds, by kind: rss beyond heap and external is native (LevelDB, malloc arenas).
+      memory: process.memoryUsage(),
     }
   }
 }

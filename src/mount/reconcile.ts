@@ -107,6 +107,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
   // what it left is no local change to send.
   const applying = journal.applying()
   const leftAlone = (p: string): boolean => pending.has(p) || applying.some(a => p === a || p.startsWith(a + '/'))
+  const resending = new Set(journal.resends())
   const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }
   const seen = new Set<string>()
 
@@ -121,7 +122,8 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
       }
       const st = await fsp.lstat(real, { bigint: true })
       seen.add(volPath)
-      const known = leftAlone(volPath) ? 'pending' : await journal.record(volPath)
+      // Files to resend are sent whole below.
+      const known = leftAlone(volPath) || resending.has(volPath) ? 'pending' : await journal.record(volPath)
       const mode = Number(st.mode) & 0o7777
       if (known === undefined) {
         result.created++
@@ -149,6 +151,17 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
     result.removed++
     await rec.record(volPath, isDir ? { rmdir: {} } : { unlink: {} })
   }
+  // Journaled changes of these were lost (a power loss): whatever is pending
+  // on them, only the whole file brings the others to what the disk has.
+  const resends = journal.resends()
+  for (const volPath of resends) {
+    const real = path.join(filesDir, volPath)
+    const st = await fsp.lstat(real).catch(() => undefined)
+    if (!st?.isFile() || isFuseHidden(volPath)) continue
+    result.changed++
+    await journalWholeFile(rec, real, volPath)
+  }
+  if (resends.length > 0) await journal.resent(resends)
   if (result.created + result.changed + result.removed > 0) log.info(result, 'journaled changes made to the backing directory while unmounted')
   return result
 }

@@ -1,7 +1,7 @@
 // Applies a remote transaction straight into the backing directory (not
 // through FUSE, so nothing is captured again). Every op is idempotent, so a
 // crash between the data and the cursor update only repeats harmless work.
-import fs from 'node:fs'
+import fs, { type BigIntStats } from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { type Op, opKind, type RebuildOp, type Transaction } from '../codec/wire.js'
@@ -39,6 +39,14 @@ export class BaseMismatch extends DeltafsError {
 
 export interface ApplyResult { path: string; facts: FileFacts; bytes: number }
 
+/** A transaction's leading Rebuild, built ahead of its apply from the file as it was then (Applier.prebuild). */
+export interface Prebuilt { op: RebuildOp; tmp: string; base: BigIntStats }
+
+/** Whether st is the file that was stat'ed as base, unchanged (any write or chmod moves ctime). */
+function unchanged (st: BigIntStats, base: BigIntStats): boolean {
+  return st.dev === base.dev && st.ino === base.ino && st.size === base.size && st.mtimeNs === base.mtimeNs && st.ctimeNs === base.ctimeNs
+}
+
 export interface ApplierOptions {
   /** This mount's device id, to recognise Refresh requests addressed to it. */
   deviceId: string
@@ -53,7 +61,42 @@ export interface ApplierOptions {
 export class Applier {
   constructor (private readonly root: string, private readonly opts?: ApplierOptions) {}
 
-  async apply (tx: Transaction): Promise<ApplyResult> {
+  /**
+   * Builds the result of a transaction that starts with a Rebuild, before
+   * the apply: the copy takes as long as the file is large, and changes
+   * through the mount wait for the whole apply (past fuse-native's timeout,
+   * they would fail). apply uses it only if the file is still the one it
+   * was built from; whatever goes wrong here, apply builds it again and
+   * says why. The caller discards it after the apply.
+   */
+  async prebuild (tx: Transaction): Promise<Prebuilt | undefined> {
+    const op = tx.ops[0]
+    if (!this.opts || !op || !('rebuild' in op && op.rebuild)) return undefined
+    try {
+      validate(tx)
+      const real = await resolveInside(this.root, tx.path)
+      const base = await fsp.lstat(real, { bigint: true })
+      if (!base.isFile()) return undefined
+      const tmp = this.opts.tempPath()
+      try {
+        await applyDelta(real, op.rebuild, tmp, { sync: false })
+      } catch (err) {
+        await fsp.rm(tmp, { force: true })
+        throw err
+      }
+      return { op: op.rebuild, tmp, base }
+    } catch (err) {
+      log.debug({ path: tx.path, err: (err as Error).message }, 'no Rebuild ahead of the apply: it builds the file itself')
+      return undefined
+    }
+  }
+
+  /** Removes what prebuild made, if the apply did not take it. */
+  async discard (prebuilt: Prebuilt | undefined): Promise<void> {
+    if (prebuilt) await fsp.rm(prebuilt.tmp, { force: true })
+  }
+
+  async apply (tx: Transaction, prebuilt?: Prebuilt): Promise<ApplyResult> {
     validate(tx)
     await this.checkBaseExists(tx)
     let subject = tx.path
@@ -71,7 +114,7 @@ export class Applier {
           continue
         }
         await closeFile()
-        subject = await this.applyOther(subject, op)
+        subject = await this.applyOther(subject, op, prebuilt)
       }
       await closeFile()
       return { path: subject, facts: await this.finish(subject, tx.mtimeNs), bytes }
@@ -108,7 +151,7 @@ export class Applier {
   }
 
   /** Applies one non-Write op; returns the path later ops act on. */
-  private async applyOther (subject: string, op: Op): Promise<string> {
+  private async applyOther (subject: string, op: Op, prebuilt?: Prebuilt): Promise<string> {
     const real = await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
       // A Create says its author had no file at this name (CaptureVfs.create):
@@ -147,7 +190,7 @@ export class Applier {
         await fsp.symlink(target, real)
       }
     } else if ('rebuild' in op && op.rebuild) {
-      await this.rebuild(subject, real, op.rebuild)
+      await this.rebuild(subject, real, op.rebuild, prebuilt?.op === op.rebuild ? prebuilt : undefined)
     } else if ('refresh' in op && op.refresh) {
       if (this.opts && op.refresh.deviceId === this.opts.deviceId) await this.opts.onRefresh(subject)
     } else if ('link' in op && op.link) {
@@ -191,21 +234,24 @@ export class Applier {
    * result's after: a base that differs from the author's is reported as
    * BASE_MISMATCH and the file is left as it was.
    */
-  private async rebuild (subject: string, real: string, rebuild: RebuildOp): Promise<void> {
+  private async rebuild (subject: string, real: string, rebuild: RebuildOp, prebuilt?: Prebuilt): Promise<void> {
     if (!this.opts) throw new DeltafsError('APPLY', 'this applier cannot apply Rebuild ops')
-    const st = await fsp.lstat(real).catch(() => undefined)
+    const st = await fsp.lstat(real, { bigint: true }).catch(() => undefined)
     if (!st?.isFile()) throw new DeltafsError('BASE_MISMATCH', `Rebuild of ${JSON.stringify(subject)}: no regular file to rebuild from`)
-    const tmp = this.opts.tempPath()
-    try {
-      await applyDelta(real, rebuild, tmp, { sync: false })
-    } catch (err) {
-      await fsp.rm(tmp, { force: true })
-      if (err instanceof DeltafsError && err.code === 'APPLY') {
-        throw new DeltafsError('BASE_MISMATCH', `Rebuild of ${JSON.stringify(subject)} refused: ${err.message}`, { cause: err })
+    // Built from this very file, or (changed since, or none) built now.
+    const tmp = prebuilt && unchanged(st, prebuilt.base) ? prebuilt.tmp : this.opts.tempPath()
+    if (tmp !== prebuilt?.tmp) {
+      try {
+        await applyDelta(real, rebuild, tmp, { sync: false })
+      } catch (err) {
+        await fsp.rm(tmp, { force: true })
+        if (err instanceof DeltafsError && err.code === 'APPLY') {
+          throw new DeltafsError('BASE_MISMATCH', `Rebuild of ${JSON.stringify(subject)} refused: ${err.message}`, { cause: err })
+        }
+        throw err
       }
-      throw err
     }
-    await fsp.chmod(tmp, st.mode & MODE_MASK)
+    await fsp.chmod(tmp, Number(st.mode) & MODE_MASK)
     await fsp.rename(tmp, real)
     await this.opts.onReplaced?.(subject)
   }

@@ -12,6 +12,8 @@ import t, { type Test } from 'tap'
 import { type Op, OpCodec } from '../../src/codec/wire.js'
 import { LevelJournal } from '../../src/journal/level-journal.js'
 import { segmentName } from '../../src/journal/payload-store.js'
+import { Level } from 'level'
+import { crashLeaving, withBoot } from '../helpers/journal-crash.js'
 
 /** Small segments, so that a few ops spread over several of them. */
 const SEGMENT = 200_000
@@ -201,11 +203,11 @@ t.test('sync forces the payload segments, then LevelDB: fsync through the mount 
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
   const order: string[] = []
-  const inner = j as unknown as { db: { put: (k: string, v: Uint8Array, o?: { sync?: boolean }) => Promise<void> }; payload: { sync: () => Promise<void> } }
+  const inner = j as unknown as { db: { put: (k: string, v: Uint8Array, o?: { sync?: boolean }) => Promise<void> }; payload: { sync: () => Promise<unknown> } }
   const put = inner.db.put.bind(inner.db)
   inner.db.put = async (k, v, o) => { if (o?.sync) order.push('leveldb'); return put(k, v, o) }
   const payloadSync = inner.payload.sync.bind(inner.payload)
-  inner.payload.sync = async () => { await payloadSync(); order.push('segments') }
+  inner.payload.sync = async () => { const mark = await payloadSync(); order.push('segments'); return mark }
   await journalTx(j, '/a', [big(1), big(2), big(3)])
   await j.sync()
   t.same(order, ['segments', 'leveldb'], 'the segments are forced before the LevelDB log')
@@ -245,4 +247,83 @@ t.test('writes that returned survive a SIGKILL of the process, with their bytes'
   for (const [tx, p] of pending.entries()) {
     t.same(p.tx.ops, [big(tx * 3 + 1), big(tx * 3 + 2), big(tx * 3 + 3, 20000)], `every byte of ${p.tx.path}`)
   }
+})
+
+t.test('a reference journaled beside bytes that never landed (a process crash mid-write) costs that write alone', async t => {
+  const dir = await tempDir(t)
+  await withBoot('boot-1', async () => {
+    const j = await openJournal(t, dir)
+    await journalTx(j, '/closed', [small(0, 'kept')])
+    const open = j.beginTx('/f')
+    // Three writes of one transaction: 1 and 2 in segment 1, 3 in segment 2.
+    await j.appendOps(open, 0, [big(1, 60_000), big(2, 60_000), big(3, 100_000)])
+    await j.close()
+    // The second write's bytes were still on their way when the process died: a hole (zeros) inside the segment.
+    await crashLeaving(path.join(dir, 'journal'), [[60_000, 60_000]])
+    const k = await openJournal(t, dir)
+    const out = await k.readOutbox(0, 10)
+    t.same(out.map(p => p.tx.path), ['/closed', '/f', '/f'], 'the open transaction is recovered around the gap, in two parts')
+    t.same(out.slice(1).flatMap(p => p.tx.ops), [big(1, 60_000), big(3, 100_000)], 'with every write that landed, byte for byte, and without the lost one')
+    t.same(k.resends(), [], 'nothing to resend: the backing file never got the lost write either')
+  })
+})
+
+t.test('after a reboot, a transaction with a lost write goes whole and its file is to be resent', async t => {
+  const dir = await tempDir(t)
+  await withBoot('boot-1', async () => {
+    const j = await openJournal(t, dir)
+    await journalTx(j, '/closed', [small(0, 'kept')])
+    const open = j.beginTx('/f')
+    await j.appendOps(open, 0, [big(1, 60_000), big(2, 60_000)])
+    await j.close()
+  })
+  await crashLeaving(path.join(dir, 'journal'), [[60_000, 60_000]])
+  await withBoot('boot-2', async () => {
+    const k = await openJournal(t, dir)
+    t.same((await k.readOutbox(0, 10)).map(p => p.tx.path), ['/closed'], 'the transaction with the lost write is gone whole')
+    t.same(k.resends(), ['/f'], 'its file is to be sent whole')
+    await k.resent(['/f'])
+    t.same(k.resends(), [], 'until it was')
+    await k.close()
+    const again = await openJournal(t, dir)
+    t.same(again.resends(), [], 'and that is durable')
+  })
+})
+
+t.test('bytes made durable by a sync are not read again at the next open', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const open = j.beginTx('/f')
+  await j.appendOps(open, 0, [big(1, 60_000), big(2, 60_000)])
+  await j.sync()
+  await j.close()
+  const k = new LevelJournal(path.join(dir, 'journal'), 'docs', 1 << 20, SEGMENT)
+  const reads: number[] = []
+  const payload = (k as unknown as { payload: { read: (ref: { offset: number }) => Promise<Buffer> } }).payload
+  const read = payload.read.bind(payload)
+  payload.read = async ref => { reads.push(ref.offset); return read(ref) }
+  await k.open()
+  t.teardown(() => k.close())
+  t.same(reads, [], 'open checked no CRC: the watermark covers both writes')
+  t.same((await k.readOutbox(0, 10)).flatMap(p => p.tx.ops), [big(1, 60_000), big(2, 60_000)], 'and both are there')
+})
+
+t.test('a payload write that fails after its reference was journaled takes the reference back', async t => {
+  const dir = await tempDir(t)
+  const j = await openJournal(t, dir)
+  const payload = (j as unknown as { payload: { begin: (data: Uint8Array) => { ref: unknown; written: Promise<void> } } }).payload
+  const begin = payload.begin.bind(payload)
+  payload.begin = data => {
+    const started = begin(data)
+    return { ref: started.ref, written: started.written.then(() => { throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }) }) }
+  }
+  const open = j.beginTx('/f')
+  await j.appendOps(open, 0, [small(0, 'first')])
+  await t.rejects(j.appendOps(open, 1, [big(1)]), /ENOSPC/, 'the append fails')
+  payload.begin = begin
+  await j.appendOps(open, 2, [small(10, 'third')])
+  await j.closeTx(open, 3, { mtimeNs: 1n, size: 1 })
+  t.same((await j.readOutbox(0, 10)).flatMap(p => p.tx.ops), [small(0, 'first'), small(10, 'third')], 'the transaction goes without the failed write')
+  const db = (j as unknown as { db: Level<string, Uint8Array> }).db
+  t.same(await db.keys({ gte: 'o!', lt: 'o"' }).all(), [`o!${(open).toString(16).padStart(16, '0')}!00000000`, `o!${(open).toString(16).padStart(16, '0')}!00000002`], 'no op key refers to the bytes that never landed')
 })

@@ -121,3 +121,23 @@ t.test('sync forces each segment written since the last sync, the active one and
   await s.sync()
   t.same(synced, [ino(2)], 'a write that ended after a sync is forced by the next one')
 })
+
+t.test('the watermark stops at the first write in flight, and for good at one that failed', async t => {
+  const dir = await tempDir(t)
+  const s = await openStore(t, dir, 1 << 20)
+  const a = await s.append(bytes(1, 1000))
+  t.same(s.watermark(), { segment: a.segment, offset: 1000, length: 0 }, 'nothing in flight: the end of the active segment')
+  const b = s.begin(bytes(2, 1000))
+  const c = s.begin(bytes(3, 1000))
+  t.equal(s.watermark().offset, 1000, 'two in flight: at the first of them')
+  await Promise.all([b.written, c.written])
+  t.equal((await s.sync()).offset, 3000, 'both landed: a sync vouches for all of them')
+  // A write that fails (here: its descriptor closed under it).
+  const active = (s as unknown as { active: { fd: number } }).active
+  fs.closeSync(active.fd)
+  const d = s.begin(bytes(4, 1000))
+  await t.rejects(d.written, { code: 'JOURNAL' }, 'the write fails')
+  active.fd = fs.openSync(path.join(dir, segmentName(a.segment)), 'r+')
+  await s.append(bytes(5, 1000))
+  t.equal(s.watermark().offset, 3000, 'later writes landed, but the watermark stays where bytes are missing')
+})

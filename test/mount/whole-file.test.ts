@@ -12,7 +12,9 @@ import type { Op, Transaction } from '../../src/codec/wire.js'
 import { LevelJournal } from '../../src/journal/level-journal.js'
 import { TxRecorder } from '../../src/capture/tx-recorder.js'
 import { newCaptureStats } from '../../src/capture/capture-stats.js'
-import { answerRefresh, journalNewFile, journalWholeFile } from '../../src/mount/reconcile.js'
+import { answerRefresh, journalNewFile, journalWholeFile, reconcile } from '../../src/mount/reconcile.js'
+import { logger } from '../../src/util/log.js'
+import { crashLeaving, withBoot } from '../helpers/journal-crash.js'
 
 /** Per outbox entry, as the mount opens its journal (fits zstd-codec's heap). */
 const ENTRY_BYTES = 3 << 20
@@ -116,4 +118,42 @@ t.test('writes captured but not yet closed go ahead of the answer, not inside it
   const txs = await outbox(journal)
   t.same(txs.map(tx => kinds(tx.ops)), [['write'], ['truncate', 'write', 'setAttr']], 'the open transaction closed first')
   t.equal(replay(txs, Buffer.from('old')).toString(), 'HELLO world')
+})
+
+t.test('a file whose journaled writes a power loss took is sent whole at startup, ahead of nothing it must follow', async t => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-whole-'))
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
+  const files = path.join(dir, 'files')
+  await fsp.mkdir(files)
+  const jdir = path.join(dir, 'journal')
+  const opts = { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 }
+  const old = content(100_000, 1)
+  const now = Buffer.from(old)
+  await withBoot('boot-1', async () => {
+    const journal = new LevelJournal(jdir, 'docs', ENTRY_BYTES)
+    await journal.open()
+    await journal.appendTx('/f', [{ write: { offset: 0, data: Buffer.from('head') } }], { mtimeNs: 1n, size: 100_000 })
+    Buffer.from('head').copy(now, 0)
+    const open = journal.beginTx('/f')
+    const tail = content(50_000, 2)
+    await journal.appendOps(open, 0, [{ write: { offset: 50_000, data: tail } }])
+    tail.copy(now, 50_000)
+    await fsp.writeFile(path.join(files, 'f'), now)
+    await journal.close()
+  })
+  // The reference survived, the bytes it names did not, and neither did any sync.
+  await crashLeaving(jdir, [[0, 50_000]])
+  await withBoot('boot-2', async () => {
+    const journal = new LevelJournal(jdir, 'docs', ENTRY_BYTES)
+    await journal.open()
+    t.teardown(() => journal.close())
+    t.same(journal.resends(), ['/f'], 'the file is to be resent')
+    const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), opts)
+    const result = await reconcile(journal, rec, files, logger('test'))
+    t.equal(result.changed, 1, 'reconciliation sent it, although a change of it is still pending')
+    const txs = await outbox(journal)
+    t.same(txs.map(tx => kinds(tx.ops)[0]), ['write', 'truncate'], 'the pending change, then the whole file')
+    t.ok(replay(txs, old).equals(now), 'the others end with what the disk has')
+    t.same(journal.resends(), [], 'and it is not sent again')
+  })
 })
