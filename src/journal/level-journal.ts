@@ -356,8 +356,29 @@ export class LevelJournal implements Journal {
   }
 
   /** An op from its journaled value. */
-  private async decodeOp (value: Uint8Array): Promise<Op> {
-    return isRef(value) ? resolveRef(value, await this.payload.read(decodeRef(value))) : OpCodec.decode(value)
+  /**
+   * The ops of journaled values, in order. A sequential writer's data lies
+   * back to back in its segment: each such run is read once, and its ops
+   * take their data from that one buffer (one read per megabyte instead of
+   * one per 128 KiB write).
+   */
+  private async decodeOps (values: Uint8Array[]): Promise<Op[]> {
+    const refs = values.map(v => isRef(v) ? decodeRef(v) : undefined)
+    const out: Array<Promise<Op>> = []
+    for (let i = 0; i < values.length;) {
+      const ref = refs[i]
+      if (!ref) { out.push(Promise.resolve(OpCodec.decode(values[i]!))); i++; continue }
+      let end = i + 1
+      let length = ref.length
+      for (let next = refs[end]; next && next.segment === ref.segment && next.offset === ref.offset + length; next = refs[++end]) length += next.length
+      const span = this.payload.read({ segment: ref.segment, offset: ref.offset, length })
+      for (let j = i; j < end; j++) {
+        const at = refs[j]!.offset - ref.offset
+        out.push(span.then(data => resolveRef(values[j]!, data.subarray(at, at + refs[j]!.length))))
+      }
+      i = end
+    }
+    return Promise.all(out)
   }
 
   /** Transactions that were being captured when the process died hold acknowledged writes: close them. */
@@ -664,9 +685,9 @@ export class LevelJournal implements Journal {
       // It is no longer pending, so it is not part of the answer.
       let ops: Op[]
       try {
-        ops = await Promise.all(values.slice(first, first + e.opCount).map((v, i) => {
+        ops = await this.decodeOps(values.slice(first, first + e.opCount).map((v, i) => {
           if (v === undefined) throw new DeltafsError('JOURNAL', `journal is missing op ${wanted[first + i]}`)
-          return this.decodeOp(v)
+          return v
         }))
       } catch (err) {
         if (await this.db.get(keys.outbox(deviceSeq)) === undefined) continue

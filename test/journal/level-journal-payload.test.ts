@@ -327,3 +327,25 @@ t.test('a payload write that fails after its reference was journaled takes the r
   const db = (j as unknown as { db: Level<string, Uint8Array> }).db
   t.same(await db.keys({ gte: 'o!', lt: 'o"' }).all(), [`o!${(open).toString(16).padStart(16, '0')}!00000000`, `o!${(open).toString(16).padStart(16, '0')}!00000002`], 'no op key refers to the bytes that never landed')
 })
+
+t.test('writes whose data lies back to back in a segment are read back with one read, each with its own bytes', async t => {
+  const dir = await tempDir(t)
+  const j = new LevelJournal(path.join(dir, 'journal'), 'docs', 1 << 20, 1 << 20)
+  await j.open()
+  t.teardown(() => j.close())
+  const a = j.beginTx('/a')
+  const b = j.beginTx('/b')
+  // /a's first two writes are adjacent; /b's write lands between /a's second and third.
+  await j.appendOps(a, 0, [big(1, 40_000), big(2, 40_000)])
+  await j.appendOps(b, 0, [big(7, 30_000)])
+  await j.appendOps(a, 2, [small(0, 'inline'), big(3, 40_000)])
+  await j.closeTx(a, 4, { mtimeNs: 1n, size: 1 })
+  await j.closeTx(b, 1, { mtimeNs: 1n, size: 1 })
+  const payload = (j as unknown as { payload: { read: (ref: { offset: number; length: number }) => Promise<Buffer> } }).payload
+  const read = payload.read.bind(payload)
+  const reads: Array<[number, number]> = []
+  payload.read = async ref => { reads.push([ref.offset, ref.length]); return read(ref) }
+  const out = await j.readOutbox(0, 10)
+  t.same(out.map(p => p.tx.ops), [[big(1, 40_000), big(2, 40_000), small(0, 'inline'), big(3, 40_000)], [big(7, 30_000)]], 'every op with its own bytes, in order')
+  t.same(reads, [[0, 80_000], [110_000, 40_000], [80_000, 30_000]], 'the adjacent pair in one read, the others apart')
+})
