@@ -35,7 +35,7 @@ const source = path.join(dir, 'fuse-native.c')
 // The source as installed, kept so that a later version of these edits starts from it.
 const original = `${source}.deltafs-orig`
 // First line of the patched source; the number changes with EDITS.
-const MARK = '// deltafs fuse-native patch 2\n'
+const MARK = '// deltafs fuse-native patch 3\n'
 // fuse-native 2.2.6's fuse-native.c with the utimens argument corrected (the
 // state earlier versions of this script left it in).
 const KNOWN_SHA256 = '506e8049f5709f070b11c19bb8c450e5bb0c7e5adf9b95b76c9f80c1d6e459b2'
@@ -122,6 +122,81 @@ const EDITS = [
   [
     '  NAPI_EXPORT_UINT32(op_rmdir)\n}',
     '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(deltafs_ns_times)\n}',
+  ],
+  // getattr answered on the FUSE thread (see deltafs_set_stat_root below).
+  [
+    '#include <pthread.h>\n',
+    '#include <pthread.h>\n#include <errno.h>\n#include <sys/stat.h>\n',
+  ],
+  [
+    '  uv_sem_t sem;\n} fuse_thread_t;\n',
+    '  uv_sem_t sem;\n' +
+    '  // deltafs: once set, getattr is lstat(stat_root + path) on the FUSE thread.\n' +
+    '  int stat_root_set;\n' +
+    '  char stat_root[4096];\n' +
+    '  // deltafs: once set, getxattr of a name outside user.* is ENODATA at once.\n' +
+    '  int user_xattrs_only;\n' +
+    '} fuse_thread_t;\n' +
+    '\n' +
+    'static int deltafs_lstat (const char *root, const char *path, struct stat *st) {\n' +
+    '  char full[8192];\n' +
+    '  int n = snprintf(full, sizeof(full), "%s%s", root, path);\n' +
+    '  if (n < 0 || (size_t) n >= sizeof(full)) return -ENAMETOOLONG;\n' +
+    '  return lstat(full, st) == 0 ? 0 : -errno;\n' +
+    '}\n',
+  ],
+  [
+    'FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat), {\n  l->path = path;\n',
+    'FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat), {\n' +
+    '  // deltafs: most requests of a tar x or a git clone are lookups, each a\n' +
+    '  // getattr; a plain lstat needs no round trip through the JS thread.\n' +
+    '  fuse_thread_t *owner = (fuse_thread_t *) fuse_get_context()->private_data;\n' +
+    '  if (__atomic_load_n(&owner->stat_root_set, __ATOMIC_ACQUIRE)) return deltafs_lstat(owner->stat_root, path, stat);\n' +
+    '  l->path = path;\n',
+  ],
+  [
+    'FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, size_t size), {\n  l->path = path;\n',
+    'FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, size_t size), {\n' +
+    '  // deltafs: the kernel asks for security.capability before every write.\n' +
+    '  fuse_thread_t *owner = (fuse_thread_t *) fuse_get_context()->private_data;\n' +
+    '  if (__atomic_load_n(&owner->user_xattrs_only, __ATOMIC_ACQUIRE) && strncmp(name, "user.", 5) != 0) return -ENODATA;\n' +
+    '  l->path = path;\n',
+  ],
+  [
+    'NAPI_METHOD(fuse_native_unmount) {\n',
+    '// deltafs: for a filesystem whose getattr is exactly lstat of root + path.\n' +
+    '// Set once, before or while mounted; requests already on their way to JS\n' +
+    '// are answered there, the same way.\n' +
+    'NAPI_METHOD(deltafs_set_stat_root) {\n' +
+    '  NAPI_ARGV(2)\n' +
+    '  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n' +
+    '  size_t len = 0;\n' +
+    '  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok || len == 0 || len >= sizeof(ft->stat_root)) {\n' +
+    '    napi_throw_error(env, NULL, "stat root must be a non-empty path shorter than 4096 bytes");\n' +
+    '    return NULL;\n' +
+    '  }\n' +
+    '  if (__atomic_load_n(&ft->stat_root_set, __ATOMIC_ACQUIRE)) {\n' +
+    '    napi_throw_error(env, NULL, "stat root already set");\n' +
+    '    return NULL;\n' +
+    '  }\n' +
+    '  napi_get_value_string_utf8(env, argv[1], ft->stat_root, sizeof(ft->stat_root), &len);\n' +
+    '  __atomic_store_n(&ft->stat_root_set, 1, __ATOMIC_RELEASE);\n' +
+    '  return NULL;\n' +
+    '}\n' +
+    '\n' +
+    '// deltafs: for a filesystem that has no attribute outside the user namespace.\n' +
+    'NAPI_METHOD(deltafs_set_user_xattrs_only) {\n' +
+    '  NAPI_ARGV(1)\n' +
+    '  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n' +
+    '  __atomic_store_n(&ft->user_xattrs_only, 1, __ATOMIC_RELEASE);\n' +
+    '  return NULL;\n' +
+    '}\n' +
+    '\n' +
+    'NAPI_METHOD(fuse_native_unmount) {\n',
+  ],
+  [
+    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n',
+    '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(deltafs_set_stat_root)\n  NAPI_EXPORT_FUNCTION(deltafs_set_user_xattrs_only)\n',
   ],
 ]
 

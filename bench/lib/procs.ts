@@ -163,21 +163,34 @@ export interface BindfsHandle extends Proc { mountpoint: string; source: string;
  * unmounted with fusermount -u, then stopped by PID if it lingers.
  */
 export async function startBindfs (cleanup: Cleanup, source: string, mountpoint: string, options: string[], logFile: string): Promise<BindfsHandle> {
+  const args = ['-f', ...(options.length > 0 ? ['-o', options.join(',')] : []), source, mountpoint]
+  const proc = await startPassthrough(cleanup, 'bindfs', args, source, mountpoint, logFile)
+  return Object.assign(proc, { mountpoint, source, options })
+}
+
+/** The fuse-native session and Passthrough of a deltafs mount, alone (dist/bench/fuse-floor.js). */
+export async function startFuseFloor (cleanup: Cleanup, source: string, mountpoint: string, logFile: string): Promise<Proc & { mountpoint: string }> {
+  const proc = await startPassthrough(cleanup, process.execPath, [path.join(repoRoot, 'dist', 'bench', 'fuse-floor.js'), source, mountpoint], source, mountpoint, logFile)
+  return Object.assign(proc, { mountpoint })
+}
+
+/** Starts a FUSE passthrough process of source on mountpoint and waits for the mount. */
+async function startPassthrough (cleanup: Cleanup, cmd: string, args: string[], source: string, mountpoint: string, logFile: string): Promise<Proc> {
   fs.mkdirSync(source, { recursive: true })
   fs.mkdirSync(mountpoint, { recursive: true })
-  const args = ['-f', ...(options.length > 0 ? ['-o', options.join(',')] : []), source, mountpoint]
-  const proc = spawnLogged('bindfs', args, logFile)
+  const name = path.basename(cmd)
+  const proc = spawnLogged(cmd, args, logFile)
   const stop = async (): Promise<void> => {
     forceUnmount(mountpoint)
     await Promise.race([proc.exited, sleep(5000)])
     await proc.stop(3000)
   }
-  cleanup.add(`bindfs pid ${proc.pid} at ${mountpoint}`, stop)
-  await waitFor(`bindfs mount of ${mountpoint}`, () => {
-    if (!alive(proc.child)) throw new Error(`bindfs exited with ${proc.child.exitCode}: ${proc.log()}`)
+  cleanup.add(`${name} pid ${proc.pid} at ${mountpoint}`, stop)
+  await waitFor(`${name} mount of ${mountpoint}`, () => {
+    if (!alive(proc.child)) throw new Error(`${name} exited with ${proc.child.exitCode}: ${proc.log()}`)
     return isMounted(mountpoint)
   }, 15_000, 25)
-  return Object.assign(proc, { mountpoint, source, options })
+  return proc
 }
 
 export interface ProcIo { rchar: number; wchar: number; readBytes: number; writeBytes: number }

@@ -6,7 +6,7 @@
 import fs, { type BigIntStats } from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { Op } from '../codec/wire.js'
-import type { StatFs, Vfs } from '../fs/vfs.js'
+import type { FuseShortcuts, StatFs, Vfs } from '../fs/vfs.js'
 import { changedRuns } from './block-diff.js'
 import type { CaptureStats } from './capture-stats.js'
 import type { TxRecorder } from './tx-recorder.js'
@@ -57,6 +57,7 @@ export class CaptureVfs implements Vfs {
   private readonly appendEnd = new Map<number, { end: number; epoch: number }>()
 
   readonly getattrNow?: (path: string) => BigIntStats | undefined
+  readonly shortcuts: FuseShortcuts
 
   /**
    * gate: local changes hold it shared and remote applies exclusive, so a
@@ -66,6 +67,8 @@ export class CaptureVfs implements Vfs {
   constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport, private readonly gate?: RwGate) {
     const now = inner.getattrNow?.bind(inner)
     if (now) this.getattrNow = now
+    // getattr is the inner's; getxattr refuses every name outside user.* (below).
+    this.shortcuts = { ...inner.shortcuts, userXattrsOnly: true }
   }
 
   private local<T> (fn: () => Promise<T>): Promise<T> {

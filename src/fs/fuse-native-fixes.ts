@@ -17,20 +17,28 @@ import os from 'node:os'
 import path from 'node:path'
 import Fuse, { type FuseOps, type FuseOptions, type FuseStat, type FuseTime, type Signal } from 'fuse-native'
 import { splitMs } from '../util/times.js'
+import type { FuseShortcuts } from './vfs.js'
 
 const { ENODATA, ERANGE } = os.constants.errno
 
-/** Whether the loaded addon is the patched one: node-gyp-build prefers build/Release, where the patch builds it. */
-function patchedAddon (): boolean {
+interface PatchedAddon {
+  deltafs_ns_times?: number
+  deltafs_set_stat_root?: (thread: Buffer, root: string) => void
+  deltafs_set_user_xattrs_only?: (thread: Buffer) => void
+}
+
+/** The addon the patch built, if it is the one loaded: node-gyp-build prefers build/Release, where the patch builds it. */
+function patchedAddon (): PatchedAddon | undefined {
   try {
     const require = createRequire(import.meta.url)
     const built = path.join(path.dirname(require.resolve('fuse-native/package.json')), 'build', 'Release', 'fuse.node')
-    return fs.existsSync(built) && (require(built) as { deltafs_ns_times?: number }).deltafs_ns_times === 1
+    return fs.existsSync(built) ? require(built) as PatchedAddon : undefined
   } catch {
-    return false
+    return undefined
   }
 }
-export const fuseNsTimes = patchedAddon()
+const addon = patchedAddon()
+export const fuseNsTimes = addon?.deltafs_ns_times === 1
 
 // Linux's tv_nsec markers (sys/stat.h).
 const UTIME_NOW = (1 << 30) - 1
@@ -82,6 +90,27 @@ export function fuseTime (ms: number, nsec: number | undefined): FuseTime {
 export class FixedFuse extends Fuse {
   constructor (mnt: string, ops: FuseOps, opts?: FuseOptions) {
     super(mnt, ops, opts)
+  }
+
+  /**
+   * Lets the addon's FUSE threads answer what the Vfs says they may (see
+   * FuseShortcuts); returns the ones taken. Call once mounted: until then,
+   * and with the shipped prebuild, those requests go to the Vfs, which
+   * answers them the same way.
+   */
+  takeShortcuts (shortcuts: FuseShortcuts): string[] {
+    const thread = (this as unknown as { _thread?: Buffer })._thread
+    if (!thread) return []
+    const taken: string[] = []
+    if (shortcuts.statRoot !== undefined && addon?.deltafs_set_stat_root) {
+      addon.deltafs_set_stat_root(thread, shortcuts.statRoot)
+      taken.push('getattr')
+    }
+    if (shortcuts.userXattrsOnly && addon?.deltafs_set_user_xattrs_only) {
+      addon.deltafs_set_user_xattrs_only(thread)
+      taken.push('getxattr')
+    }
+    return taken
   }
 
   protected override _op_getattr (signal: Signal, path: string): void {

@@ -5,6 +5,7 @@ import type { FuseOps } from 'fuse-native'
 import { statfs } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { FixedFuse } from './fuse-native-fixes.js'
+import type { FuseShortcuts } from './vfs.js'
 
 export interface FuseSessionOptions {
   fsname: string
@@ -25,6 +26,8 @@ export interface FuseSessionOptions {
    * bits: truncated ones could make different files look like links.
    */
   useIno: boolean
+  /** What the FUSE threads may answer without the Vfs. */
+  shortcuts?: FuseShortcuts
 }
 
 class DeltafsFuse extends FixedFuse {
@@ -39,6 +42,8 @@ class DeltafsFuse extends FixedFuse {
 
 export class FuseSession {
   private fuse: DeltafsFuse | undefined
+  /** The requests answered on FUSE threads (FuseShortcuts). */
+  shortcutsTaken: string[] = []
 
   constructor (readonly mountpoint: string, private readonly ops: FuseOps, private readonly opts: FuseSessionOptions) {}
 
@@ -65,6 +70,7 @@ export class FuseSession {
     ])
     await promisify(fuse.mount.bind(fuse))()
     this.fuse = fuse
+    this.shortcutsTaken = this.opts.shortcuts ? fuse.takeShortcuts(this.opts.shortcuts) : []
   }
 
   async close (): Promise<void> {

@@ -15,7 +15,7 @@ import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import type { StatFs, Vfs } from './vfs.js'
+import type { FuseShortcuts, StatFs, Vfs } from './vfs.js'
 import { getXattr, listXattr, removeXattr, setXattr } from './xattr.js'
 import { mkfifo } from './mkfifo.js'
 import { FsError } from '../util/errors.js'
@@ -48,7 +48,11 @@ export class Passthrough implements Vfs {
   private readonly fds = new Map<number, number>()
   private nextFh = 1
 
-  constructor (readonly root: string) {}
+  readonly shortcuts: FuseShortcuts
+
+  constructor (readonly root: string) {
+    this.shortcuts = { statRoot: path.resolve(root) }
+  }
 
   private handle (fd: number): number {
     const fh = this.nextFh++

@@ -8,7 +8,21 @@ export interface StatFs {
   files: number; ffree: number; favail: number; namemax: number
 }
 
+/**
+ * Requests the FUSE edge may answer on its own threads, without a round trip
+ * through the JS thread to the Vfs (a tar x asks for attributes about ten
+ * times per file, and a security.capability before every write). Each must
+ * give exactly what the Vfs itself would answer.
+ */
+export interface FuseShortcuts {
+  /** getattr(p) is lstat(statRoot + p), nothing more. */
+  statRoot?: string
+  /** getxattr of a name outside user.* is ENODATA. */
+  userXattrsOnly?: boolean
+}
+
 export interface Vfs {
+  readonly shortcuts?: FuseShortcuts
   /** lstat of a path. */
   getattr (path: string): Promise<BigIntStats>
   /** fstat of an open handle: its name may be gone (unlinked by another mount). */

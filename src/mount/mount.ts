@@ -119,7 +119,7 @@ export class Mount {
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal }, gate)
       const useIno = await inodesFit32Bits(filesDir)
       if (!useIno) log.warn({ filesDir }, 'backing filesystem is not ext2/3/4: inode numbers are per path, so hard links look like separate files')
-      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: this.opts.attrCacheSeconds ?? DEFAULT_ATTR_CACHE_SECONDS, useIno, allowOther: this.opts.allowOther ?? false })
+      this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: this.opts.attrCacheSeconds ?? DEFAULT_ATTR_CACHE_SECONDS, useIno, allowOther: this.opts.allowOther ?? false, shortcuts: vfs.shortcuts })
       await this.session.open()
       this.watchdog = setInterval(() => {
         isMounted(this.mountpoint).then(up => { if (!up && this.state === 'open') this.markUnmounted?.() }, () => undefined)

@@ -1,0 +1,23 @@
+// The floor under every deltafs figure: the same fuse-native session and
+// Passthrough a deltafs mount uses, with nothing captured, journaled or
+// synced. What this costs against bindfs is the binding's (one trip through
+// the JS thread per request); what deltafs costs on top of it is capture's.
+// Usage: node dist/bench/fuse-floor.js SOURCE MOUNTPOINT (SIGTERM unmounts).
+import { FuseSession, inodesFit32Bits } from '../src/fs/fuse-session.js'
+import { fuseOps } from '../src/fs/fuse-ops.js'
+import { Passthrough } from '../src/fs/passthrough.js'
+import { DEFAULT_ATTR_CACHE_SECONDS } from '../src/mount/mount.js'
+import { logger } from '../src/util/log.js'
+
+const [source, mountpoint] = process.argv.slice(2)
+if (!source || !mountpoint) {
+  console.error('usage: fuse-floor SOURCE MOUNTPOINT')
+  process.exit(2)
+}
+const vfs = new Passthrough(source)
+const session = new FuseSession(mountpoint, fuseOps(vfs, logger('fuse-floor')), {
+  fsname: 'fuse-floor', attrTimeout: DEFAULT_ATTR_CACHE_SECONDS, useIno: await inodesFit32Bits(source), shortcuts: vfs.shortcuts,
+})
+await session.open()
+console.log(`mounted ${mountpoint} (FUSE-thread answers: ${session.shortcutsTaken.join(', ') || 'none'})`)
+process.once('SIGTERM', () => { session.close().then(() => process.exit(0), () => process.exit(1)) })
