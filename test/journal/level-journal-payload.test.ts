@@ -308,6 +308,43 @@ t.test('bytes made durable by a sync are not read again at the next open', async
   t.same((await k.readOutbox(0, 10)).flatMap(p => p.tx.ops), [big(1, 60_000), big(2, 60_000)], 'and both are there')
 })
 
+t.test('a long stream with no fsync is synced in the background: an open after SIGKILL reads back only its tail', async t => {
+  const dir = await tempDir(t)
+  const journalModule = fileURLToPath(new URL('../../src/journal/level-journal.js', import.meta.url))
+  // A background payload sync every 100,000 bytes; each write waits a little, so each sync finishes before the next starts.
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    const { LevelJournal } = await import(${JSON.stringify(journalModule)})
+    ${bytes.toString()}
+    const big = ${big.toString()}
+    const j = new LevelJournal(${JSON.stringify(path.join(dir, 'journal'))}, 'docs', 1 << 20, ${SEGMENT}, 100000)
+    await j.open()
+    const id = j.beginTx('/stream')
+    for (let i = 0; i < 6; i++) {
+      await j.appendOps(id, i, [big(i + 1, 60000)])
+      await new Promise(resolve => setTimeout(resolve, 150))
+    }
+    process.stdout.write('journaled\\n')
+    setInterval(() => {}, 1000)
+  `], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('journaled')) resolve() })
+    child.on('exit', code => reject(new Error(`child exited (${code}) before journaling`)))
+  })
+  child.kill('SIGKILL')
+  await new Promise(resolve => child.once('exit', resolve))
+
+  const k = new LevelJournal(path.join(dir, 'journal'), 'docs', 1 << 20, SEGMENT)
+  const reads: number[] = []
+  const payload = (k as unknown as { payload: { read: (ref: { offset: number }) => Promise<Buffer> } }).payload
+  const read = payload.read.bind(payload)
+  payload.read = async ref => { reads.push(ref.offset); return read(ref) }
+  await withBoot('boot-same', () => k.open())
+  t.teardown(() => k.close())
+  t.ok(reads.length <= 2, `open read back ${reads.length} of the 6 writes (the ones after the last background sync)`)
+  t.same((await k.readOutbox(0, 10)).flatMap(p => p.tx.ops), [1, 2, 3, 4, 5, 6].map(i => big(i, 60_000)), 'and all six are recovered')
+})
+
 t.test('a payload write that fails after its reference was journaled takes the reference back', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
