@@ -13,6 +13,10 @@
 //   (touch -m, futimens with UTIME_OMIT, as tar does) only when the
 //   filesystem sets flag_utime_omit_ok; otherwise it drops that request.
 //   The patched utimens passes UTIME_NOW/UTIME_OMIT on in tv_nsec.
+// It also lets the FUSE threads answer two requests without the trip through
+// the JS thread, once the daemon says these are exactly its answers
+// (FuseShortcuts in src/fs/vfs.ts): getattr as lstat of the backing path, and
+// getxattr of a name outside user.* as ENODATA.
 // The patched addon exports `deltafs_ns_times`, which src/fs/fuse-native-fixes.ts
 // checks: with the prebuild (build failed) it keeps the millisecond protocol.
 // Only the known 2.2.6 source is patched; any other is left alone, with a warning.
@@ -35,7 +39,7 @@ const source = path.join(dir, 'fuse-native.c')
 // The source as installed, kept so that a later version of these edits starts from it.
 const original = `${source}.deltafs-orig`
 // First line of the patched source; the number changes with EDITS.
-const MARK = '// deltafs fuse-native patch 3\n'
+const MARK = '// deltafs fuse-native patch 4\n'
 // fuse-native 2.2.6's fuse-native.c with the utimens argument corrected (the
 // state earlier versions of this script left it in).
 const KNOWN_SHA256 = '506e8049f5709f070b11c19bb8c450e5bb0c7e5adf9b95b76c9f80c1d6e459b2'
@@ -138,6 +142,32 @@ const EDITS = [
     '  int user_xattrs_only;\n' +
     '} fuse_thread_t;\n' +
     '\n' +
+    '// JS gets paths through napi_create_string_utf8, which turns bytes that are\n' +
+    '// not UTF-8 into U+FFFD: the daemon creates and opens such names under\n' +
+    '// that spelling. Only paths that round-trip through JS unchanged (strict\n' +
+    '// UTF-8: no overlong forms, surrogates or code points past U+10FFFF) may\n' +
+    '// take a shortcut, or getattr would look up other bytes than the rest.\n' +
+    'static int deltafs_utf8 (const char *s) {\n' +
+    '  const unsigned char *p = (const unsigned char *) s;\n' +
+    '  while (*p) {\n' +
+    '    unsigned char c = *p;\n' +
+    '    if (c < 0x80) { p++; continue; }\n' +
+    '    int n;\n' +
+    '    unsigned int cp;\n' +
+    '    if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }\n' +
+    '    else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }\n' +
+    '    else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }\n' +
+    '    else return 0;\n' +
+    '    for (int i = 1; i <= n; i++) {\n' +
+    '      if ((p[i] & 0xC0) != 0x80) return 0;\n' +
+    '      cp = (cp << 6) | (p[i] & 0x3F);\n' +
+    '    }\n' +
+    '    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;\n' +
+    '    p += n + 1;\n' +
+    '  }\n' +
+    '  return 1;\n' +
+    '}\n' +
+    '\n' +
     'static int deltafs_lstat (const char *root, const char *path, struct stat *st) {\n' +
     '  char full[8192];\n' +
     '  int n = snprintf(full, sizeof(full), "%s%s", root, path);\n' +
@@ -151,7 +181,7 @@ const EDITS = [
     '  // deltafs: most requests of a tar x or a git clone are lookups, each a\n' +
     '  // getattr; a plain lstat needs no round trip through the JS thread.\n' +
     '  fuse_thread_t *owner = (fuse_thread_t *) fuse_get_context()->private_data;\n' +
-    '  if (__atomic_load_n(&owner->stat_root_set, __ATOMIC_ACQUIRE)) return deltafs_lstat(owner->stat_root, path, stat);\n' +
+    '  if (__atomic_load_n(&owner->stat_root_set, __ATOMIC_ACQUIRE) && deltafs_utf8(path)) return deltafs_lstat(owner->stat_root, path, stat);\n' +
     '  l->path = path;\n',
   ],
   [
@@ -170,6 +200,10 @@ const EDITS = [
     'NAPI_METHOD(deltafs_set_stat_root) {\n' +
     '  NAPI_ARGV(2)\n' +
     '  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n' +
+    '  if (ft_len < sizeof(fuse_thread_t)) {\n' +
+    '    napi_throw_error(env, NULL, "not a thread buffer of this addon");\n' +
+    '    return NULL;\n' +
+    '  }\n' +
     '  size_t len = 0;\n' +
     '  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok || len == 0 || len >= sizeof(ft->stat_root)) {\n' +
     '    napi_throw_error(env, NULL, "stat root must be a non-empty path shorter than 4096 bytes");\n' +
@@ -188,6 +222,10 @@ const EDITS = [
     'NAPI_METHOD(deltafs_set_user_xattrs_only) {\n' +
     '  NAPI_ARGV(1)\n' +
     '  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n' +
+    '  if (ft_len < sizeof(fuse_thread_t)) {\n' +
+    '    napi_throw_error(env, NULL, "not a thread buffer of this addon");\n' +
+    '    return NULL;\n' +
+    '  }\n' +
     '  __atomic_store_n(&ft->user_xattrs_only, 1, __ATOMIC_RELEASE);\n' +
     '  return NULL;\n' +
     '}\n' +
@@ -226,4 +264,4 @@ if (text.startsWith(MARK)) {
 
 // The shipped prebuild still works if this fails: whole-ms times, mtime =
 // atime on utimes, single-time updates dropped.
-gypRebuild(dir, 'fuse-native with its time fixes', 'using its prebuild, whose times are whole ms and whose utimes sets mtime = atime')
+gypRebuild(dir, 'fuse-native with its time fixes and FUSE-thread answers', 'using its prebuild, whose times are whole ms and whose utimes sets mtime = atime')

@@ -67,7 +67,9 @@ export class CaptureVfs implements Vfs {
   constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport, private readonly gate?: RwGate) {
     const now = inner.getattrNow?.bind(inner)
     if (now) this.getattrNow = now
-    // getattr is the inner's; getxattr refuses every name outside user.* (below).
+    // getattr is the inner's; getxattr refuses every name outside user.*
+    // (below). With statRoot, getattr never reaches this class: any logic
+    // added to it here must drop statRoot.
     this.shortcuts = { ...inner.shortcuts, userXattrsOnly: true }
   }
 

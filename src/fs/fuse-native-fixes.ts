@@ -22,6 +22,7 @@ import type { FuseShortcuts } from './vfs.js'
 const { ENODATA, ERANGE } = os.constants.errno
 
 interface PatchedAddon {
+  sizeof_fuse_thread_t?: number
   deltafs_ns_times?: number
   deltafs_set_stat_root?: (thread: Buffer, root: string) => void
   deltafs_set_user_xattrs_only?: (thread: Buffer) => void
@@ -100,13 +101,15 @@ export class FixedFuse extends Fuse {
    */
   takeShortcuts (shortcuts: FuseShortcuts): string[] {
     const thread = (this as unknown as { _thread?: Buffer })._thread
-    if (!thread) return []
+    // fuse-native may have loaded a prebuild (node-gyp-build honours
+    // PREBUILDS_ONLY): its thread buffer is not this addon's.
+    if (!thread || thread.length !== addon?.sizeof_fuse_thread_t) return []
     const taken: string[] = []
-    if (shortcuts.statRoot !== undefined && addon?.deltafs_set_stat_root) {
+    if (shortcuts.statRoot !== undefined && Buffer.byteLength(shortcuts.statRoot) < 4096 && addon.deltafs_set_stat_root) {
       addon.deltafs_set_stat_root(thread, shortcuts.statRoot)
       taken.push('getattr')
     }
-    if (shortcuts.userXattrsOnly && addon?.deltafs_set_user_xattrs_only) {
+    if (shortcuts.userXattrsOnly && addon.deltafs_set_user_xattrs_only) {
       addon.deltafs_set_user_xattrs_only(thread)
       taken.push('getxattr')
     }

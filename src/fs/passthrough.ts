@@ -88,10 +88,12 @@ export class Passthrough implements Vfs {
   }
 
   /**
-   * With attr/entry timeouts of 0 the kernel asks for the attributes of every
-   * path component of every call (about 20 per file of a tar x). A missing
-   * name (the lookup before every create) is answered without building a
-   * Node fs error.
+   * With an entry timeout of 0 the kernel asks for the attributes of every
+   * path component of every call (about 11 per file of a tar x). The FUSE
+   * threads answer most of them (shortcuts); these come here when they
+   * cannot (names that are not UTF-8, the shipped prebuild). A missing name
+   * (the lookup before every create) is answered without building a Node fs
+   * error.
    */
   getattr (p: string): Promise<fs.BigIntStats> {
     try {
