@@ -159,6 +159,13 @@ export class Applier {
       // mount's own version, kept as a conflict copy first if it was unsent
       // (ConflictResolver), or one a crash left between this apply and its
       // record: written over without truncating, its tail would outlive it.
+      // A hard link found here is neither: this mount linked another file
+      // to this name and has not sent the link yet (the author, who made a
+      // new file here, never had it). Truncated in place, the linked file
+      // would take the new bytes under its own name too; the name is
+      // replaced instead, and the other names keep their content.
+      const there = await fsp.lstat(real).catch(() => undefined)
+      if (there?.isFile() && there.nlink > 1) await fsp.unlink(real)
       const fh = await fsp.open(real, WRITE_FLAGS | O_TRUNC, op.create.mode & MODE_MASK)
       await fh.chmod(op.create.mode & MODE_MASK)
       await fh.close()

@@ -391,3 +391,32 @@ t.test('the loser killed right after dropping its losing change still gets the w
   t.equal(copies.length, 1, 'one conflict copy')
   t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(mine), "it holds B's version", { tree: describe(tree, known) })
 })
+
+t.test('an offline hard link raced by a new file at its name on another mount: neither content is lost', async t => {
+  // A links x.txt to y.txt while away; B meanwhile creates y.txt, which the
+  // node orders first. Applied on A as it was, B's Create truncated y.txt in
+  // place: the inode A's x.txt shares, so A's x.txt took B's bytes.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  const x = 'x.txt, the file A links\n'.repeat(40)
+  await writeSynced(a('x.txt'), x)
+  await settle([A, B])
+
+  pa.cut()
+  await fsp.link(a('x.txt'), a('y.txt'))
+  const y = 'B made y.txt while A was away\n'.repeat(10)
+  await writeSynced(b('y.txt'), y)
+  await waitFor("B's y.txt to reach the node", async () => {
+    const s = await B.status()
+    return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
+  })
+  pa.heal()
+  const final = await settleOrFail(t, [A, B])
+  if (!final) return
+  for (const m of [A, B]) {
+    const tree = await snapshot(m.mountpoint)
+    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${m === A ? 'A' : 'B'}`)
+    const holders = Object.entries(tree).filter(([, e]) => e.sha256 === sha(y)).map(([p]) => p)
+    t.ok(holders.length >= 1, `B's y.txt is kept on ${m === A ? 'A' : 'B'} (${holders.join(', ')})`)
+  }
+})
