@@ -787,6 +787,21 @@ export class LevelJournal implements Journal {
     return (await this.entry(deviceSeq)) !== undefined
   }
 
+  async pendingLinkTo (path: string): Promise<boolean> {
+    // Links are rare and not indexed: only entries that name other paths are read.
+    for await (const value of this.db.values({ gte: keys.outboxPrefix, lt: 't"' })) {
+      const e = parseEntry(value)
+      if (!e.targets) continue
+      for (let i = 0; i < e.opCount; i++) {
+        const raw = await this.db.get(keys.op(e.openId, (e.firstOp ?? 0) + i))
+        if (raw === undefined || isRef(raw)) continue
+        const op = OpCodec.decode(raw)
+        if ('link' in op && op.link?.to === path) return true
+      }
+    }
+    return false
+  }
+
   dropPending (deviceSeqs: number[]): Promise<PendingTx[]> {
     return this.exclusive(() => this.dropNow(deviceSeqs))
   }

@@ -128,6 +128,7 @@ export class Mount {
       this.conflicts = new ConflictResolver({
         journal: this.journal,
         real: p => passthrough.real(p),
+        tempPath: () => records.tempPath(),
         stats: this.syncStats,
         local: {
           isOpen: p => recorder.isOpen(p),

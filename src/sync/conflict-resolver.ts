@@ -37,6 +37,8 @@ export interface ConflictResolverOptions {
   local: LocalChanges
   /** The backing path of a volume path. */
   real: (volPath: string) => string
+  /** A new temp path on the backing filesystem, outside the volume. */
+  tempPath: () => string
   stats: SyncStats
   now?: () => Date
 }
@@ -165,6 +167,11 @@ export class ConflictResolver {
       await fsp.chmod(real(copy), st.mode & 0o7777)
       await fsp.utimes(real(copy), st.atime, st.mtime)
       await local.journalNewFile(copy)
+      // A hard link this mount made to subject and has not sent: the
+      // winner's change, applied next in place, would reach the linked
+      // file's other names too, which the others do not have linked here.
+      // This name gets its own copy of the content first.
+      if (st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
     }
     if (heal) await this.askForWholeFile(subject, winner)
     const dropped = await journal.dropPending(seqs)
@@ -191,6 +198,23 @@ export class ConflictResolver {
         ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
           `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
         : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted or renamed it; the change wins and the file comes back`)
+  }
+
+  /** Gives path an inode of its own with the same content, mode and times, in one rename. */
+  private async detach (volPath: string): Promise<void> {
+    const { real, tempPath } = this.opts
+    const st = await fsp.lstat(real(volPath))
+    const tmp = tempPath()
+    try {
+      await fsp.copyFile(real(volPath), tmp, fs.constants.COPYFILE_FICLONE)
+      await fsp.chmod(tmp, st.mode & 0o7777)
+      await fsp.utimes(tmp, st.atime, st.mtime)
+      await fsp.rename(tmp, real(volPath))
+    } catch (err) {
+      await fsp.rm(tmp, { force: true })
+      throw err
+    }
+    log.info({ path: volPath }, 'a hard link made here and not yet sent is detached from its other names before the change that won is applied')
   }
 
   private async remember (entry: ConflictEntry): Promise<void> {

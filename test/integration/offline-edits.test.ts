@@ -420,3 +420,34 @@ t.test('an offline hard link raced by a new file at its name on another mount: n
     t.ok(holders.length >= 1, `B's y.txt is kept on ${m === A ? 'A' : 'B'} (${holders.join(', ')})`)
   }
 })
+
+t.test('an offline delete and hard link over a file another mount edits: neither content is lost', async t => {
+  // A deletes y.txt and links x.txt there while away; B edits y.txt in
+  // place, which the node orders first. A loses the conflict over y.txt:
+  // whatever it does with y.txt must not reach x.txt through the link.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  const x = 'x.txt, the file A links\n'.repeat(40)
+  const y0 = 'y.txt as both had it\n'.repeat(30)
+  await writeSynced(a('x.txt'), x)
+  await writeSynced(a('y.txt'), y0)
+  await settle([A, B])
+
+  pa.cut()
+  await fsp.unlink(a('y.txt'))
+  await fsp.link(a('x.txt'), a('y.txt'))
+  const y = await patchSynced(b('y.txt'), Buffer.from('B EDITED THIS'), 40)
+  await waitFor("B's edit to reach the node", async () => {
+    const s = await B.status()
+    return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
+  })
+  pa.heal()
+  const final = await settleOrFail(t, [A, B])
+  if (!final) return
+  for (const m of [A, B]) {
+    const tree = await snapshot(m.mountpoint)
+    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${m === A ? 'A' : 'B'}`)
+    const holders = Object.entries(tree).filter(([, e]) => e.sha256 === sha(y)).map(([p]) => p)
+    t.ok(holders.length >= 1, `B's edit of y.txt is kept on ${m === A ? 'A' : 'B'} (${holders.join(', ')})`)
+  }
+})
