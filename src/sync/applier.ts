@@ -133,19 +133,23 @@ export class Applier {
     if (!first) return
     // The same for a truncation to a non-zero size (it keeps old bytes), and
     // for a rename of a file this mount does not have to a name it does not
-    // have either: the author sends the file at its new name whole.
+    // have either, and a hard link of one (deleted here first, say): the
+    // author sends the file at its new name whole.
     const keepsOld = ('write' in first && first.write) || ('truncate' in first && first.truncate && first.truncate.size > 0)
-    const movesMissing = 'rename' in first && first.rename
+    const movesMissing = ('rename' in first && first.rename) || ('link' in first && first.link)
     if (!keepsOld && !movesMissing) return
     const real = await resolveInside(this.root, tx.path).catch(() => undefined)
     // Without its directory the write fails as before (refused and skipped):
     // asking for the whole file would only fail the same way, again and again.
     if (real === undefined || !(await exists(path.dirname(real))) || await exists(real)) return
     if (movesMissing) {
-      const to = checkVolumePath(first.rename.to)
+      const to = checkVolumePath(movesMissing.to)
       const realTo = await resolveInside(this.root, to).catch(() => undefined)
-      if (realTo === undefined || !(await exists(path.dirname(realTo))) || await exists(realTo)) return
-      throw new BaseMismatch(to, `rename of ${JSON.stringify(tx.path)}, which this mount does not have, to ${JSON.stringify(to)}`)
+      if (realTo === undefined || !(await exists(path.dirname(realTo)))) return
+      // A rename onto a name that is here goes ahead as before (it fails plainly).
+      // A link to it could not be made at all: the author's file at that name is taken whole.
+      if ('rename' in first && first.rename && await exists(realTo)) return
+      throw new BaseMismatch(to, `${'rename' in first && first.rename ? 'rename' : 'link'} of ${JSON.stringify(tx.path)}, which this mount does not have, to ${JSON.stringify(to)}`)
     }
     throw new BaseMismatch(tx.path, `change of ${JSON.stringify(tx.path)} from its old bytes, which this mount does not have`)
   }

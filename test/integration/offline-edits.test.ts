@@ -451,3 +451,23 @@ t.test('an offline delete and hard link over a file another mount edits: neither
     t.ok(holders.length >= 1, `B's edit of y.txt is kept on ${m === A ? 'A' : 'B'} (${holders.join(', ')})`)
   }
 })
+
+t.test('an offline hard link of a file another mount deletes: the linked name is kept everywhere', async t => {
+  // A links x.txt to y.txt while away; B deletes x.txt, which the node
+  // orders first. The link then reaches B with nothing to link from.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  const x = 'x.txt, the file A links and B deletes\n'.repeat(40)
+  await writeSynced(a('x.txt'), x)
+  await settle([A, B])
+
+  pa.cut()
+  await fsp.link(a('x.txt'), a('y.txt'))
+  await fsp.unlink(b('x.txt'))
+  await waitFor("B's delete to reach the node", async () => Number((await B.status()).pendingTx) === 0)
+  pa.heal()
+  const final = await settleOrFail(t, [A, B])
+  if (!final) return
+  t.equal(final['y.txt']?.sha256, sha(x), 'y.txt holds the linked content on every mount')
+  t.equal(final['x.txt'], undefined, 'x.txt is gone on every mount')
+})

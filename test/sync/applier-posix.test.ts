@@ -82,6 +82,24 @@ t.test('in-place writes to a file this mount does not have ask for the whole fil
   t.equal(fs.readFileSync(path.join(root, 'there'), 'utf8'), 'tail', 'a Create starts the file over: no tail of what was there')
   // Without the directory, the author's whole file could not be applied either: no heal loop.
   await refused(t, applier.apply(tx('/gone-dir/f', [{ write: { offset: 10, data } }])), 'ENOENT', 'a write under a missing directory fails plainly')
+
+  // A hard link of a file deleted here: the author sends the linked name whole.
+  await refused(t, applier.apply(tx('/deleted-here', [{ link: { to: '/linked' } }])), 'BASE_MISMATCH', 'a link of a missing file is a base mismatch')
+  fs.writeFileSync(path.join(root, 'linked'), 'kept')
+  await refused(t, applier.apply(tx('/deleted-here', [{ link: { to: '/linked' } }])), 'BASE_MISMATCH', 'so is one onto a name that is here')
+  t.equal(fs.readFileSync(path.join(root, 'linked'), 'utf8'), 'kept', 'which is left as it is until the author sends it')
+})
+
+t.test('a Create over a hard link replaces that name only', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root)
+  fs.writeFileSync(path.join(root, 'x'), 'the linked file')
+  fs.linkSync(path.join(root, 'x'), path.join(root, 'y'))
+  await applier.apply(tx('/y', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('new y') } }]))
+  t.equal(fs.readFileSync(path.join(root, 'y'), 'utf8'), 'new y', 'y is the new file')
+  t.equal(fs.readFileSync(path.join(root, 'x'), 'utf8'), 'the linked file', 'x keeps its content')
+  t.equal(fs.statSync(path.join(root, 'x')).nlink, 1, 'and is no longer linked to y')
 })
 
 t.test('a FIFO where a file is expected does not block the apply', async t => {
