@@ -392,82 +392,70 @@ t.test('the loser killed right after dropping its losing change still gets the w
   t.equal(copies[0] && tree[copies[0].path]?.sha256, sha(mine), "it holds B's version", { tree: describe(tree, known) })
 })
 
-t.test('an offline hard link raced by a new file at its name on another mount: neither content is lost', async t => {
-  // A links x.txt to y.txt while away; B meanwhile creates y.txt, which the
-  // node orders first. Applied on A as it was, B's Create truncated y.txt in
-  // place: the inode A's x.txt shares, so A's x.txt took B's bytes.
+/**
+ * A hard link made on A while it is away, raced by B: both mounts start
+ * with `files`; A runs `onA` offline, B runs `onB`, which the node orders
+ * first; then A comes back. Resolves with the converged trees of A and B.
+ */
+async function offlineLinkRace (t: Test, files: Record<string, string>, onA: (a: (f: string) => string) => Promise<void>, onB: (b: (f: string) => string) => Promise<unknown>): Promise<Array<[string, Tree]> | undefined> {
   const { c, A, pa, a, b } = await twoBehindProxies(t)
   const B = c.mounts[1]!
-  const x = 'x.txt, the file A links\n'.repeat(40)
-  await writeSynced(a('x.txt'), x)
+  for (const [name, content] of Object.entries(files)) await writeSynced(a(name), content)
   await settle([A, B])
-
   pa.cut()
-  await fsp.link(a('x.txt'), a('y.txt'))
-  const y = 'B made y.txt while A was away\n'.repeat(10)
-  await writeSynced(b('y.txt'), y)
-  await waitFor("B's y.txt to reach the node", async () => {
+  await onA(a)
+  await onB(b)
+  await waitFor("B's change to reach the node", async () => {
     const s = await B.status()
     return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
   })
   pa.heal()
-  const final = await settleOrFail(t, [A, B])
-  if (!final) return
-  for (const m of [A, B]) {
-    const tree = await snapshot(m.mountpoint)
-    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${m === A ? 'A' : 'B'}`)
+  if (!await settleOrFail(t, [A, B])) return undefined
+  return [['A', await snapshot(A.mountpoint)], ['B', await snapshot(B.mountpoint)]]
+}
+
+/** On each mount: x.txt keeps its content, and B's version of y.txt is somewhere. */
+function checkBothKept (t: Test, trees: Array<[string, Tree]>, x: string, y: string | Buffer, what: string): void {
+  for (const [name, tree] of trees) {
+    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${name}`)
     const holders = Object.entries(tree).filter(([, e]) => e.sha256 === sha(y)).map(([p]) => p)
-    t.ok(holders.length >= 1, `B's y.txt is kept on ${m === A ? 'A' : 'B'} (${holders.join(', ')})`)
+    t.ok(holders.length >= 1, `${what} is kept on ${name} (${holders.join(', ')})`)
   }
+}
+
+t.test('an offline hard link raced by a new file at its name on another mount: neither content is lost', async t => {
+  // A links x.txt to y.txt while away; B meanwhile creates y.txt, which the
+  // node orders first. Applied on A as it was, B's Create truncated y.txt in
+  // place: the inode A's x.txt shares, so A's x.txt took B's bytes.
+  const x = 'x.txt, the file A links\n'.repeat(40)
+  const y = 'B made y.txt while A was away\n'.repeat(10)
+  const trees = await offlineLinkRace(t, { 'x.txt': x },
+    a => fsp.link(a('x.txt'), a('y.txt')),
+    b => writeSynced(b('y.txt'), y))
+  if (trees) checkBothKept(t, trees, x, y, "B's y.txt")
 })
 
 t.test('an offline delete and hard link over a file another mount edits: neither content is lost', async t => {
   // A deletes y.txt and links x.txt there while away; B edits y.txt in
   // place, which the node orders first. A loses the conflict over y.txt:
   // whatever it does with y.txt must not reach x.txt through the link.
-  const { c, A, pa, a, b } = await twoBehindProxies(t)
-  const B = c.mounts[1]!
   const x = 'x.txt, the file A links\n'.repeat(40)
-  const y0 = 'y.txt as both had it\n'.repeat(30)
-  await writeSynced(a('x.txt'), x)
-  await writeSynced(a('y.txt'), y0)
-  await settle([A, B])
-
-  pa.cut()
-  await fsp.unlink(a('y.txt'))
-  await fsp.link(a('x.txt'), a('y.txt'))
-  const y = await patchSynced(b('y.txt'), Buffer.from('B EDITED THIS'), 40)
-  await waitFor("B's edit to reach the node", async () => {
-    const s = await B.status()
-    return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
-  })
-  pa.heal()
-  const final = await settleOrFail(t, [A, B])
-  if (!final) return
-  for (const m of [A, B]) {
-    const tree = await snapshot(m.mountpoint)
-    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${m === A ? 'A' : 'B'}`)
-    const holders = Object.entries(tree).filter(([, e]) => e.sha256 === sha(y)).map(([p]) => p)
-    t.ok(holders.length >= 1, `B's edit of y.txt is kept on ${m === A ? 'A' : 'B'} (${holders.join(', ')})`)
-  }
+  let y: Buffer = Buffer.alloc(0)
+  const trees = await offlineLinkRace(t, { 'x.txt': x, 'y.txt': 'y.txt as both had it\n'.repeat(30) },
+    async a => { await fsp.unlink(a('y.txt')); await fsp.link(a('x.txt'), a('y.txt')) },
+    async b => { y = await patchSynced(b('y.txt'), Buffer.from('B EDITED THIS'), 40) })
+  if (trees) checkBothKept(t, trees, x, y, "B's edit of y.txt")
 })
 
 t.test('an offline hard link of a file another mount deletes: the linked name is kept everywhere', async t => {
   // A links x.txt to y.txt while away; B deletes x.txt, which the node
   // orders first. The link then reaches B with nothing to link from.
-  const { c, A, pa, a, b } = await twoBehindProxies(t)
-  const B = c.mounts[1]!
   const x = 'x.txt, the file A links and B deletes\n'.repeat(40)
-  await writeSynced(a('x.txt'), x)
-  await settle([A, B])
-
-  pa.cut()
-  await fsp.link(a('x.txt'), a('y.txt'))
-  await fsp.unlink(b('x.txt'))
-  await waitFor("B's delete to reach the node", async () => Number((await B.status()).pendingTx) === 0)
-  pa.heal()
-  const final = await settleOrFail(t, [A, B])
-  if (!final) return
-  t.equal(final['y.txt']?.sha256, sha(x), 'y.txt holds the linked content on every mount')
-  t.equal(final['x.txt'], undefined, 'x.txt is gone on every mount')
+  const trees = await offlineLinkRace(t, { 'x.txt': x },
+    a => fsp.link(a('x.txt'), a('y.txt')),
+    b => fsp.unlink(b('x.txt')))
+  for (const [name, tree] of trees ?? []) {
+    t.equal(tree['y.txt']?.sha256, sha(x), `y.txt holds the linked content on ${name}`)
+    t.equal(tree['x.txt'], undefined, `x.txt is gone on ${name}`)
+  }
 })

@@ -213,22 +213,21 @@ t.test('sync forces the payload segments, then LevelDB: fsync through the mount 
   t.same(order, ['segments', 'leveldb'], 'the segments are forced before the LevelDB log')
 })
 
-t.test('writes that returned survive a SIGKILL of the process, with their bytes', async t => {
-  const dir = await tempDir(t)
+/**
+ * Runs `body` in a child process with `j`, a LevelJournal on dir's journal
+ * made with the constructor arguments after the volume (and big() and
+ * bytes()), then kills it with SIGKILL: what it journaled is left as a
+ * crash leaves it. Resolves with the child's signal.
+ */
+async function journalThenKill (t: Test, dir: string, journalArgs: string, body: string): Promise<string | null> {
   const journalModule = fileURLToPath(new URL('../../src/journal/level-journal.js', import.meta.url))
-  // The child journals closed transactions and one still open, says so, and waits to be killed.
   const child = spawn(process.execPath, ['--input-type=module', '-e', `
     const { LevelJournal } = await import(${JSON.stringify(journalModule)})
     ${bytes.toString()}
     const big = ${big.toString()}
-    const j = new LevelJournal(${JSON.stringify(path.join(dir, 'journal'))}, 'docs', 1 << 20, ${SEGMENT})
+    const j = new LevelJournal(${JSON.stringify(path.join(dir, 'journal'))}, 'docs', ${journalArgs})
     await j.open()
-    for (let tx = 0; tx < 4; tx++) {
-      const id = j.beginTx('/f' + tx)
-      await j.appendOps(id, 0, [big(tx * 3 + 1), big(tx * 3 + 2)])
-      await j.appendOps(id, 2, [big(tx * 3 + 3, 20000)])
-      if (tx < 3) await j.closeTx(id, 3, { mtimeNs: 1n, size: 1 })
-    }
+    ${body}
     process.stdout.write('journaled\\n')
     setInterval(() => {}, 1000)
   `], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -239,7 +238,21 @@ t.test('writes that returned survive a SIGKILL of the process, with their bytes'
   })
   child.kill('SIGKILL')
   await new Promise(resolve => child.once('exit', resolve))
-  t.equal(child.signalCode, 'SIGKILL', 'killed, not closed')
+  return child.signalCode
+}
+
+t.test('writes that returned survive a SIGKILL of the process, with their bytes', async t => {
+  const dir = await tempDir(t)
+  // The child journals closed transactions and one still open.
+  const signal = await journalThenKill(t, dir, `1 << 20, ${SEGMENT}`, `
+    for (let tx = 0; tx < 4; tx++) {
+      const id = j.beginTx('/f' + tx)
+      await j.appendOps(id, 0, [big(tx * 3 + 1), big(tx * 3 + 2)])
+      await j.appendOps(id, 2, [big(tx * 3 + 3, 20000)])
+      if (tx < 3) await j.closeTx(id, 3, { mtimeNs: 1n, size: 1 })
+    }
+  `)
+  t.equal(signal, 'SIGKILL', 'killed, not closed')
 
   const j = await openJournal(t, dir)
   const pending = await j.readOutbox(0, 10)
@@ -310,29 +323,14 @@ t.test('bytes made durable by a sync are not read again at the next open', async
 
 t.test('a long stream with no fsync is synced in the background: an open after SIGKILL reads back only its tail', async t => {
   const dir = await tempDir(t)
-  const journalModule = fileURLToPath(new URL('../../src/journal/level-journal.js', import.meta.url))
   // A background payload sync every 100,000 bytes; each write waits a little, so each sync finishes before the next starts.
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
-    const { LevelJournal } = await import(${JSON.stringify(journalModule)})
-    ${bytes.toString()}
-    const big = ${big.toString()}
-    const j = new LevelJournal(${JSON.stringify(path.join(dir, 'journal'))}, 'docs', 1 << 20, ${SEGMENT}, 100000)
-    await j.open()
+  await journalThenKill(t, dir, `1 << 20, ${SEGMENT}, 100000`, `
     const id = j.beginTx('/stream')
     for (let i = 0; i < 6; i++) {
       await j.appendOps(id, i, [big(i + 1, 60000)])
       await new Promise(resolve => setTimeout(resolve, 150))
     }
-    process.stdout.write('journaled\\n')
-    setInterval(() => {}, 1000)
-  `], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('journaled')) resolve() })
-    child.on('exit', code => reject(new Error(`child exited (${code}) before journaling`)))
-  })
-  child.kill('SIGKILL')
-  await new Promise(resolve => child.once('exit', resolve))
+  `)
 
   const k = new LevelJournal(path.join(dir, 'journal'), 'docs', 1 << 20, SEGMENT)
   const reads: number[] = []
