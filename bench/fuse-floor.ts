@@ -16,11 +16,11 @@ if (!source || !mountpoint) {
 }
 const vfs = new Passthrough(source)
 // The FUSE-thread answers a deltafs mount takes (CaptureVfs.shortcuts), and
-// only those, so that the floor is the same binding path: getxattr outside
-// user.* answered on the FUSE thread (the bench's files have no such
-// attributes, so nothing reads differently); getattr through JS.
+// only those, so that the floor is the same binding path: getattr as lstat
+// and getxattr outside user.* answered on the FUSE thread (the bench's files
+// have no such attributes, so nothing reads differently).
 const session = new FuseSession(mountpoint, fuseOps(vfs, logger('fuse-floor')), {
-  fsname: 'fuse-floor', attrTimeout: DEFAULT_ATTR_CACHE_SECONDS, useIno: await inodesFit32Bits(source), shortcuts: { userXattrsOnly: true },
+  fsname: 'fuse-floor', attrTimeout: DEFAULT_ATTR_CACHE_SECONDS, useIno: await inodesFit32Bits(source), shortcuts: { ...vfs.shortcuts, userXattrsOnly: true },
 })
 await session.open()
 console.log(`mounted ${mountpoint} (FUSE-thread answers: ${session.shortcutsTaken.join(', ') || 'none'})`)

@@ -67,12 +67,9 @@ export class CaptureVfs implements Vfs {
   constructor (private readonly inner: Vfs, private readonly rec: TxRecorder, private readonly stats: CaptureStats, private readonly rw?: RewriteSupport, private readonly gate?: RwGate) {
     const now = inner.getattrNow?.bind(inner)
     if (now) this.getattrNow = now
-    // getxattr refuses every name outside user.* (below). The inner's
-    // statRoot is not passed on: with getattr answered off the JS thread,
-    // the rsync -a case of test/integration/timestamps.test.ts found a
-    // directory's mtime changed on the other mount in 3 of 10 runs (0 of 10
-    // with getattr through here), and why is not known yet.
-    this.shortcuts = { userXattrsOnly: true }
+    // getattr is the inner's, unchanged: its lstat can be answered off the
+    // JS thread. getxattr refuses every name outside user.* (below).
+    this.shortcuts = { ...inner.shortcuts, userXattrsOnly: true }
   }
 
   private local<T> (fn: () => Promise<T>): Promise<T> {

@@ -95,10 +95,18 @@ export class TxRecorder {
 
   /** Starts a held rewrite of path with its first op (Truncate to 0 or Create). */
   async startRewrite (path: string, firstOp: Op, held: Held): Promise<void> {
-    const tx: OpenTx = { openId: this.journal.beginTx(path), opCount: 1, bytes: 0, chain: Promise.resolve(), held }
+    const openId = this.journal.beginTx(path)
+    const appended = this.journal.appendOps(openId, 0, [firstOp])
+    // On the chain before the transaction is visible: an op on a parent
+    // (rsync's generator setting a directory's times while its receiver
+    // creates a temp file in it) can end the rewrite at once, and its close
+    // must find the first op journaled, or it closes the transaction
+    // without its Create.
+    const tx: OpenTx = { openId, opCount: 1, bytes: 0, chain: appended.catch(() => undefined), held }
     this.open.set(path, tx)
-    tx.bytes = await this.journal.appendOps(tx.openId, 0, [firstOp])
-    this.stats.bytesJournaled += tx.bytes
+    const bytes = await appended
+    this.stats.bytesJournaled += bytes
+    tx.bytes += bytes
   }
 
   isHeld (path: string): boolean { return this.open.get(path)?.held !== undefined }
