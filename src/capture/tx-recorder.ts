@@ -331,7 +331,7 @@ export class TxRecorder {
    */
   async recordWhole (path: string, ops: AsyncIterable<Op[]>): Promise<void> {
     await this.closeAll([path])
-    const openId = this.journal.beginTx(path)
+    const openId = this.journal.beginTx(path, { whole: true })
     let count = 0
     try {
       for await (const batch of ops) {

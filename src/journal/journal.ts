@@ -43,8 +43,13 @@ export interface Journal {
   close (): Promise<void>
   /** This mount's device id. */
   readonly deviceId: string
-  /** A fresh id for a transaction about to be captured. */
-  beginTx (path: string): number
+  /**
+   * A fresh id for a transaction about to be captured. whole: it sends a
+   * file that is on disk already (a conflict copy, a heal answer, a file
+   * reconciled at startup), so a crash that leaves it half journaled must
+   * not close it as it is: the file is sent whole again instead (resends).
+   */
+  beginTx (path: string, opts?: { whole?: boolean }): number
   /** Appends ops to an open transaction, durable against a process crash once resolved. */
   appendOps (openId: number, firstIndex: number, ops: Op[]): Promise<number>
   /** Drops an open transaction and its ops: it was replaced by a smaller one. */

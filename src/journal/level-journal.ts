@@ -83,7 +83,7 @@ export class LevelJournal implements Journal {
   private deviceSeq = 0
   private appliedSeq = 0
   private lastOpenId = 0
-  private readonly openTx = new Map<number, { path: string; bytes: number; sizes: number[] }>()
+  private readonly openTx = new Map<number, { path: string; bytes: number; sizes: number[]; whole?: true }>()
   private readonly counts = Object.fromEntries(COUNTERS.map(c => [c, 0])) as Record<CounterName, number>
   private pendingTx = 0
   private pendingBytes = 0
@@ -391,13 +391,20 @@ export class LevelJournal implements Journal {
     return Promise.all(out)
   }
 
-  /** Transactions that were being captured when the process died hold acknowledged writes: close them. */
+  /**
+   * Transactions that were being captured when the process died hold
+   * acknowledged writes: close them. A file being sent whole is on disk in
+   * full already, so what part of it was journaled would leave the others
+   * with a cut-off file, and this mount's record claiming the whole one:
+   * it is dropped, and the file sent whole again once the mount is up.
+   */
   private async recoverOpen (): Promise<void> {
-    const heads: Array<[number, string]> = []
+    const heads: Array<[number, { path: string; whole?: boolean }]> = []
     for await (const [key, value] of this.db.iterator({ gte: keys.headPrefix, lt: 'h"' })) {
-      heads.push([parseInt(key.slice(2), 16), parse<{ path: string }>(value).path])
+      heads.push([parseInt(key.slice(2), 16), parse<{ path: string; whole?: boolean }>(value)])
     }
-    for (const [openId, path] of heads) {
+    const resend: string[] = []
+    for (const [openId, { path, whole }] of heads) {
       this.lastOpenId = Math.max(this.lastOpenId, openId)
       // Indices can have gaps (an append that failed, a lost op dropped):
       // closeTx takes the missing ones for ops that are not there.
@@ -407,11 +414,22 @@ export class LevelJournal implements Journal {
       if (count === 0) {
         // Nothing of it reached the journal (its only writes were cut short): nothing to send.
         await this.db.del(keys.head(openId))
+        if (whole) resend.push(path)
         continue
       }
       this.openTx.set(openId, { path, bytes: sizes.reduce((a, b) => a + (b ?? 0), 0), sizes })
+      if (whole) {
+        await this.discardTx(openId, count)
+        resend.push(path)
+        continue
+      }
       const seq = await this.closeTx(openId, count, { mtimeNs: 0n, size: -1 })
       log.info({ path, ops: count, deviceSeq: seq }, 'recovered a transaction left open by a crash')
+    }
+    if (resend.length > 0) {
+      this.resendPaths = [...new Set([...this.resendPaths, ...resend])]
+      await this.db.put(keys.resend, json({ paths: this.resendPaths }))
+      log.warn({ paths: resend }, 'a crash cut short the sending of these files whole: they are sent whole again')
     }
   }
 
@@ -451,9 +469,9 @@ export class LevelJournal implements Journal {
     await this.db.close()
   }
 
-  beginTx (path: string): number {
+  beginTx (path: string, opts: { whole?: boolean } = {}): number {
     const id = ++this.lastOpenId
-    this.openTx.set(id, { path, bytes: 0, sizes: [] })
+    this.openTx.set(id, { path, bytes: 0, sizes: [], ...(opts.whole ? { whole: true as const } : {}) })
     return id
   }
 
@@ -461,7 +479,7 @@ export class LevelJournal implements Journal {
     const open = this.openTx.get(openId)
     if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
     const batch: BatchOp[] = []
-    if (firstIndex === 0) batch.push({ type: 'put', key: keys.head(openId), value: json({ path: open.path }) })
+    if (firstIndex === 0) batch.push({ type: 'put', key: keys.head(openId), value: json({ path: open.path, ...(open.whole ? { whole: true } : {}) }) })
     let bytes = 0
     const { encoded, written } = this.encodeOps(ops)
     encoded.forEach(({ value, bytes: n }, i) => {

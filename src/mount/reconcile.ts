@@ -153,13 +153,16 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
   }
   // Journaled changes of these were lost (a power loss): whatever is pending
   // on them, only the whole file brings the others to what the disk has.
+  // A file the others may never have had (a conflict copy whose sending a
+  // crash cut short) goes as a new one: a Truncate would find nothing there.
   const resends = journal.resends()
   for (const volPath of resends) {
     const real = path.join(filesDir, volPath)
     const st = await fsp.lstat(real).catch(() => undefined)
     if (!st?.isFile() || isFuseHidden(volPath)) continue
     result.changed++
-    await journalWholeFile(rec, real, volPath)
+    if (!pending.has(volPath) && await journal.record(volPath) === undefined) await journalNewFile(rec, real, volPath)
+    else await journalWholeFile(rec, real, volPath)
   }
   if (resends.length > 0) await journal.resent(resends)
   if (result.created + result.changed + result.removed > 0) log.info(result, 'journaled changes made to the backing directory while unmounted')

@@ -1,6 +1,7 @@
 // Issue 4, scenario 4: a seeded convergence harness. Three mounts take random
 // file operations (write, overwrite in place, append, truncate, rename,
-// unlink, create on ten paths in three directories, each change fsynced)
+// unlink, create, hard link on ten paths in three directories, each change
+// fsynced)
 // while the harness cuts single mounts off the network, stops or SIGKILLs and
 // restarts mounts, and stops or SIGKILLs and restarts the storage node. The
 // operations come from this process, one at a time, against the mount points
@@ -26,6 +27,9 @@
 //      remotely renamed file to its new name, whichever the node ordered
 //      first), so the record also watches q (and on through later such
 //      renames of q) and is dropped by later ops on those names too.
+//      A hard link makes two names one file: an op on either changes both,
+//      so from then on an op on one counts as touching every name ever
+//      linked with it (more than the truth, which only drops more records).
 //      Truncations are not recorded (their result is not
 //      unique) but do drop records. The final burst's writes are concurrent
 //      by construction, so they drop only older records, not each other's.
@@ -66,8 +70,10 @@ function content (rand: Rand, tag: string): Buffer {
   return Buffer.from(`${tag}\n${line.repeat(Math.ceil(size / line.length))}`.slice(0, Math.max(size, tag.length + 1)))
 }
 
-type OpName = 'write' | 'overwrite' | 'append' | 'truncate' | 'rename' | 'unlink' | 'create'
-const OPS: OpName[] = ['write', 'write', 'overwrite', 'overwrite', 'append', 'append', 'truncate', 'rename', 'unlink', 'create']
+type OpName = 'write' | 'overwrite' | 'append' | 'truncate' | 'rename' | 'unlink' | 'create' | 'link'
+const OPS: OpName[] = ['write', 'write', 'overwrite', 'overwrite', 'append', 'append', 'truncate', 'rename', 'unlink', 'create', 'link']
+/** Ops that take a second path. */
+const TWO_PATHS = new Set<OpName>(['rename', 'link'])
 
 interface WriteRecord {
   mount: number; path: string; step: number; op: OpName; hash: string; size: number
@@ -128,11 +134,17 @@ async function runOp (mp: string, op: OpName, p: string, q: string, rand: Rand, 
       case 'unlink':
         await fsp.unlink(file)
         return { touched: [p] }
+      case 'link': {
+        await fsp.link(file, path.join(mp, q))
+        const fh = await fsp.open(path.join(mp, q), 'r').catch(() => undefined)
+        if (fh) await sync(fh).catch(() => undefined)
+        return { touched: [p, q] }
+      }
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err)
     // The op may have changed something before it failed: count it as touching.
-    return { touched: op === 'rename' ? [p, q] : [p], error: code }
+    return { touched: TWO_PATHS.has(op) ? [p, q] : [p], error: code }
   }
 }
 
@@ -168,7 +180,14 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
   const events: string[] = []
   const records = new Map<string, WriteRecord>() // by `${mount} ${path}`
   const renames: Array<{ mount: number; from: string; to: string }> = [] // in issue order
-  const dropRecords = (paths: string[]) => {
+  /** Per name, every name it was ever one file with (hard links, and renames, which carry links along). */
+  const linked = new Map<string, Set<string>>(PATHS.map(p => [p, new Set([p])]))
+  const join = (p: string, q: string) => {
+    const all = new Set([...linked.get(p)!, ...linked.get(q)!])
+    for (const x of all) linked.set(x, all)
+  }
+  const dropRecords = (touched: string[]) => {
+    const paths = touched.flatMap(p => [...linked.get(p) ?? [p]])
     for (const [k, rec] of records) if (rec.places.some(x => paths.includes(x))) records.delete(k)
   }
   /** p, and the names that earlier renames by other mounts (perhaps not yet applied on mount) may move it to. */
@@ -204,7 +223,9 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
     const t0 = Date.now()
     const out = await runOp(mp, op, p, q, rand, tag)
     ops++
-    opLog.push(`step ${step} ${new Date(t0).toISOString()} ${names[i]!} ${op} ${p}${op === 'rename' ? ` -> ${q}` : ''} ${tag}${out.error ? ` failed ${out.error}` : ''}${out.expected ? ` -> ${out.expected.length} bytes ${sha(out.expected).slice(0, 12)}` : ''}`)
+    opLog.push(`step ${step} ${new Date(t0).toISOString()} ${names[i]!} ${op} ${p}${TWO_PATHS.has(op) ? ` -> ${q}` : ''} ${tag}${out.error ? ` failed ${out.error}` : ''}${out.expected ? ` -> ${out.expected.length} bytes ${sha(out.expected).slice(0, 12)}` : ''}`)
+    // Even a failed link may have linked (a remote change raced it): one file from now on.
+    if (op === 'link' || (op === 'rename' && !out.error)) join(p, q)
     if (invalidate) dropRecords(out.touched)
     if (op === 'rename' && !out.error) renames.push({ mount: i, from: p, to: q })
     if (out.error) {
@@ -212,7 +233,7 @@ t.test('random ops, disconnects and restarts converge and lose nothing', async t
       // Files come and go under concurrent ops, directories never do: a write
       // or create that finds no directory is a bug.
       const expected = op === 'write' || op === 'create' ? ['EEXIST'] : ['ENOENT', 'EEXIST']
-      if (!expected.includes(out.error)) unexpected.push(`step ${step}: ${names[i]!} ${op} ${p}${op === 'rename' ? ` -> ${q}` : ''}: ${out.error}`)
+      if (!expected.includes(out.error)) unexpected.push(`step ${step}: ${names[i]!} ${op} ${p}${TWO_PATHS.has(op) ? ` -> ${q}` : ''}: ${out.error}`)
       return
     }
     if (!out.expected) return

@@ -157,3 +157,45 @@ t.test('a file whose journaled writes a power loss took is sent whole at startup
     t.same(journal.resends(), [], 'and it is not sent again')
   })
 })
+
+// A conflict copy is on disk in full before it is journaled: a crash halfway
+// through journaling it must not leave the others with its first part (the
+// convergence harness saw an empty copy on B and C, and 5657 bytes on A).
+t.test('a file sent whole that a crash cut short is sent whole again, not as the part journaled', async t => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-whole-'))
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
+  const files = path.join(dir, 'files')
+  await fsp.mkdir(files)
+  const jdir = path.join(dir, 'journal')
+  const opts = { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 }
+  const data = content(300_000, 3)
+  await fsp.writeFile(path.join(files, 'copy.bin'), data)
+  {
+    const journal = new LevelJournal(jdir, 'docs', ENTRY_BYTES)
+    await journal.open()
+    const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), opts)
+    let firstIn!: () => void
+    const firstJournaled = new Promise<void>(resolve => { firstIn = resolve })
+    async function * cutShort (): AsyncIterable<Op[]> {
+      yield [{ create: { mode: 0o644 } }, { write: { offset: 0, data: data.subarray(0, 100_000) } }]
+      firstIn()
+      await new Promise(() => {}) // the process dies here
+    }
+    void rec.recordWhole('/copy.bin', cutShort())
+    await firstJournaled
+    await journal.close() // what a crash leaves: the head and two ops, never closed
+  }
+  const journal = new LevelJournal(jdir, 'docs', ENTRY_BYTES)
+  await journal.open()
+  t.teardown(() => journal.close())
+  t.same(await outbox(journal), [], 'the part journaled is not sent')
+  t.same(journal.resends(), ['/copy.bin'], 'the file is to be sent whole again')
+  const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), opts)
+  const result = await reconcile(journal, rec, files, logger('test'))
+  t.equal(result.changed, 1, 'reconciliation sent it')
+  const txs = await outbox(journal)
+  t.equal(txs.length, 1, 'in one transaction')
+  t.equal(kinds(txs[0]!.ops)[0], 'create', 'as a new file: the others never had it')
+  t.ok(replay(txs, Buffer.alloc(0)).equals(data), 'the others end with the whole file')
+  t.same(journal.resends(), [], 'and it is not sent again')
+})
