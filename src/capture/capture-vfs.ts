@@ -15,6 +15,7 @@ import type { RecordStore } from './record-store.js'
 import type { Journal } from '../journal/journal.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr } from '../fs/xattr.js'
+import { sameFile } from '../util/same-file.js'
 import { FsError, isErrno } from '../util/errors.js'
 import os from 'node:os'
 
@@ -258,6 +259,12 @@ export class CaptureVfs implements Vfs {
       this.moveHandles(from, to)
       return
     }
+    if (this.rw && this.sameFile(from, to)) {
+      // Two names of one file: rename(2) does nothing, so nothing is sent.
+      // Sent, it would remove the source name on mounts where the two names
+      // are different files (the link has not reached them, or never will).
+      return this.inner.rename(from, to)
+    }
     if (this.rw && this.rec.claimHeld(from)) {
       const target = await fsp.lstat(this.rw.real(to)).catch(() => undefined)
       if (target?.isFile()) {
@@ -280,6 +287,17 @@ export class CaptureVfs implements Vfs {
     }
     await this.changeNow(from, () => this.inner.rename(from, to), { rename: { to } }, [to])
     this.moveHandles(from, to)
+  }
+
+  /** Whether both names are there and are one file (synchronous, as exists()). */
+  private sameFile (a: string, b: string): boolean {
+    try {
+      const sa = fs.lstatSync(this.rw!.real(a), { throwIfNoEntry: false })
+      const sb = sa && fs.lstatSync(this.rw!.real(b), { throwIfNoEntry: false })
+      return sa !== undefined && sb !== undefined && sameFile(sa, sb)
+    } catch {
+      return false // unreadable: as a plain rename, for it to fail there
+    }
   }
 
   /**

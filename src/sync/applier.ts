@@ -13,6 +13,7 @@ import { isUserXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.
 import { mkfifo } from '../fs/mkfifo.js'
 import { logger } from '../util/log.js'
 import { setTimes } from '../util/set-times.js'
+import { sameFile } from '../util/same-file.js'
 
 const log = logger('apply')
 
@@ -188,9 +189,17 @@ export class Applier {
       await ignore(fsp.rmdir(real), 'ENOENT')
     } else if ('rename' in op && op.rename) {
       const to = await resolveInside(this.root, checkVolumePath(op.rename.to))
-      const sourceGone = !(await exists(real))
-      // A replay after a crash finds the rename done already.
-      if (!(sourceGone && await exists(to))) await fsp.rename(real, to)
+      const source = await fsp.lstat(real).catch(() => undefined)
+      const target = await fsp.lstat(to).catch(() => undefined)
+      if (source && target && sameFile(source, target)) {
+        // Two names of one file here (this mount linked them), not on the
+        // author's side: rename(2) would do nothing and leave the source
+        // name, which the author's rename removed.
+        await fsp.unlink(real)
+      } else if (source || !target) {
+        // (Without a source but with a target: a replay after a crash finds the rename done already.)
+        await fsp.rename(real, to)
+      }
       return op.rename.to
     } else if ('symlink' in op && op.symlink) {
       const target = op.symlink.target

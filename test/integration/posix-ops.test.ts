@@ -148,6 +148,11 @@ t.test('local filesystem semantics on A, replicated to B', async t => {
     await fsp.appendFile(a('orig.txt'), 'more\n')
     await settled(c, A)
     t.equal(await fsp.readFile(b('alias.txt'), 'utf8'), 'shared content\nwritten through the alias\nmore\n', 'B: a later write shows through the other name')
+    // rename(2) between two names of one file does nothing (POSIX): on A, and so on B.
+    await fsp.rename(a('orig.txt'), a('alias.txt'))
+    t.equal((await fsp.stat(a('orig.txt'))).ino, (await fsp.stat(a('alias.txt'))).ino, 'A: a rename between two links of one file leaves both names')
+    await settled(c, A)
+    t.equal((await fsp.stat(b('orig.txt'))).ino, (await fsp.stat(b('alias.txt'))).ino, 'B: both names are still there, one file')
     await fsp.unlink(a('orig.txt'))
     await settled(c, A)
     t.equal((await fsp.stat(b('alias.txt'))).nlink, 1, 'B: unlinking one name leaves the other with one link')

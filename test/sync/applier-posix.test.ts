@@ -102,6 +102,21 @@ t.test('a Create over a hard link replaces that name only', async t => {
   t.equal(fs.statSync(path.join(root, 'x')).nlink, 1, 'and is no longer linked to y')
 })
 
+// The author renamed a over b, two different files there; here the two are
+// one file (this mount linked them): rename(2) alone would do nothing.
+t.test('a rename between two names of one file here removes the source name', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root)
+  fs.writeFileSync(path.join(root, 'a'), 'one file')
+  fs.linkSync(path.join(root, 'a'), path.join(root, 'b'))
+  await applier.apply(tx('/a', [{ rename: { to: '/b' } }]))
+  t.notOk(fs.existsSync(path.join(root, 'a')), 'a is gone, as on the author')
+  t.equal(fs.readFileSync(path.join(root, 'b'), 'utf8'), 'one file', 'b has the file')
+  await applier.apply(tx('/a', [{ rename: { to: '/b' } }]))
+  t.equal(fs.readFileSync(path.join(root, 'b'), 'utf8'), 'one file', 'applied again (a replay after a crash): nothing changes')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
