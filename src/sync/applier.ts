@@ -100,6 +100,7 @@ export class Applier {
   async apply (tx: Transaction, prebuilt?: Prebuilt): Promise<ApplyResult> {
     validate(tx)
     await this.checkBaseExists(tx)
+    if (startsOver(tx)) await this.unlinkIfLinked(tx.path)
     let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
@@ -122,6 +123,21 @@ export class Applier {
     } finally {
       await closeFile()
     }
+  }
+
+  /**
+   * A file started over with its content (sent whole, or rewritten on an
+   * author where it had one name only) is the author's file at that name.
+   * Where the name is a hard link here (links made on this mount alone, or
+   * one that lost a race), written in place it would change the other names
+   * too, which the author's did not: the name is replaced instead, as a
+   * Create and a Rebuild replace it. A lone Truncate to 0 is the author
+   * emptying a file in place, links included.
+   */
+  private async unlinkIfLinked (volPath: string): Promise<void> {
+    const real = await resolveInside(this.root, volPath)
+    const st = await fsp.lstat(real).catch(() => undefined)
+    if (st?.isFile() && st.nlink > 1) await fsp.unlink(real)
   }
 
   /**
@@ -346,6 +362,12 @@ function checkRange (offset: number, length: number): void {
 
 async function ignore (p: Promise<unknown>, code: string): Promise<void> {
   try { await p } catch (err) { if (!isErrno(err, code)) throw err }
+}
+
+/** A Truncate to 0 followed by the file's content (TxRecorder.recordWhole, a held rewrite). */
+function startsOver (tx: Transaction): boolean {
+  const first = tx.ops[0]
+  return tx.ops.length > 1 && first !== undefined && 'truncate' in first && first.truncate !== undefined && first.truncate.size === 0
 }
 
 async function exists (real: string): Promise<boolean> {

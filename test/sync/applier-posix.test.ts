@@ -117,6 +117,24 @@ t.test('a rename between two names of one file here removes the source name', as
   t.equal(fs.readFileSync(path.join(root, 'b'), 'utf8'), 'one file', 'applied again (a replay after a crash): nothing changes')
 })
 
+// Links can differ between mounts (one made offline, one that lost a race):
+// a file sent whole replaces its name, as on its author, where the name
+// had no other.
+t.test('a file started over with its content replaces a hard-linked name; a lone truncate empties the file in place', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root)
+  fs.writeFileSync(path.join(root, 'x'), 'the linked file')
+  fs.linkSync(path.join(root, 'x'), path.join(root, 'y'))
+  await applier.apply(tx('/y', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('y whole') } }, { setAttr: { hasMode: true, mode: 0o600 } }]))
+  t.equal(fs.readFileSync(path.join(root, 'y'), 'utf8'), 'y whole', 'y is the file sent')
+  t.equal(fs.statSync(path.join(root, 'y')).mode & 0o777, 0o600, 'with its mode')
+  t.equal(fs.readFileSync(path.join(root, 'x'), 'utf8'), 'the linked file', 'x keeps its content')
+  fs.linkSync(path.join(root, 'x'), path.join(root, 'z'))
+  await applier.apply(tx('/z', [{ truncate: { size: 0 } }]))
+  t.equal(fs.readFileSync(path.join(root, 'x'), 'utf8'), '', 'a lone truncate to 0 empties every name of the file, as on its author')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
