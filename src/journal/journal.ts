@@ -108,6 +108,8 @@ export interface Journal {
   isPending (deviceSeq: number): Promise<boolean>
   /** Whether a transaction not yet acked hard-links a file to path (a link the other mounts do not have yet). */
   pendingLinkTo (path: string): Promise<boolean>
+  /** Whether a transaction not yet acked hard-links path to another name. */
+  pendingLinkFrom (path: string): Promise<boolean>
   /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */
   dropPending (deviceSeqs: number[]): Promise<PendingTx[]>
   /** Remembers a conflict, for `deltafs status`. */

@@ -805,7 +805,15 @@ export class LevelJournal implements Journal {
     return (await this.entry(deviceSeq)) !== undefined
   }
 
-  async pendingLinkTo (path: string): Promise<boolean> {
+  pendingLinkTo (path: string): Promise<boolean> {
+    return this.pendingLink((_from, to) => to === path)
+  }
+
+  pendingLinkFrom (path: string): Promise<boolean> {
+    return this.pendingLink(from => from === path)
+  }
+
+  private async pendingLink (match: (from: string, to: string) => boolean): Promise<boolean> {
     // Links are rare and not indexed: only entries that name other paths are read.
     for await (const value of this.db.values({ gte: keys.outboxPrefix, lt: 't"' })) {
       const e = parseEntry(value)
@@ -814,7 +822,7 @@ export class LevelJournal implements Journal {
         const raw = await this.db.get(keys.op(e.openId, (e.firstOp ?? 0) + i))
         if (raw === undefined || isRef(raw)) continue
         const op = OpCodec.decode(raw)
-        if ('link' in op && op.link?.to === path) return true
+        if ('link' in op && op.link && match(e.path, op.link.to)) return true
       }
     }
     return false

@@ -101,7 +101,7 @@ export class Mount {
 
     try {
       // Long transactions split into parts that still fit zstd-codec's heap (MAX_ZSTD_RAW_BYTES).
-      this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume, 3 << 20)
+      const journal = this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume, 3 << 20)
       await this.journal.open()
       await redoPending(this.journal, filesDir, log)
       const codec = new TxCodec(await loadZstd(), this.opts.key)
@@ -146,6 +146,7 @@ export class Mount {
           tempPath: () => records.tempPath(),
           onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
           onReplaced: p => vfs.reopenHandles(p),
+          linksPendingFrom: p => journal.pendingLinkFrom(p),
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),

@@ -57,6 +57,8 @@ export interface ApplierOptions {
   onRefresh: (path: string) => Promise<void>
   /** path is a new file now (a Rebuild renamed it into place): descriptors open on the old one must follow. */
   onReplaced?: (path: string) => Promise<void>
+  /** Whether this mount has hard-linked path to another name and not sent it yet. */
+  linksPendingFrom?: (path: string) => Promise<boolean>
 }
 
 export class Applier {
@@ -132,12 +134,16 @@ export class Applier {
    * one that lost a race), written in place it would change the other names
    * too, which the author's did not: the name is replaced instead, as a
    * Create and a Rebuild replace it. A lone Truncate to 0 is the author
-   * emptying a file in place, links included.
+   * emptying a file in place, links included. So is a link from this name
+   * that this mount made and has not sent: the others apply it after this
+   * change, so there the other name ends with this content too.
    */
   private async unlinkIfLinked (volPath: string): Promise<void> {
     const real = await resolveInside(this.root, volPath)
     const st = await fsp.lstat(real).catch(() => undefined)
-    if (st?.isFile() && st.nlink > 1) await fsp.unlink(real)
+    if (!st?.isFile() || st.nlink < 2) return
+    if (await this.opts?.linksPendingFrom?.(volPath)) return
+    await fsp.unlink(real)
   }
 
   /**

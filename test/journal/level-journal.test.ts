@@ -461,3 +461,15 @@ t.test('transactions closed together are committed together, in order', async t 
   const again = await openJournal(t, dir)
   t.same((await again.readOutbox(0, 20)).map(p => p.deviceSeq), seqs, 'and after a reopen')
 })
+
+t.test('an unsent hard link is found from either of its names, until it is acked', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  await j.appendTx('/x', [write(0, 'x')], { mtimeNs: 1n, size: 1 })
+  await j.appendTx('/x', [{ link: { to: '/y' } }], { mtimeNs: 1n, size: 1 })
+  t.equal(await j.pendingLinkFrom('/x'), true, 'from its source')
+  t.equal(await j.pendingLinkTo('/y'), true, 'to its new name')
+  t.equal(await j.pendingLinkFrom('/y'), false, 'not from its new name')
+  t.equal(await j.pendingLinkTo('/x'), false, 'nor to its source')
+  for (const p of await j.readOutbox(0, 10)) await j.ack(p, p.deviceSeq)
+  t.equal(await j.pendingLinkFrom('/x'), false, 'acked: the others have it')
+})

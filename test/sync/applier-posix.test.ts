@@ -135,6 +135,21 @@ t.test('a file started over with its content replaces a hard-linked name; a lone
   t.equal(fs.readFileSync(path.join(root, 'x'), 'utf8'), '', 'a lone truncate to 0 empties every name of the file, as on its author')
 })
 
+// This mount linked v to w and has not sent it: the others apply the link
+// after this change, so w ends with the new content there too.
+t.test('a file started over is written through a hard link this mount made from it and has not sent', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const asked: string[] = []
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, 'tmp'), onRefresh: async () => {}, linksPendingFrom: async p => { asked.push(p); return p === '/v' } })
+  fs.writeFileSync(path.join(root, 'v'), 'old')
+  fs.linkSync(path.join(root, 'v'), path.join(root, 'w'))
+  await applier.apply(tx('/v', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('new v') } }]))
+  t.same(asked, ['/v'], 'the mount was asked about its unsent links')
+  t.equal(fs.readFileSync(path.join(root, 'w'), 'utf8'), 'new v', 'w, linked here and soon everywhere, has the new content')
+  t.equal(fs.statSync(path.join(root, 'v')).nlink, 2, 'v and w are still one file')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
