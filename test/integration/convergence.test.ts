@@ -57,8 +57,8 @@ const DIRS = ['d0', 'd1', 'd1/e']
 // Hard links only with DELTAFS_CONVERGENCE_LINKS=1: file identity on the
 // wire is the path, so which names share a file is not replicated as such,
 // and a link or rename racing other changes to the same names can leave
-// mounts with different links, and then different content (1 of the last
-// 10 runs of 300 steps). The races of this kind found so far are fixed
+// mounts with different links, and then different content (1 of 4 runs of
+// 300 steps when this was written). The races of this kind found so far are fixed
 // (tests in applier-posix and posix-ops); the rest needs links replicated
 // by file identity.
 const LINKS = process.env.DELTAFS_CONVERGENCE_LINKS === '1'
