@@ -19,15 +19,23 @@ import { crashLeaving, withBoot } from '../helpers/journal-crash.js'
 /** Per outbox entry, as the mount opens its journal (fits zstd-codec's heap). */
 const ENTRY_BYTES = 3 << 20
 
-async function setup (t: Test): Promise<{ files: string; journal: LevelJournal; rec: TxRecorder }> {
+const REC_OPTS = { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 }
+
+/** A temp dir with the backing files' directory made, and where the journal goes; removed at teardown. */
+async function dirs (t: Test): Promise<{ files: string; jdir: string }> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-whole-'))
   t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
   const files = path.join(dir, 'files')
   await fsp.mkdir(files)
-  const journal = new LevelJournal(path.join(dir, 'journal'), 'docs', ENTRY_BYTES)
+  return { files, jdir: path.join(dir, 'journal') }
+}
+
+async function setup (t: Test): Promise<{ files: string; journal: LevelJournal; rec: TxRecorder }> {
+  const { files, jdir } = await dirs(t)
+  const journal = new LevelJournal(jdir, 'docs', ENTRY_BYTES)
   await journal.open()
   t.teardown(() => journal.close())
-  const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 })
+  const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), REC_OPTS)
   return { files, journal, rec }
 }
 
@@ -121,12 +129,7 @@ t.test('writes captured but not yet closed go ahead of the answer, not inside it
 })
 
 t.test('a file whose journaled writes a power loss took is sent whole at startup, ahead of nothing it must follow', async t => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-whole-'))
-  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
-  const files = path.join(dir, 'files')
-  await fsp.mkdir(files)
-  const jdir = path.join(dir, 'journal')
-  const opts = { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 }
+  const { files, jdir } = await dirs(t)
   const old = content(100_000, 1)
   const now = Buffer.from(old)
   await withBoot('boot-1', async () => {
@@ -148,7 +151,7 @@ t.test('a file whose journaled writes a power loss took is sent whole at startup
     await journal.open()
     t.teardown(() => journal.close())
     t.same(journal.resends(), ['/f'], 'the file is to be resent')
-    const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), opts)
+    const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), REC_OPTS)
     const result = await reconcile(journal, rec, files, logger('test'))
     t.equal(result.changed, 1, 'reconciliation sent it, although a change of it is still pending')
     const txs = await outbox(journal)
@@ -162,18 +165,13 @@ t.test('a file whose journaled writes a power loss took is sent whole at startup
 // through journaling it must not leave the others with its first part (the
 // convergence harness saw an empty copy on B and C, and 5657 bytes on A).
 t.test('a file sent whole that a crash cut short is sent whole again, not as the part journaled', async t => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-whole-'))
-  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }))
-  const files = path.join(dir, 'files')
-  await fsp.mkdir(files)
-  const jdir = path.join(dir, 'journal')
-  const opts = { quietMs: 200, maxTxBytes: 1 << 20, freshGraceMs: 100, maxHeldFreshBytes: 128 << 20 }
+  const { files, jdir } = await dirs(t)
   const data = content(300_000, 3)
   await fsp.writeFile(path.join(files, 'copy.bin'), data)
   {
     const journal = new LevelJournal(jdir, 'docs', ENTRY_BYTES)
     await journal.open()
-    const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), opts)
+    const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), REC_OPTS)
     let firstIn!: () => void
     const firstJournaled = new Promise<void>(resolve => { firstIn = resolve })
     async function * cutShort (): AsyncIterable<Op[]> {
@@ -190,7 +188,7 @@ t.test('a file sent whole that a crash cut short is sent whole again, not as the
   t.teardown(() => journal.close())
   t.same(await outbox(journal), [], 'the part journaled is not sent')
   t.same(journal.resends(), ['/copy.bin'], 'the file is to be sent whole again')
-  const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), opts)
+  const rec = new TxRecorder(journal, p => path.join(files, p), newCaptureStats(), REC_OPTS)
   const result = await reconcile(journal, rec, files, logger('test'))
   t.equal(result.changed, 1, 'reconciliation sent it')
   const txs = await outbox(journal)
