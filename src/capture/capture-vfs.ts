@@ -293,7 +293,8 @@ export class CaptureVfs implements Vfs {
   private sameFile (a: string, b: string): boolean {
     try {
       const sa = fs.lstatSync(this.rw!.real(a), { throwIfNoEntry: false })
-      const sb = sa && fs.lstatSync(this.rw!.real(b), { throwIfNoEntry: false })
+      // A file with one name (nearly every rename) needs no second lstat.
+      const sb = sa && sa.nlink > 1 ? fs.lstatSync(this.rw!.real(b), { throwIfNoEntry: false }) : undefined
       return sa !== undefined && sb !== undefined && sameFile(sa, sb)
     } catch {
       return false // unreadable: as a plain rename, for it to fail there
