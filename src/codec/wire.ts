@@ -51,6 +51,9 @@ export interface Transaction {
   mtimeNs: bigint
   sourceFileId?: string
   sourceBaseVersion?: number
+  /** Of a transaction split into parts (LevelJournal.closeTx): this part's number from 1, and whether parts follow. */
+  part?: number
+  moreParts?: boolean
 }
 
 export enum PayloadCodec { UNSPECIFIED = 0, NONE = 1, ZSTD = 2 }

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { Level } from 'level'
 import { type Op, OpCodec, type Transaction } from '../codec/wire.js'
 import type { AppliedUpdate, ConflictEntry, CounterName, EntryKind, FileRecord, Journal, PendingTx } from './journal.js'
-import { type FileFacts, recordChanges, renamesOf } from './records.js'
+import { type FileFacts, movedPath, recordChanges, renamesOf } from './records.js'
 import { isConflictChecked, subjectOf } from '../sync/conflict-policy.js'
 import { keys, readU64, u64 } from './keys.js'
 import { type PayloadRef, PayloadStore, SEGMENT_BYTES } from './payload-store.js'
@@ -27,6 +27,8 @@ interface OutboxEntry {
   subject?: string; checked?: boolean
   /** Its ops name other paths (rename or link targets). */
   targets?: boolean
+  /** Of a transaction split into parts: this part's number from 1, and whether parts follow (Transaction.part). */
+  part?: number; moreParts?: true
 }
 /** An op's journaled value, and the payload segment it refers to, if any. */
 interface Encoded { value: Uint8Array; bytes: number; segment?: number }
@@ -553,7 +555,6 @@ export class LevelJournal implements Journal {
       entries++
       // Captured writes: checked unless they went to something other than a regular file.
       const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file' }
-      batch.push({ type: 'put', key: keys.outbox(deviceSeq), value: json(entry) })
       added.push([deviceSeq, entry])
       this.index(deviceSeq, entry)
       this.counts.txClosed++
@@ -563,6 +564,13 @@ export class LevelJournal implements Journal {
       while (first < opCount && !there(first)) first++
       if (n === 0) break
     }
+    added.forEach(([seq, entry], i) => {
+      if (added.length > 1) {
+        entry.part = i + 1
+        if (i < added.length - 1) entry.moreParts = true
+      }
+      batch.push({ type: 'put', key: keys.outbox(seq), value: json(entry) })
+    })
     batch.push(
       { type: 'put', key: keys.deviceSeq, value: u64(this.deviceSeq) },
       { type: 'put', key: keys.counter('txClosed'), value: u64(this.counts.txClosed) },
@@ -746,6 +754,7 @@ export class LevelJournal implements Journal {
         path: e.path,
         ops,
         mtimeNs: e.mtimeNs,
+        ...(e.part ? { part: e.part, moreParts: e.moreParts === true } : {}),
       }
       const source = subject !== e.path ? e.path : undefined
       if (source) tx.sourceBaseVersion = this.seenUpTo(record(first + e.opCount + 1)?.version ?? 0)
@@ -866,11 +875,7 @@ export class LevelJournal implements Journal {
     const reindex: Array<[number, OutboxEntry, OutboxEntry]> = []
     if (renames.length === 0 || this.pendingTx === 0) return reindex
     const moved = (p: string): string | undefined => {
-      let at = p
-      for (const [from, to] of renames) {
-        if (at === from) at = to
-        else if (at.startsWith(from + '/')) at = to + at.slice(from.length)
-      }
+      const at = movedPath(p, renames)
       return at === p ? undefined : at
     }
     for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {

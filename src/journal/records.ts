@@ -14,6 +14,16 @@ export function kindOf (st: { isFile (): boolean; isDirectory (): boolean; isSym
 }
 
 /** The renames a transaction makes, in order, so child records can follow their directory. */
+/** Every path a transaction names: its own, and where its renames and links lead. */
+export function pathsOf (tx: Transaction): string[] {
+  const paths = new Set([tx.path])
+  for (const op of tx.ops) {
+    if ('rename' in op && op.rename) paths.add(op.rename.to)
+    if ('link' in op && op.link) paths.add(op.link.to)
+  }
+  return [...paths]
+}
+
 export function renamesOf (tx: Transaction): Array<[string, string]> {
   const out: Array<[string, string]> = []
   let subject = tx.path
@@ -35,8 +45,23 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
       gone = true
     }
   }
-  changes.set(subject, gone ? tombstone(seq) : { version: seq, size: facts.size, mtimeNs: nsToNumber(facts.mtimeNs), ...(facts.kind ? { kind: facts.kind } : {}) })
+  changes.set(subject, gone ? tombstone(seq) : recordOf(seq, facts))
   return changes
+}
+
+/** The record of a file as a change at seq left it. */
+export function recordOf (seq: number, facts: FileFacts): FileRecord {
+  return { version: seq, size: facts.size, mtimeNs: nsToNumber(facts.mtimeNs), ...(facts.kind ? { kind: facts.kind } : {}) }
+}
+
+/** Where renames, in order, move path (itself or a directory above it). */
+export function movedPath (path: string, renames: Array<[string, string]>): string {
+  let at = path
+  for (const [from, to] of renames) {
+    if (at === from) at = to
+    else if (at.startsWith(from + '/')) at = to + at.slice(from.length)
+  }
+  return at
 }
 
 function tombstone (seq: number): FileRecord {

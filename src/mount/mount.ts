@@ -12,6 +12,7 @@ import { TxRecorder } from '../capture/tx-recorder.js'
 import { LevelJournal } from '../journal/level-journal.js'
 import { TxCodec } from '../codec/codec.js'
 import { loadZstd } from '../codec/zstd.js'
+import { PartStages } from '../sync/part-stages.js'
 import { Applier } from '../sync/applier.js'
 import { SyncClient } from '../sync/sync-client.js'
 import { newSyncStats } from '../sync/sync-stats.js'
@@ -108,6 +109,8 @@ export class Mount {
       const passthrough = new Passthrough(filesDir)
       const records = new RecordStore(path.join(volumeDir, 'records'), { ...DEFAULT_RECORD_BUDGET, ...this.opts.recordBudget }, r => recorder.evicted(r))
       await records.open()
+      const stages = new PartStages(path.join(volumeDir, 'staging'))
+      await stages.open()
       const recorder = this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
         quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 100, maxHeldFreshBytes: 128 << 20,
       }, records)
@@ -147,6 +150,7 @@ export class Mount {
           onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
           onReplaced: p => vfs.reopenHandles(p),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
+          stages,
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),
         fileIds: new FileIds(volume, this.opts.key),

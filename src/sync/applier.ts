@@ -9,11 +9,13 @@ import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
 import { type FileFacts, kindOf } from '../journal/records.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
-import { isUserXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
+import { getXattr, isUserXattr, listXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
 import { mkfifo } from '../fs/mkfifo.js'
 import { logger } from '../util/log.js'
 import { setTimes } from '../util/set-times.js'
 import { sameFile } from '../util/same-file.js'
+import { pathsOf } from '../journal/records.js'
+import type { PartStages, Stage } from './part-stages.js'
 
 const log = logger('apply')
 
@@ -38,7 +40,24 @@ export class BaseMismatch extends DeltafsError {
   }
 }
 
-export interface ApplyResult { path: string; facts: FileFacts; bytes: number }
+export interface ApplyResult {
+  path: string; facts: FileFacts; bytes: number
+  /** The transaction went into a stage: the file here has not changed yet, and neither does its record. */
+  staged?: true
+  /** Staged files this transaction put in place first, with the volume seq of the last part each holds. */
+  flushed?: Array<{ path: string; seq: number; facts: FileFacts }>
+}
+
+/** What a part of a split transaction does with the stages (PartStages). */
+interface StagePlan {
+  /** Stages the transaction touches and does not continue: they go in place before it applies. */
+  flush: Stage[]
+  step?: 'start' | 'extend' | 'finish'
+  stage?: Stage
+}
+
+/** Ops that can be applied to a staged file as to the file itself. */
+const STAGEABLE = new Set(['create', 'write', 'truncate', 'setAttr', 'setXattr', 'removeXattr'])
 
 /** A transaction's leading Rebuild, built ahead of its apply from the file as it was then (Applier.prebuild). */
 export interface Prebuilt { op: RebuildOp; tmp: string; base: BigIntStats }
@@ -59,6 +78,8 @@ export interface ApplierOptions {
   onReplaced?: (path: string) => Promise<void>
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
+  /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
+  stages?: PartStages
 }
 
 export class Applier {
@@ -99,8 +120,123 @@ export class Applier {
     if (prebuilt) await fsp.rm(prebuilt.tmp, { force: true })
   }
 
-  async apply (tx: Transaction, prebuilt?: Prebuilt): Promise<ApplyResult> {
+  /**
+   * Applies tx, the volume's change seq. A part of a file sent whole goes
+   * into its stage instead, and the last part puts the stage in place.
+   */
+  async apply (tx: Transaction, prebuilt?: Prebuilt, seq = 0): Promise<ApplyResult> {
     validate(tx)
+    const plan = await this.stagePlan(tx)
+    const flushed: NonNullable<ApplyResult['flushed']> = []
+    for (const stage of plan.flush) {
+      const done = await this.putInPlace(stage, 'another change of it came first')
+      if (done) flushed.push(done)
+    }
+    const result = plan.step ? await this.applyStaged(tx, plan, seq) : await this.applyInPlace(tx, prebuilt)
+    return flushed.length > 0 ? { ...result, flushed } : result
+  }
+
+  /**
+   * Whether tx continues a file staged here: the conflict check then knows
+   * that the file it leaves is whole, not a delta of one this mount lacks.
+   */
+  continuesStage (tx: Transaction): boolean {
+    const stage = this.opts?.stages?.get(tx.path)
+    return stage !== undefined && (tx.part ?? 0) > 1 && this.sameSplit(stage, tx) && tx.part! <= stage.part + 1
+  }
+
+  private sameSplit (stage: Stage, tx: Transaction): boolean {
+    return stage.deviceId === tx.txId.deviceId && stage.deviceSeq - stage.part === tx.txId.deviceSeq - (tx.part ?? 0)
+  }
+
+  /**
+   * A first part that starts the file over (a Create, or a truncation to 0)
+   * starts a stage; the parts after it extend it, the last puts it in place.
+   * Anything else that touches a staged file (another device's change that
+   * came first, a rename of its directory) puts it in place as it is first:
+   * what the parts so far would have made of it in place, so every mount
+   * still applies the same changes to the same file.
+   */
+  private async stagePlan (tx: Transaction): Promise<StagePlan> {
+    const stages = this.opts?.stages
+    if (!stages) return { flush: [] }
+    const touched = stages.size > 0 ? stages.within(pathsOf(tx)) : []
+    const part = tx.part ?? 0
+    if (part === 0 || !tx.ops.every(op => STAGEABLE.has(opKind(op)))) return { flush: touched }
+    const current = stages.get(tx.path)
+    const same = current !== undefined && this.sameSplit(current, tx)
+    if (same && part > 1 && part <= current.part + 1) {
+      return { flush: touched.filter(s => s !== current), step: tx.moreParts === true ? 'extend' : 'finish', stage: current }
+    }
+    if (part === 1 && tx.moreParts === true && await this.startsWhole(tx)) {
+      // Part 1 again (a crash before its apply was recorded) starts its stage over.
+      return { flush: touched.filter(s => !(same && s === current)), step: 'start' }
+    }
+    return { flush: touched }
+  }
+
+  /** Whether tx's content replaces the file's, so that it can be built aside and renamed over it. */
+  private async startsWhole (tx: Transaction): Promise<boolean> {
+    const first = tx.ops.find(op => !('setAttr' in op && op.setAttr))
+    if (first === undefined) return false
+    if ('create' in first && first.create) return true
+    if (!('truncate' in first && first.truncate && first.truncate.size === 0)) return false
+    // Written through the inode on purpose (unlinkIfLinked): not replaced by a new one.
+    const real = await resolveInside(this.root, tx.path)
+    const st = await fsp.lstat(real).catch(() => undefined)
+    return !(st?.isFile() && st.nlink > 1 && await this.opts?.linksPendingFrom?.(tx.path))
+  }
+
+  private async applyStaged (tx: Transaction, plan: StagePlan, seq: number): Promise<ApplyResult> {
+    const stages = this.opts!.stages!
+    const real = await resolveInside(this.root, tx.path)
+    const from = { deviceId: tx.txId.deviceId, deviceSeq: tx.txId.deviceSeq, part: tx.part!, seq }
+    const stage = plan.step === 'start' ? await stages.begin(tx.path, from) : { ...plan.stage!, ...from }
+    if (plan.step === 'start') await startAs(stage.file, real)
+    let bytes = 0
+    let fh: fsp.FileHandle | undefined
+    try {
+      for (const op of tx.ops) {
+        if ('write' in op && op.write) {
+          fh ??= await fsp.open(stage.file, WRITE_FLAGS, 0o644)
+          await fh.write(op.write.data, 0, op.write.data.length, op.write.offset)
+          bytes += op.write.data.length
+          continue
+        }
+        await fh?.close()
+        fh = undefined
+        await this.applyOther(tx.path, op, undefined, stage.file)
+      }
+    } finally {
+      await fh?.close()
+    }
+    if (tx.mtimeNs > 0n) setTimes(stage.file, 'omit', tx.mtimeNs)
+    if (plan.step !== 'finish') {
+      await stages.note(stage)
+      return { path: tx.path, facts: { size: -1, mtimeNs: 0n }, bytes, staged: true }
+    }
+    const done = await this.putInPlace(stage)
+    if (!done) throw new DeltafsError('APPLY', `the file staged for ${JSON.stringify(tx.path)} could not be put in place`)
+    return { path: tx.path, facts: done.facts, bytes }
+  }
+
+  /** Renames a stage over its file; undefined when it cannot go there (its directory is gone, say): it is dropped. */
+  private async putInPlace (stage: Stage, why?: string): Promise<{ path: string; seq: number; facts: FileFacts } | undefined> {
+    const stages = this.opts!.stages!
+    try {
+      await fsp.rename(stage.file, await resolveInside(this.root, stage.path))
+    } catch (err) {
+      log.warn({ path: stage.path, err: (err as Error).message }, 'a file received in parts could not be put in place: dropped')
+      await stages.forget(stage.path)
+      return undefined
+    }
+    await stages.forget(stage.path)
+    if (why) log.info({ path: stage.path, parts: stage.part, why }, 'a file received in parts went in place before its last part')
+    await this.opts!.onReplaced?.(stage.path)
+    return { path: stage.path, seq: stage.seq, facts: await this.finish(stage.path, 0n) }
+  }
+
+  private async applyInPlace (tx: Transaction, prebuilt?: Prebuilt): Promise<ApplyResult> {
     await this.checkBaseExists(tx)
     if (startsOver(tx)) await this.unlinkIfLinked(tx.path)
     let subject = tx.path
@@ -177,9 +313,9 @@ export class Applier {
     throw new BaseMismatch(tx.path, `change of ${JSON.stringify(tx.path)} from its old bytes, which this mount does not have`)
   }
 
-  /** Applies one non-Write op; returns the path later ops act on. */
-  private async applyOther (subject: string, op: Op, prebuilt?: Prebuilt): Promise<string> {
-    const real = await resolveInside(this.root, subject)
+  /** Applies one non-Write op, to at if given (a stage) or else to subject; returns the path later ops act on. */
+  private async applyOther (subject: string, op: Op, prebuilt?: Prebuilt, at?: string): Promise<string> {
+    const real = at ?? await resolveInside(this.root, subject)
     if ('create' in op && op.create) {
       // A Create says its author had no file at this name (CaptureVfs.create):
       // the content starts from nothing here too. A file found here is this
@@ -374,6 +510,27 @@ async function ignore (p: Promise<unknown>, code: string): Promise<void> {
 function startsOver (tx: Transaction): boolean {
   const first = tx.ops[0]
   return tx.ops.length > 1 && first !== undefined && 'truncate' in first && first.truncate !== undefined && first.truncate.size === 0
+}
+
+/**
+ * Starts a stage as the file it will replace: its mode, owner and extended
+ * attributes, which a truncation in place would have kept (a Create sets
+ * its own mode on the empty file).
+ */
+async function startAs (stageFile: string, real: string): Promise<void> {
+  const st = await fsp.lstat(real).catch(() => undefined)
+  const fh = await fsp.open(stageFile, WRITE_FLAGS | O_TRUNC, 0o644)
+  try {
+    if (!st?.isFile()) return
+    await fh.chmod(st.mode & MODE_MASK)
+    await fh.chown(st.uid, st.gid).catch(err => { if (!isErrno(err, 'EPERM')) throw err })
+  } finally {
+    await fh.close()
+  }
+  if (!st?.isFile()) return
+  for (const name of (await listXattr(real).catch(() => [])).filter(isUserXattr)) {
+    await setXattr(stageFile, name, await getXattr(real, name))
+  }
 }
 
 async function exists (real: string): Promise<boolean> {

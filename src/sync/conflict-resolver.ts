@@ -93,15 +93,16 @@ export class ConflictResolver {
    * ordered it): keep the local version as a conflict copy unless both
    * reached the same content.
    */
-  async beforeApply (tx: Transaction, seq: number): Promise<void> {
-    await this.checkConflict(tx, seq)
+  async beforeApply (tx: Transaction, seq: number, hints: { whole?: boolean } = {}): Promise<void> {
+    await this.checkConflict(tx, seq, hints.whole === true)
     // A local change of a file that a remote rename moves is no conflict: it
     // follows the file to its new name (the journal moves it when it records
     // the apply). Writes still being captured there must be in the outbox by then.
     for (const [from] of renamesOf(tx)) await this.opts.local.closeAll([from])
   }
 
-  private async checkConflict (tx: Transaction, seq: number): Promise<void> {
+  /** whole: tx completes a file whose earlier parts carry its whole content (Applier.continuesStage). */
+  private async checkConflict (tx: Transaction, seq: number, whole: boolean): Promise<void> {
     if (!tx.fileId) return
     const { journal, local } = this.opts
     const subject = subjectOf(tx.path, tx.ops)
@@ -119,7 +120,7 @@ export class ConflictResolver {
     // first, each of which starts the file over when applied) needs nothing
     // more; any other change is a delta of a version this mount no longer
     // has once its own is kept: its author sends the file whole.
-    const heal = !startsFromNothing(tx) && !tx.ops.some(op => 'unlink' in op && op.unlink)
+    const heal = !whole && !startsFromNothing(tx) && !tx.ops.some(op => 'unlink' in op && op.unlink)
     await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal)
   }
 

@@ -7,10 +7,10 @@ import * as grpc from '@grpc/grpc-js'
 import type { Ack, Delivery, Transaction } from '../codec/wire.js'
 import { AckStatus } from '../codec/wire.js'
 import type { Codec } from '../codec/codec.js'
-import type { Journal, PendingTx } from '../journal/journal.js'
-import { recordChanges, renamesOf } from '../journal/records.js'
+import type { FileRecord, Journal, PendingTx } from '../journal/journal.js'
+import { movedPath, pathsOf, recordChanges, recordOf, renamesOf } from '../journal/records.js'
 import { SyncStub, type StubOptions } from '../rpc/client.js'
-import { type Applier, BaseMismatch, type Prebuilt } from './applier.js'
+import { type Applier, type ApplyResult, BaseMismatch, type Prebuilt } from './applier.js'
 import type { ConflictResolver } from './conflict-resolver.js'
 import type { FileIds } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
@@ -67,14 +67,18 @@ export interface SyncClientOptions {
   gate?: RwGate
 }
 
-/** Every path a transaction names: its own, and where its renames and links lead. */
-function pathsOf (tx: Transaction): string[] {
-  const paths = new Set([tx.path])
-  for (const op of tx.ops) {
-    if ('rename' in op && op.rename) paths.add(op.rename.to)
-    if ('link' in op && op.link) paths.add(op.link.to)
-  }
-  return [...paths]
+/**
+ * The records an apply leaves: none for a part that went into a stage (the
+ * file here is still the old one, and a change made to it meanwhile is
+ * based on that); files put in place early get the last part they hold, at
+ * the path the transaction's renames move them to, unless it changes them itself.
+ */
+function appliedRecords (tx: Transaction, seq: number, result: ApplyResult): Map<string, FileRecord | null> {
+  const records = new Map<string, FileRecord | null>()
+  const renames = renamesOf(tx)
+  for (const f of result.flushed ?? []) records.set(movedPath(f.path, renames), recordOf(f.seq, f.facts))
+  if (!result.staged) for (const [p, rec] of recordChanges(tx, seq, result.facts)) records.set(p, rec)
+  return records
 }
 
 /** Ends a session so that the outbox is pushed again with fresh base versions. */
@@ -364,10 +368,10 @@ export class SyncClient {
       if (tx.volume !== volume) throw new DeltafsError('BAD_FRAME', `transaction is for volume "${tx.volume}"`)
       // Ahead of everything the transaction changes here, conflict settling included.
       await journal.beginApply(d.seq, pathsOf(tx))
-      await this.opts.conflicts?.beforeApply(tx, d.seq)
-      const result = await applier.apply(tx, ahead?.prebuilt)
+      await this.opts.conflicts?.beforeApply(tx, d.seq, { whole: applier.continuesStage(tx) })
+      const result = await applier.apply(tx, ahead?.prebuilt, d.seq)
       fault('apply.after-data')
-      const followed = await journal.recordApplied({ seq: d.seq, tx, records: recordChanges(tx, d.seq, result.facts) }, result.bytes)
+      const followed = await journal.recordApplied({ seq: d.seq, tx, records: appliedRecords(tx, d.seq, result) }, result.bytes)
       if (followed > 0) log.info({ seq: d.seq, renames: renamesOf(tx), transactions: followed }, 'a remote rename moved files with local changes on their way: they follow them')
       await this.opts.conflicts?.afterApply(tx, d.seq)
     } catch (err) {

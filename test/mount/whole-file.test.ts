@@ -115,6 +115,19 @@ t.test('a file larger than one entry goes in frame-sized parts, in order, the fi
   t.equal(kinds(pending[0]!.tx.ops)[0], 'truncate', 'the first part starts the file over')
   t.equal(kinds(pending.at(-1)!.tx.ops).at(-1), 'setAttr', 'the last sets its attributes')
   t.ok(replay(pending.map(p => p.tx), content(9_000_000, 8)).equals(data), 'together they leave exactly the file')
+  t.same(pending.map(p => [p.tx.part, p.tx.moreParts]), [[1, true], [2, true], [3, false]], 'numbered, all but the last saying more follow')
+  t.same(pending.map(p => p.tx.txId.deviceSeq - p.deviceSeq), [0, 0, 0], 'on consecutive device seqs')
+  t.same(pending.map(p => p.tx.txId.deviceSeq - p.tx.part!), Array(3).fill(pending[0]!.tx.txId.deviceSeq - 1), 'so a receiver can tell the parts of one transaction')
+})
+
+t.test('a transaction that fits one entry is not numbered', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'small.bin'), content(100_000, 4))
+  await journalWholeFile(rec, path.join(files, 'small.bin'), '/small.bin')
+  const [only, ...rest] = await outbox(journal)
+  t.equal(rest.length, 0, 'one transaction')
+  t.equal(only?.part, undefined, 'no part number')
+  t.equal(only?.moreParts, undefined, 'nothing follows')
 })
 
 t.test('writes captured but not yet closed go ahead of the answer, not inside it', async t => {
