@@ -70,6 +70,7 @@ export class Mount {
   private readonly syncStats = newSyncStats()
   private journal: LevelJournal | undefined
   private recorder: TxRecorder | undefined
+  private stages: PartStages | undefined
   private session: FuseSession | undefined
   private sync: SyncClient | undefined
   private control: ControlServer | undefined
@@ -109,7 +110,7 @@ export class Mount {
       const passthrough = new Passthrough(filesDir)
       const records = new RecordStore(path.join(volumeDir, 'records'), { ...DEFAULT_RECORD_BUDGET, ...this.opts.recordBudget }, r => recorder.evicted(r))
       await records.open()
-      const stages = new PartStages(path.join(volumeDir, 'staging'))
+      const stages = this.stages = new PartStages(path.join(volumeDir, 'staging'))
       await stages.open()
       const recorder = this.recorder = new TxRecorder(this.journal, p => passthrough.real(p), this.captureStats, {
         quietMs: this.opts.quietMs ?? 200, maxTxBytes: this.opts.maxTxBytes ?? (1 << 20), freshGraceMs: this.opts.freshGraceMs ?? 100, maxHeldFreshBytes: 128 << 20,
@@ -198,6 +199,7 @@ export class Mount {
       readOnly: this.syncStats.readOnly,
       pendingTx: pending.tx,
       heldRewrites: this.recorder?.heldCount() ?? 0,
+      stagedFiles: this.stages?.size ?? 0,
       pendingBytes: pending.bytes,
       lastPushedSeq: this.syncStats.lastPushedSeq,
       lastAppliedSeq: j?.applied() ?? 0,

@@ -49,6 +49,8 @@ function tx (ops: Op[], over: Partial<Transaction> = {}): Transaction {
     mtimeNs: 1_700_000_000_987_654_321n,
     sourceFileId: 'f-0',
     sourceBaseVersion: 2,
+    part: 2,
+    moreParts: true,
     ...over,
   }
 }
@@ -95,7 +97,7 @@ t.test('uint64 values past 2^32 keep their value', async t => {
 })
 
 t.test('small payloads stay raw, compressible ones use zstd', async t => {
-  const small = tx([{ unlink: {} }], { path: '/a' })
+  const small = tx([{ unlink: {} }], { path: '/a', part: 0, moreParts: false })
   const raw = TransactionCodec.encode(small)
   t.ok(raw.length < 64, `a tiny transaction encodes to under 64 bytes (${raw.length})`)
   const f1 = codec.seal(small)

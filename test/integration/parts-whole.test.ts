@@ -50,5 +50,6 @@ t.test('a file sent in parts appears on the others whole, never partly', async t
   }
   const st = await b!.status()
   t.equal(Number(st.txRefused ?? 0), 0, 'no transaction refused on B')
+  t.equal(st.stagedFiles, 0, 'no file left staged on B')
   await settleOrFail(t, [a!, b!])
 })
