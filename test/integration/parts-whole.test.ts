@@ -9,6 +9,7 @@ import path from 'node:path'
 import t from 'tap'
 import { Cluster } from '../helpers/cluster.js'
 import { settleOrFail } from '../helpers/settle.js'
+import { startMount, waitFor } from '../helpers/processes.js'
 
 const SIZE = 12_000_000
 
@@ -52,4 +53,30 @@ t.test('a file sent in parts appears on the others whole, never partly', async t
   t.equal(Number(st.txRefused ?? 0), 0, 'no transaction refused on B')
   t.equal(st.stagedFiles, 0, 'no file left staged on B')
   await settleOrFail(t, [a!, b!])
+})
+
+t.test('a receiver killed between the parts still has the old file, and completes it after its restart', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const data = randomBytes(SIZE)
+  await b!.stop()
+  fs.writeFileSync(path.join(a!.mountpoint, 'big.bin'), data)
+  await waitFor('A to push big.bin', async () => Number((await a!.status()).pendingTx) === 0 && Number((await a!.status()).heldRewrites) === 0, 30_000)
+  // Its parts are B's first applies: it dies once part 2 is in the files, before its cursor moves.
+  const armed = await startMount('vol', b!.mountpoint, b!.dataDir, c.node!.address, [], { DELTAFS_FAULTS: 'apply.after-data@2' })
+  c.mounts[1] = armed
+  await waitFor('B to die after part 2', () => armed.child.exitCode !== null || armed.child.signalCode !== null, 30_000)
+  await armed.kill()
+  const backing = path.join(b!.dataDir, 'vol', 'files', 'big.bin')
+  t.equal(fs.existsSync(backing), false, 'no half of big.bin in B\'s files')
+  t.equal(fs.readdirSync(path.join(b!.dataDir, 'vol', 'staging')).length, 2, 'its parts so far are staged (data and description)')
+  const again = c.mounts[1] = await startMount('vol', b!.mountpoint, b!.dataDir, c.node!.address)
+  const got = await waitFor('big.bin whole on B', async () => {
+    const bytes = await fsp.readFile(path.join(again.mountpoint, 'big.bin')).catch(() => undefined)
+    return bytes?.length === SIZE ? bytes : undefined
+  }, 30_000, 100)
+  t.ok(got.equals(data), 'B has A\'s bytes after its restart')
+  t.equal((await again.status()).stagedFiles, 0, 'nothing left staged')
+  t.same(fs.readdirSync(path.join(b!.dataDir, 'vol', 'staging')), [], 'the staging area is empty')
 })
