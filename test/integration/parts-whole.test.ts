@@ -2,14 +2,14 @@
 // there see no half of it: the file is missing (or old) until its last part
 // is applied, then whole. Found as a gap in issue 4's list: before staging,
 // B showed a new 12 MB file at 3 MiB, then 6, then 9.
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
 import { Cluster } from '../helpers/cluster.js'
 import { settleOrFail } from '../helpers/settle.js'
-import { startMount, waitFor } from '../helpers/processes.js'
+import { type MountHandle, startMount, waitFor } from '../helpers/processes.js'
 
 const SIZE = 12_000_000
 
@@ -79,4 +79,25 @@ t.test('a receiver killed between the parts still has the old file, and complete
   t.ok(got.equals(data), 'B has A\'s bytes after its restart')
   t.equal((await again.status()).stagedFiles, 0, 'nothing left staged')
   t.same(fs.readdirSync(path.join(b!.dataDir, 'vol', 'staging')), [], 'the staging area is empty')
+})
+
+t.test('two mounts that write the same large file offline keep both versions whole', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts as [MountHandle, MountHandle]
+  await c.node!.stop()
+  for (const m of [a, b]) await waitFor(`${m.mountpoint} to notice the node is gone`, async () => (await m.status()).connected === false, 15_000)
+  const va = randomBytes(SIZE)
+  const vb = randomBytes(SIZE - 1000)
+  fs.writeFileSync(path.join(a.mountpoint, 'big.bin'), va)
+  fs.writeFileSync(path.join(b.mountpoint, 'big.bin'), vb)
+  await c.startNode()
+  const tree = await settleOrFail(t, [a, b], 90_000)
+  if (!tree) return
+  const hash = (buf: Buffer): string => createHash('sha256').update(buf).digest('hex')
+  const copies = Object.keys(tree).filter(p => p.startsWith('big (conflict '))
+  t.equal(copies.length, 1, `one conflict copy: ${copies.join(', ')}`)
+  const versions = [tree['big.bin']?.sha256, tree[copies[0] ?? '']?.sha256].sort()
+  t.same(versions, [hash(va), hash(vb)].sort(), 'the name and the copy hold the two versions, each whole')
+  for (const m of [a, b]) t.equal((await m.status()).stagedFiles, 0, `nothing left staged on ${m.mountpoint}`)
 })
