@@ -146,11 +146,6 @@ export class CaptureVfs implements Vfs {
     return landed!
   }
 
-  async flush (p: string, fh: number): Promise<void> {
-    await this.rec.close(p)
-    await this.inner.flush(p, fh)
-  }
-
   async fsync (p: string, fh: number, datasync: boolean): Promise<void> {
     await this.rec.close(p)
     await this.rec.sync()

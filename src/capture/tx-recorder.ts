@@ -119,6 +119,13 @@ export class TxRecorder {
     return false
   }
 
+  /** Transactions still being captured, held rewrites aside: they reach the outbox at their release or quiet time. */
+  openCount (): number {
+    let n = 0
+    for (const tx of this.open.values()) if (!tx.held) n++
+    return n
+  }
+
   /** Rewrites still being held (and so not yet in the outbox). */
   heldCount (): number {
     let n = this.finishing

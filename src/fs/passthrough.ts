@@ -154,8 +154,6 @@ export class Passthrough implements Vfs {
     return done
   }
 
-  async flush (): Promise<void> {}
-
   async fsync (_p: string, fh: number, datasync: boolean): Promise<void> {
     return promisify(datasync ? fs.fdatasync : fs.fsync)(this.fd(fh))
   }

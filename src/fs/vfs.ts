@@ -47,8 +47,6 @@ export interface Vfs {
   read (path: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number>
   /** Writes buf; returns the byte count. buf may be reused once the promise settles. */
   write (path: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number>
-  /** Called on every close(2) of a descriptor. */
-  flush (path: string, fh: number): Promise<void>
   /** fsync/fdatasync of an open file. */
   fsync (path: string, fh: number, datasync: boolean): Promise<void>
   /** Last close of a handle. */

@@ -197,7 +197,11 @@ export class Mount {
       deviceId: j?.deviceId,
       connected: this.syncStats.connected,
       readOnly: this.syncStats.readOnly,
-      pendingTx: pending.tx,
+      // Not yet on the node: closed and unacked, or still being captured
+      // (a transaction closes at its file's release, which the kernel sends
+      // after close(2) has returned).
+      pendingTx: pending.tx + (this.recorder?.openCount() ?? 0),
+      openTx: this.recorder?.openCount() ?? 0,
       heldRewrites: this.recorder?.heldCount() ?? 0,
       stagedFiles: this.stages?.size ?? 0,
       pendingBytes: pending.bytes,
