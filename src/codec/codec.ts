@@ -1,7 +1,7 @@
 // Codec: a Transaction in, a Frame out, and back. Protobuf, then zstd when it
 // pays, then AES-256-GCM when the volume has a key. The header carries only
 // what the storage node needs: ids, versions, sizes, never names.
-import { type Frame, FrameCodec, type FrameHeader, PayloadCodec, type Transaction, TransactionCodec, encodePlainFrame } from './wire.js'
+import { type Frame, FrameCodec, type FrameHeader, PayloadCodec, type Transaction, TransactionCodec, encodePlainFrame, removesSubject } from './wire.js'
 import type { Compressor } from './zstd.js'
 import { zstdContentSize } from './zstd-frame.js'
 import { decryptPayload, encryptPayload } from './aead.js'
@@ -59,6 +59,7 @@ export class TxCodec implements Codec {
       volume: tx.volume, txId: tx.txId, fileId: tx.fileId, baseVersion: tx.baseVersion,
       codec, encrypted: this.key !== undefined, rawSize,
       ...(tx.sourceFileId ? { sourceFileId: tx.sourceFileId, sourceBaseVersion: tx.sourceBaseVersion ?? 0 } : {}),
+      removes: tx.fileId !== '' && removesSubject(tx.ops),
     }
   }
 

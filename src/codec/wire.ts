@@ -68,6 +68,8 @@ export interface FrameHeader {
   rawSize: number
   sourceFileId?: string
   sourceBaseVersion?: number
+  /** The transaction deletes the file at fileId's path (removesSubject). */
+  removes?: boolean
 }
 
 export interface Frame { header: FrameHeader; payload: Uint8Array }
@@ -220,6 +222,17 @@ export function decodeFrameHeader (bytes: Uint8Array): FrameHeader | undefined {
   } catch (err) {
     throw new DeltafsError('BAD_MESSAGE', `malformed Frame: ${(err as Error).message}`, { cause: err })
   }
+}
+
+/** Whether ops leave nothing at the path they end on (after their renames): an unlink or rmdir there. */
+export function removesSubject (ops: Op[]): boolean {
+  let gone = false
+  for (const op of ops) {
+    if ('rename' in op && op.rename) gone = false
+    else if (('unlink' in op && op.unlink) || ('rmdir' in op && op.rmdir)) gone = true
+    else if (opKind(op) !== 'setAttr') gone = false
+  }
+  return gone
 }
 
 /** The kind of an op, i.e. the name of the oneof member that is set. */

@@ -7,8 +7,9 @@ export type EntryKind = 'file' | 'dir' | 'symlink' | 'other'
 
 /**
  * What this mount knows of a path: the volume seq that last changed it. A
- * deleted or renamed-away path keeps a tombstone (gone), so a file made there
- * later is based on the deletion, as the node's conflict state is.
+ * deleted or renamed-away path has none (a file made there later is based
+ * on 0, a new file to the node); gone marks the tombstones that earlier
+ * versions kept, which still read as the deletion's version.
  */
 export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind; gone?: true }
 
@@ -30,7 +31,7 @@ export interface AppliedUpdate {
   seq: number
   /** The applied transaction: records under a path it renames, and pending transactions on it, follow it. */
   tx?: Transaction
-  /** Records to set (value, a tombstone for a path that went away) or drop (null) in the same batch as the cursor. */
+  /** Records to set (value) or drop (null: the path went away) in the same batch as the cursor. */
   records: Map<string, FileRecord | null>
 }
 
@@ -94,7 +95,7 @@ export interface Journal {
   passOwn (seq: number): Promise<void>
   /** The record of a file, if any. */
   record (path: string): Promise<FileRecord | undefined>
-  /** The version a change of path is based on: its record's, or its tombstone's, or 0. */
+  /** The version a change of path is based on: its record's (or an old tombstone's), or 0. */
   version (path: string): Promise<number>
   /** Every record, in path order. */
   records (): AsyncIterable<[string, FileRecord]>

@@ -1,5 +1,7 @@
 // How a transaction changes the file records: the record follows the file
-// through renames and leaves a tombstone where it went away from.
+// through renames and is dropped where it went away from. No tombstone is
+// kept: a file made there later is based on 0, which the node takes as a new
+// file where the last change deleted one (FrameHeader.removes).
 import type { Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
 import { nsToNumber } from '../util/times.js'
@@ -39,13 +41,13 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
   let gone = false
   for (const op of tx.ops) {
     if ('rename' in op && op.rename) {
-      changes.set(subject, tombstone(seq))
+      changes.set(subject, null)
       subject = op.rename.to
     } else if (('unlink' in op && op.unlink) || ('rmdir' in op && op.rmdir)) {
       gone = true
     }
   }
-  changes.set(subject, gone ? tombstone(seq) : recordOf(seq, facts))
+  changes.set(subject, gone ? null : recordOf(seq, facts))
   return changes
 }
 
@@ -64,6 +66,3 @@ export function movedPath (path: string, renames: Array<[string, string]>): stri
   return at
 }
 
-function tombstone (seq: number): FileRecord {
-  return { version: seq, size: -1, mtimeNs: 0, gone: true }
-}

@@ -36,21 +36,34 @@ const FILE_CACHE_ENTRIES = 100_000
  * change by a device other than d (o by od). A transaction from device X
  * with base B conflicts iff some device other than X changed the file after
  * B, i.e. iff (d != X ? s : o) > B. Two numbers suffice because X's own
- * changes never conflict with X.
+ * changes never conflict with X. g: the last change left no file there.
  */
-interface FileState { s: number; d: string; o: number; od: string }
+interface FileState { s: number; d: string; o: number; od: string; g?: 1 }
 
-/** Whether a transaction from `device` based on `base` conflicts; the other device's change if so. */
+/**
+ * Whether a transaction from `device` based on `base` conflicts; the other
+ * device's change if so. Base 0 says the device knows no file at the path:
+ * where the last change deleted it, that is no conflict but a new file
+ * (mounts keep no record of deleted paths).
+ */
 export function conflictOf (state: FileState | undefined, device: string, base: number): { seq: number; deviceId: string } | undefined {
-  if (!state) return undefined
+  if (!state || (state.g === 1 && base === 0)) return undefined
   const [seq, deviceId] = state.d !== device ? [state.s, state.d] : [state.o, state.od]
   return seq > base ? { seq, deviceId } : undefined
 }
 
-function advance (state: FileState | undefined, device: string, seq: number): FileState {
-  if (!state) return { s: seq, d: device, o: 0, od: '' }
-  if (state.d === device) return { ...state, s: seq }
-  return { s: seq, d: device, o: state.s, od: state.d }
+/**
+ * The state after a change at seq. A file made where the last change left
+ * none starts a history of its own: the deletion before it is no later
+ * change for the device's next transactions, which are still based on 0
+ * while the first is unacked.
+ */
+export function advance (state: FileState | undefined, device: string, seq: number, gone = false): FileState {
+  const next: FileState = !state || state.g === 1 ? { s: seq, d: device, o: 0, od: '' }
+    : state.d === device ? { s: seq, d: device, o: state.o, od: state.od }
+      : { s: seq, d: device, o: state.s, od: state.d }
+  if (gone) next.g = 1
+  return next
 }
 
 // Seqs are safe integers (< 2^53): two 32-bit halves, no BigInt per append.
@@ -274,9 +287,9 @@ export class LevelVolumeLog implements VolumeLog {
       const lookup = reqs.flatMap((req, i) => req.deviceSeq <= this.maxDeviceSeq.get(`${req.volume}!${req.deviceId}`)! ? [i] : [])
       const known: Array<Uint8Array | undefined> = new Array(reqs.length)
       if (lookup.length > 0) (await this.db.getMany(lookup.map(i => txKeys[i]!))).forEach((v, j) => { known[lookup[j]!] = v })
-      const checks = (req: AppendRequest): Array<[string, number]> => [
-        ...(req.fileId ? [[keys.file(req.volume, req.fileId), req.baseVersion ?? 0] as [string, number]] : []),
-        ...(req.sourceFileId && req.sourceFileId !== req.fileId ? [[keys.file(req.volume, req.sourceFileId), req.sourceBaseVersion ?? 0] as [string, number]] : []),
+      const checks = (req: AppendRequest): Array<[string, number, boolean]> => [
+        ...(req.fileId ? [[keys.file(req.volume, req.fileId), req.baseVersion ?? 0, req.removes === true] as [string, number, boolean]] : []),
+        ...(req.sourceFileId && req.sourceFileId !== req.fileId ? [[keys.file(req.volume, req.sourceFileId), req.sourceBaseVersion ?? 0, true] as [string, number, boolean]] : []),
       ]
       const files = await this.fileStates([...new Set(reqs.flatMap(req => checks(req).map(([k]) => k)))])
       // A chained batch: about a third of the main-thread CPU of db.batch(array)
@@ -307,7 +320,8 @@ export class LevelVolumeLog implements VolumeLog {
         inBatch.set(txKey, seq)
         const vd = `${req.volume}!${req.deviceId}`
         deviceSeqs.set(vd, Math.max(deviceSeqs.get(vd) ?? 0, req.deviceSeq))
-        for (const [k] of checked) { files.set(k, advance(files.get(k), req.deviceId, seq)); changedFiles.add(k) }
+        // The subject is gone after a deletion, and a rename's source always.
+        for (const [k, , gone] of checked) { files.set(k, advance(files.get(k), req.deviceId, seq, gone)); changedFiles.add(k) }
         if (req.frame.length >= SEGMENT_MIN_FRAME) {
           const key = keys.entry(req.volume, seq)
           const stored = this.segments.append(req.frame).then(ref => { write.put(key, encodeRef(req.deviceId, ref)) })

@@ -257,7 +257,7 @@ export class StorageNode {
     const baseVersion = version(h.baseVersion)
     try {
       const { seq, duplicate, conflict, deferred } = await this.opts.log.append({
-        volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes, ...(fileId ? { fileId, baseVersion } : {}),
+        volume, deviceId: txId.deviceId, deviceSeq: txId.deviceSeq, frame: bytes, ...(fileId ? { fileId, baseVersion, ...(h.removes === true ? { removes: true } : {}) } : {}),
         ...(sourceFileId ? { sourceFileId, sourceBaseVersion: version(h.sourceBaseVersion) } : {}),
         order,
       })

@@ -13,9 +13,11 @@ export interface AppendRequest {
    */
   fileId?: string
   baseVersion?: number
-  /** A rename's source file, checked and versioned like fileId. */
+  /** A rename's source file, checked and versioned like fileId; no file is left there. */
   sourceFileId?: string
   sourceBaseVersion?: number
+  /** The transaction leaves no file at fileId's path. */
+  removes?: boolean
   /**
    * Shared by the appends of one ordered stream (one Push stream). Once one
    * of them is refused as a conflict, the later ones are deferred, not

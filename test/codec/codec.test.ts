@@ -86,6 +86,7 @@ t.test('every op kind survives seal and open', async t => {
   t.same(wired.header, {
     volume: 'docs', txId: { deviceId: 'd0123456789abcdef', deviceSeq: 7 }, fileId: 'f-1', baseVersion: 3,
     codec: frame.header.codec, encrypted: false, rawSize: TransactionCodec.encode(original).length, sourceFileId: 'f-0', sourceBaseVersion: 2,
+    removes: false,
   }, 'the header carries ids, versions (a rename\'s source too), codec and the raw size')
 })
 
@@ -298,4 +299,13 @@ t.test('sealBytes: everything else is seal() encoded', async t => {
   t.equal(sealed.header.encrypted, true, 'with a volume key the frame is encrypted')
   t.notOk(Buffer.from(sealed.payload).includes(secretData.subarray(1000, 1064)), 'no plain data in the payload')
   t.same(keyed.open(sealed), secret, 'and opens with the key')
+})
+
+t.test('the header says when a checked transaction deletes its file', async t => {
+  const removes = (ops: Op[], over: Partial<Transaction> = {}): boolean | undefined => FrameCodec.decode(FrameCodec.encode(codec.seal(tx(ops, over)))).header.removes
+  t.equal(removes([{ unlink: {} }]), true, 'an unlink')
+  t.equal(removes([{ write: { offset: 0, data: Buffer.from('x') } }, { unlink: {} }]), true, 'writes, then the unlink')
+  t.equal(removes([{ unlink: {} }, { create: { mode: 0o644 } }]), false, 'an unlink, then a new file there')
+  t.equal(removes([{ rename: { to: '/other' } }]), false, 'a rename: its target has the file (the source is in source_file_id)')
+  t.equal(removes([{ unlink: {} }], { fileId: '' }), false, 'an unchecked transaction says nothing')
 })
