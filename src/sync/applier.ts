@@ -192,7 +192,10 @@ export class Applier {
     const real = await resolveInside(this.root, tx.path)
     const from = { deviceId: tx.txId.deviceId, deviceSeq: tx.txId.deviceSeq, part: tx.part!, seq }
     const stage = plan.step === 'start' ? await stages.begin(tx.path, from) : { ...plan.stage!, ...from }
-    if (plan.step === 'start') await startAs(stage.file, real)
+    if (plan.step === 'start') {
+      log.debug({ path: tx.path, author: tx.txId.deviceId }, 'a file sent in parts: staged until its last part')
+      await startAs(stage.file, real)
+    }
     let bytes = 0
     let fh: fsp.FileHandle | undefined
     try {

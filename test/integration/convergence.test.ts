@@ -74,9 +74,15 @@ async function readOrNull (file: string): Promise<Buffer | null> {
   }
 }
 
-/** Unique, mostly small, sometimes large content; repetitive so deltas have something to match. */
+/**
+ * Unique, mostly small, sometimes large content; repetitive so deltas have
+ * something to match. Now and then larger than one frame (3 MiB of ops), so
+ * that it goes in parts, which receivers stage (Applier.stagePlan) while the
+ * others' changes race them.
+ */
 function content (rand: Rand, tag: string): Buffer {
-  const size = rand() < 0.1 ? Math.floor(rand() * 200_000) : Math.floor(rand() * 8000)
+  const r = rand()
+  const size = r < 0.04 ? 3_200_000 + Math.floor(rand() * 1_300_000) : r < 0.14 ? Math.floor(rand() * 200_000) : Math.floor(rand() * 8000)
   const line = `${tag} ${'abcdefghijklmnopqrstuvwxyz'.slice(0, 1 + Math.floor(rand() * 26))}\n`
   return Buffer.from(`${tag}\n${line.repeat(Math.ceil(size / line.length))}`.slice(0, Math.max(size, tag.length + 1)))
 }
