@@ -58,7 +58,7 @@ export function conflictOf (state: FileState | undefined, device: string, base: 
  * change for the device's next transactions, which are still based on 0
  * while the first is unacked.
  */
-export function advance (state: FileState | undefined, device: string, seq: number, gone = false): FileState {
+function advance (state: FileState | undefined, device: string, seq: number, gone = false): FileState {
   const next: FileState = !state || state.g === 1 ? { s: seq, d: device, o: 0, od: '' }
     : state.d === device ? { s: seq, d: device, o: state.o, od: state.od }
       : { s: seq, d: device, o: state.s, od: state.d }
