@@ -10,7 +10,9 @@
 //   that scripts/fix-fuse-native.mjs patches and builds, stats carry each
 //   time's nanoseconds within the millisecond and utimens gets both tv_nsec
 //   (UTIME_NOW/UTIME_OMIT included: single-time updates); with the shipped
-//   prebuild (the build failed) times stay whole milliseconds.
+//   prebuild (the build failed) times stay whole milliseconds;
+// - unmount: it waits for fusermount without a limit.
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -26,7 +28,11 @@ interface PatchedAddon {
   deltafs_ns_times?: number
   deltafs_set_stat_root?: (thread: Buffer, root: string) => void
   deltafs_set_user_xattrs_only?: (thread: Buffer) => void
+  fuse_native_unmount?: (mnt: string, thread: Buffer) => void
 }
+
+/** How long an unmount waits for fusermount. */
+const UNMOUNT_TIMEOUT_MS = 15_000
 
 /** The addon the patch built, if it is the one loaded: node-gyp-build prefers build/Release, where the patch builds it. */
 function patchedAddon (): PatchedAddon | undefined {
@@ -114,6 +120,39 @@ export class FixedFuse extends Fuse {
       taken.push('getxattr')
     }
     return taken
+  }
+
+  /**
+   * fuse-native's unmount (a lazy fusermount, then the addon's bookkeeping,
+   * which lets the event loop end), bounded: a fusermount that never
+   * returned (seen once, in a CI run) held a daemon's shutdown, and the test
+   * around it, for ever. Past the limit the child is killed and left behind,
+   * the bookkeeping is done anyway, and the unmount reports the failure.
+   */
+  protected override _close (cb: (err: Error | null) => void): void {
+    const thread = (this as unknown as { _thread?: Buffer })._thread
+    const unmountThread = addon?.fuse_native_unmount
+    if (process.platform !== 'linux' || !thread || thread.length !== addon?.sizeof_fuse_thread_t || !unmountThread) {
+      super._close(cb)
+      return
+    }
+    let done = false
+    const finish = (err: Error | null): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      try { unmountThread(this.mnt, thread) } catch (e) { err ??= e as Error }
+      if (err) Object.assign(err, { unmountFailure: true })
+      cb(err)
+    }
+    const child = execFile('fusermount', ['-uz', this.mnt], err => finish(err))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      child.unref()
+      child.stdout?.destroy()
+      child.stderr?.destroy()
+      finish(new Error(`fusermount -uz ${this.mnt} did not return within ${UNMOUNT_TIMEOUT_MS} ms`))
+    }, UNMOUNT_TIMEOUT_MS)
   }
 
   protected override _op_getattr (signal: Signal, path: string): void {

@@ -63,6 +63,7 @@ declare module 'fuse-native' {
     unmount (cb: (err: Error | null) => void): void
     static unmount (mnt: string, cb: (err: Error | null) => void): void
     protected _fuseOptions (): string
+    protected _close (cb: (err: Error | null) => void): void
     protected readonly ops: FuseOps
     protected _op_getattr (signal: Signal, path: string): void
     protected _op_fgetattr (signal: Signal, path: string, fd: number): void

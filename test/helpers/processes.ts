@@ -146,6 +146,6 @@ export async function runToEnd (args: string[], env: NodeJS.ProcessEnv = {}, tim
 export function forceUnmount (mountpoint: string): void {
   const mounts = fs.readFileSync('/proc/self/mounts', 'utf8')
   if (mounts.split('\n').some(l => l.split(' ')[1] === path.resolve(mountpoint))) {
-    try { execFileSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore' }) } catch { /* already gone */ }
+    try { execFileSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore', timeout: 10_000 }) } catch { /* already gone */ }
   }
 }
