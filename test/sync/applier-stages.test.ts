@@ -56,6 +56,15 @@ const write = (offset: number, text: string): Op => ({ write: { offset, data: Bu
 /** A file sent whole: truncated to 0, "AAAA" "BBBB" "CCCC" in three parts, its mode last. */
 const WHOLE: Op[][] = [[{ truncate: { size: 0 } }, write(0, 'AAAA')], [write(4, 'BBBB')], [write(8, 'CCCC'), { setAttr: { hasMode: true, mode: 0o600 } }]]
 
+/** A receiver whose /f held "old" when part 1 of WHOLE (from device "other") was applied, as seq 101. */
+async function withPart1 (t: Test): Promise<{ s: Setup; p1: Transaction; p2: Transaction; p3: Transaction }> {
+  const s = await setup(t)
+  await fsp.writeFile(path.join(s.root, 'f'), 'old')
+  const [p1, p2, p3] = parts('/f', 'other', 10, WHOLE)
+  await s.applier.apply(p1!, undefined, 101)
+  return { s, p1: p1!, p2: p2!, p3: p3! }
+}
+
 t.test('a file sent whole in parts shows old until its last part, then new', async t => {
   const s = await setup(t)
   await fsp.writeFile(path.join(s.root, 'f'), 'the old content of f')
@@ -104,30 +113,24 @@ t.test('a restart between parts goes on with the next part; a part applied again
 })
 
 t.test('part 1 again starts its stage over: it does not put the first try in place', async t => {
-  const s = await setup(t)
-  await fsp.writeFile(path.join(s.root, 'f'), 'old')
-  const [p1, p2, p3] = parts('/f', 'other', 10, WHOLE)
-  await s.applier.apply(p1!, undefined, 101)
-  const r = await s.applier.apply(p1!, undefined, 101)
+  const { s, p1, p2, p3 } = await withPart1(t)
+  const r = await s.applier.apply(p1, undefined, 101)
   t.equal(r.flushed, undefined, 'nothing put in place')
   t.equal(await s.read('f'), 'old', 'the old file still')
-  await s.applier.apply(p2!, undefined, 102)
-  await s.applier.apply(p3!, undefined, 103)
+  await s.applier.apply(p2, undefined, 102)
+  await s.applier.apply(p3, undefined, 103)
   t.equal(await s.read('f'), 'AAAABBBBCCCC', 'whole')
 })
 
 t.test('another change between the parts puts the stage in place first, as the parts so far would have left it', async t => {
-  const s = await setup(t)
-  await fsp.writeFile(path.join(s.root, 'f'), 'old')
-  const [p1, p2, p3] = parts('/f', 'other', 10, WHOLE)
-  await s.applier.apply(p1!, undefined, 101)
+  const { s, p2, p3 } = await withPart1(t)
   const between: ApplyResult = await s.applier.apply(tx('/f', 'third', 5, [{ setAttr: { hasMode: true, mode: 0o604 } }]), undefined, 102)
   t.same(between.flushed?.map(f => [f.path, f.seq, f.facts.size]), [['/f', 101, 4]], 'the stage went in place, with the seq of its last part')
   t.equal(await s.read('f'), 'AAAA', 'part 1 in place')
   t.equal((await fsp.stat(path.join(s.root, 'f'))).mode & 0o777, 0o604, 'then the change between')
-  t.notOk(s.applier.continuesStage(p2!), 'the next part has no stage to continue')
-  t.equal((await s.applier.apply(p2!, undefined, 103)).staged, undefined, 'it applies in place')
-  await s.applier.apply(p3!, undefined, 104)
+  t.notOk(s.applier.continuesStage(p2), 'the next part has no stage to continue')
+  t.equal((await s.applier.apply(p2, undefined, 103)).staged, undefined, 'it applies in place')
+  await s.applier.apply(p3, undefined, 104)
   t.equal(await s.read('f'), 'AAAABBBBCCCC', 'the same file as parts applied in place one by one')
 })
 
@@ -155,10 +158,7 @@ t.test('parts that do not start the file over apply in place', async t => {
 })
 
 t.test('parts of another device do not continue a stage', async t => {
-  const s = await setup(t)
-  await fsp.writeFile(path.join(s.root, 'f'), 'old')
-  const [p1] = parts('/f', 'other', 10, WHOLE)
-  await s.applier.apply(p1!, undefined, 1)
+  const { s } = await withPart1(t)
   const stranger = parts('/f', 'stranger', 11, [[write(9, 'zz')], [write(0, 'Q')]])[1]!
   t.notOk(s.applier.continuesStage(stranger), 'not a continuation')
   const r = await s.applier.apply(stranger, undefined, 2)
