@@ -65,6 +65,15 @@ async function withPart1 (t: Test): Promise<{ s: Setup; p1: Transaction; p2: Tra
   return { s, p1: p1!, p2: p2!, p3: p3! }
 }
 
+/** A receiver with directory /d, and the two parts of a new file /d/f (from device "other"), part 1 applied as seq 50. */
+async function withNewFileStaged (t: Test): Promise<{ s: Setup; last: Transaction }> {
+  const s = await setup(t)
+  await fsp.mkdir(path.join(s.root, 'd'))
+  const [first, last] = parts('/d/f', 'other', 10, [[{ create: { mode: 0o644 } }, write(0, 'one-')], [write(4, 'two')]])
+  await s.applier.apply(first!, undefined, 50)
+  return { s, last: last! }
+}
+
 t.test('a file sent whole in parts shows old until its last part, then new', async t => {
   const s = await setup(t)
   await fsp.writeFile(path.join(s.root, 'f'), 'the old content of f')
@@ -135,15 +144,12 @@ t.test('another change between the parts puts the stage in place first, as the p
 })
 
 t.test('a rename of the staged file\'s directory puts it in place and moves it', async t => {
-  const s = await setup(t)
-  await fsp.mkdir(path.join(s.root, 'd'))
-  const ps = parts('/d/f', 'other', 10, [[{ create: { mode: 0o644 } }, write(0, 'one-')], [write(4, 'two')]])
-  await s.applier.apply(ps[0]!, undefined, 50)
+  const { s, last } = await withNewFileStaged(t)
   const r = await s.applier.apply(tx('/d', 'third', 1, [{ rename: { to: '/e' } }]), undefined, 51)
   t.same(r.flushed?.map(f => f.path), ['/d/f'], 'put in place before the rename')
   t.equal(await s.read('e/f'), 'one-', 'and moved with its directory')
   // Its author's journal moved the pending part with the rename too.
-  await s.applier.apply({ ...ps[1]!, path: '/e/f' }, undefined, 52)
+  await s.applier.apply({ ...last, path: '/e/f' }, undefined, 52)
   t.equal(await s.read('e/f'), 'one-two', 'the last part lands at the new name')
 })
 
@@ -167,12 +173,9 @@ t.test('parts of another device do not continue a stage', async t => {
 })
 
 t.test('a staged file whose directory went away is dropped, not left behind', async t => {
-  const s = await setup(t)
-  await fsp.mkdir(path.join(s.root, 'd'))
-  const ps = parts('/d/f', 'other', 10, [[{ create: { mode: 0o644 } }, write(0, 'one-')], [write(4, 'two')]])
-  await s.applier.apply(ps[0]!, undefined, 1)
+  const { s, last } = await withNewFileStaged(t)
   await fsp.rmdir(path.join(s.root, 'd'))
-  await s.applier.apply(ps[1]!, undefined, 2).then(() => t.fail('applied'), err => t.equal(err.code, 'APPLY', 'the last part fails plainly'))
+  await s.applier.apply(last, undefined, 51).then(() => t.fail('applied'), err => t.equal(err.code, 'APPLY', 'the last part fails plainly'))
   t.same(await fsp.readdir(s.stagesDir), [], 'the stage is gone')
 })
 
