@@ -2,7 +2,7 @@
 // through renames and is dropped where it went away from. No tombstone is
 // kept: a file made there later is based on 0, which the node takes as a new
 // file where the last change deleted one (FrameHeader.removes).
-import type { Transaction } from '../codec/wire.js'
+import { removesSubject, type Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
 import { nsToNumber } from '../util/times.js'
 
@@ -38,16 +38,14 @@ export function renamesOf (tx: Transaction): Array<[string, string]> {
 export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): Map<string, FileRecord | null> {
   const changes = new Map<string, FileRecord | null>()
   let subject = tx.path
-  let gone = false
   for (const op of tx.ops) {
     if ('rename' in op && op.rename) {
       changes.set(subject, null)
       subject = op.rename.to
-    } else if (('unlink' in op && op.unlink) || ('rmdir' in op && op.rmdir)) {
-      gone = true
     }
   }
-  changes.set(subject, gone ? null : recordOf(seq, facts))
+  // The same test the node is told (FrameHeader.removes): the two must agree.
+  changes.set(subject, removesSubject(tx.ops) ? null : recordOf(seq, facts))
   return changes
 }
 
