@@ -1,5 +1,5 @@
 // Part 3, ingest: a storage node (its own process) fed by hand-written
-// pushers in the harness: SyncStub.push() streams of frames built with
+// pushers in the harness: SyncStub.pushBatch() streams of frames built with
 // FrameCodec.encode as src/sync/sync-client.ts builds them, a window of
 // unacked frames per stream, acks checked in order. Then fan-out latency to
 // 10 SyncStub.subscribe() streams.
@@ -11,9 +11,11 @@ import { type Ack, AckStatus, type Delivery, FrameCodec, PayloadCodec, Transacti
 import { type BenchOptions, KiB, MiB, fmtBytes, Report, nowMs, num, percentile, withTimeout } from './lib/common.js'
 import { Cleanup, type NodeHandle, procCpuSeconds, procMem, procRss, startNode } from './lib/procs.js'
 
-/** As src/sync/sync-client.ts: unacked frames and bytes per Push stream. */
+/** As src/sync/sync-client.ts: unacked frames and bytes per PushBatch stream, and frames per message. */
 const PUSH_WINDOW = 256
-const PUSH_WINDOW_BYTES = 16 << 20
+const PUSH_WINDOW_BYTES = 8 << 20
+const PUSH_BATCH_FRAMES = 32
+const PUSH_BATCH_BYTES = 4 << 20
 
 /** The payload of a one-Write transaction of `size` data bytes, encoded once (random data: zstd would not pay, so codec NONE as ZstdCodec.seal would choose). */
 function payloadFor (volume: string, deviceId: string, size: number): Uint8Array {
@@ -54,7 +56,7 @@ async function pusher (address: string, volume: string, deviceId: string, size: 
   try {
     await stub.waitForReady(5000)
     const makeFrame = frameMaker(volume, deviceId, payloadFor(volume, deviceId, size))
-    const call = stub.push(volume)
+    const call = stub.pushBatch(volume)
     const inflight: number[] = []
     let inflightBytes = 0
     let next = 1
@@ -68,21 +70,29 @@ async function pusher (address: string, volume: string, deviceId: string, size: 
       }
       const pump = (): void => {
         while (!done && inflight.length < PUSH_WINDOW && inflightBytes < PUSH_WINDOW_BYTES && next <= count && Date.now() < deadline) {
-          const bytes = makeFrame(next++)
-          call.write(bytes)
-          inflight.push(bytes.length)
-          inflightBytes += bytes.length
+          const batch: Uint8Array[] = []
+          let batchBytes = 0
+          while (batch.length < PUSH_BATCH_FRAMES && batchBytes < PUSH_BATCH_BYTES && inflight.length < PUSH_WINDOW && inflightBytes < PUSH_WINDOW_BYTES && next <= count) {
+            const bytes = makeFrame(next++)
+            batch.push(bytes)
+            batchBytes += bytes.length
+            inflight.push(bytes.length)
+            inflightBytes += bytes.length
+          }
+          call.write(batch)
         }
         if (inflight.length === 0) finish()
       }
-      call.on('data', (ack: Ack) => {
-        const size = inflight.shift()
-        const expect = res.acked + 1
-        if (size === undefined || ack.txId?.deviceSeq !== expect) { finish(new Error(`${deviceId}: ack for ${String(ack.txId?.deviceSeq)}, expected ${expect}`)); return }
-        if (ack.status !== AckStatus.OK) { finish(new Error(`${deviceId}: tx ${expect} acked with status ${ack.status} ${ack.error}`)); return }
-        inflightBytes -= size
-        res.acked++
-        res.bytes += size
+      call.on('data', (acks: Ack[]) => {
+        for (const ack of acks) {
+          const size = inflight.shift()
+          const expect = res.acked + 1
+          if (size === undefined || ack.txId?.deviceSeq !== expect) { finish(new Error(`${deviceId}: ack for ${String(ack.txId?.deviceSeq)}, expected ${expect}`)); return }
+          if (ack.status !== AckStatus.OK) { finish(new Error(`${deviceId}: tx ${expect} acked with status ${ack.status} ${ack.error}`)); return }
+          inflightBytes -= size
+          res.acked++
+          res.bytes += size
+        }
         res.lastMs = nowMs()
         pump()
       })
@@ -165,9 +175,9 @@ async function fanout (node: NodeHandle, count: number, subscribers: number, siz
     }
     const deviceId = 'bench-fanout'
     const payload = payloadFor(volume, deviceId, size)
-    const call = push.push(volume)
+    const call = push.pushBatch(volume)
     const acks: Ack[] = []
-    call.on('data', (a: Ack) => { acks.push(a); wake?.() })
+    call.on('data', (a: Ack[]) => { acks.push(...a); wake?.() })
     call.on('error', (err: grpc.ServiceError) => { if (err.code !== 1) { failure = err; wake?.() } })
     const waitUntil = async (cond: () => boolean, ms: number): Promise<boolean> => {
       const deadline = nowMs() + ms
@@ -186,7 +196,7 @@ async function fanout (node: NodeHandle, count: number, subscribers: number, siz
     // Transaction 1 is a warm-up: it also shows that every subscriber is attached.
     for (let i = 1; i <= count + 1; i++) {
       const t0 = nowMs()
-      call.write(frameBytes(volume, deviceId, i, payload))
+      call.write([frameBytes(volume, deviceId, i, payload)])
       const acked = await waitUntil(() => acks.length >= i, 10_000)
       if (!acked) throw new Error(`no ack for fan-out transaction ${i} within 10 s`)
       const a = acks[i - 1]!
@@ -231,7 +241,7 @@ export async function ingest (opts: BenchOptions, report: Report, base: string):
   try {
     const nodeArgs = nodeArgsFromEnv()
     const node = await startNode(cleanup, path.join(base, 'ingest', 'node'), nodeArgs)
-    report.line(`Storage node: \`deltafs serve\` (embedded LevelDB, group-committed fsync), its own process${nodeArgs.length ? ` (node options: ${nodeArgs.join(' ')})` : ''}. Pushers: in the harness process, one SyncStub + Push stream each (grpc-js shares one HTTP/2 connection between them), a window of ${PUSH_WINDOW} frames / ${PUSH_WINDOW_BYTES >> 20} MiB like src/sync/sync-client.ts, every ack checked (in order, status OK); frames are built from a pre-encoded payload field plus a per-transaction header. Each pusher is its own device id on one volume per run. Transactions carry one Write op of random data (codec NONE). Bounded at ${opts.ingestTx} tx or ${opts.ingestSeconds} s per run; ${opts.runs} run(s) per configuration, in turn (min / median / max). Node CPU s per 10k tx is the node process's user+system CPU (all threads) divided by transactions acked: steadier than tx/s on a shared machine. Peak RSS: /proc VmRSS sampled every 100 ms; anon: the peak of RssAnon (heap, malloc, V8), the rest is mapped files (LevelDB tables) and shared memory.`)
+    report.line(`Storage node: \`deltafs serve\` (embedded LevelDB, group-committed fsync), its own process${nodeArgs.length ? ` (node options: ${nodeArgs.join(' ')})` : ''}. Pushers: in the harness process, one SyncStub + PushBatch stream each (grpc-js shares one HTTP/2 connection between them), a window of ${PUSH_WINDOW} frames / ${PUSH_WINDOW_BYTES >> 20} MiB and up to ${PUSH_BATCH_FRAMES} frames / ${PUSH_BATCH_BYTES >> 20} MiB per message like src/sync/sync-client.ts, every ack checked (in order, status OK); frames are built from a pre-encoded payload field plus a per-transaction header. Each pusher is its own device id on one volume per run. Transactions carry one Write op of random data (codec NONE). Bounded at ${opts.ingestTx} tx or ${opts.ingestSeconds} s per run; ${opts.runs} run(s) per configuration, in turn (min / median / max). Node CPU s per 10k tx is the node process's user+system CPU (all threads) divided by transactions acked: steadier than tx/s on a shared machine. Peak RSS: /proc VmRSS sampled every 100 ms; anon: the peak of RssAnon (heap, malloc, V8), the rest is mapped files (LevelDB tables) and shared memory.`)
     const rows: string[][] = []
     let best1k = 0
     for (const size of opts.ingestSizes) {

@@ -175,6 +175,47 @@ export function encodeAck (ack: Ack): Uint8Array {
   return ackType.encode(ack as unknown as protobuf.Message).finish()
 }
 
+const ackBatchType = root.lookupType('deltafs.v1.AckBatch')
+
+/** AckBatch bytes, encoded as encodeAck encodes each Ack. */
+export function encodeAckBatch (acks: Ack[]): Uint8Array {
+  return ackBatchType.encode({ acks } as unknown as protobuf.Message).finish()
+}
+export const AckBatchCodec = messageCodec<{ acks: Ack[] }>('AckBatch')
+
+/** FrameBatch field 1 (frames), length-delimited: (1 << 3) | 2. */
+const BATCH_FRAME_TAG = 10
+
+/** FrameBatch bytes around already-encoded frames. */
+export function encodeFrameBatch (frames: Uint8Array[]): Uint8Array {
+  const w = protobuf.Writer.create()
+  for (const f of frames) w.uint32(BATCH_FRAME_TAG).bytes(f)
+  return w.finish()
+}
+
+/**
+ * The frames of a FrameBatch, as views of its bytes (not copies); throws
+ * DeltafsError('BAD_MESSAGE') on malformed input.
+ */
+export function decodeFrameBatch (bytes: Uint8Array): Buffer[] {
+  try {
+    const r = protobuf.Reader.create(bytes)
+    const frames: Buffer[] = []
+    while (r.pos < r.len) {
+      const tag = r.uint32()
+      if (tag === BATCH_FRAME_TAG) {
+        const len = r.uint32()
+        if (r.pos + len > r.len) throw new RangeError(`frame of ${len} bytes runs past the end of the batch`)
+        frames.push(Buffer.from(bytes.buffer, bytes.byteOffset + r.pos, len))
+        r.pos += len
+      } else r.skipType(tag & 7)
+    }
+    return frames
+  } catch (err) {
+    throw new DeltafsError('BAD_MESSAGE', `malformed FrameBatch: ${(err as Error).message}`, { cause: err })
+  }
+}
+
 const frameHeaderType = root.lookupType('deltafs.v1.FrameHeader')
 const transactionType = root.lookupType('deltafs.v1.Transaction')
 /** Frame field 1 (header), length-delimited: (1 << 3) | 2. */

@@ -12,6 +12,7 @@ interface RawStub extends grpc.Client {
   hello: Unary<HelloRequest, HelloReply>
   info: Unary<{ volume: string }, VolumeInfo>
   push (md: grpc.Metadata): grpc.ClientDuplexStream<Uint8Array, Ack>
+  pushBatch (md: grpc.Metadata): grpc.ClientDuplexStream<Uint8Array[], Ack[]>
   subscribe (req: SubscribeRequest, md: grpc.Metadata): grpc.ClientReadableStream<Delivery>
 }
 
@@ -55,7 +56,11 @@ export class SyncStub {
 
   info (volume: string, timeoutMs = 5000): Promise<VolumeInfo> { return this.unary(this.raw.info, { volume }, timeoutMs) }
 
+  /** One frame per message (kept for nodes and mounts that predate PushBatch). */
   push (volume: string): grpc.ClientDuplexStream<Uint8Array, Ack> { return this.raw.push(this.metadata(volume)) }
+
+  /** Encoded frames written together, one FrameBatch per write; acks come back as arrays, in order. */
+  pushBatch (volume: string): grpc.ClientDuplexStream<Uint8Array[], Ack[]> { return this.raw.pushBatch(this.metadata(volume)) }
 
   subscribe (req: SubscribeRequest): grpc.ClientReadableStream<Delivery> { return this.raw.subscribe(req, this.metadata()) }
 

@@ -3,7 +3,7 @@
 // encodes once and knows exactly what it put on the wire.
 import * as grpc from '@grpc/grpc-js'
 import {
-  type Ack, AckCodec, type Delivery, DeliveryCodec, type FrameHeader, decodeFrameHeader, encodeAck, type MessageCodec,
+  type Ack, AckCodec, AckBatchCodec, type Delivery, DeliveryCodec, type FrameHeader, decodeFrameBatch, decodeFrameHeader, encodeAck, encodeAckBatch, encodeFrameBatch, type MessageCodec,
   type SubscribeRequest, SubscribeRequestCodec, type VolumeInfo, VolumeInfoCodec,
   type VolumeInfoRequest, VolumeInfoRequestCodec,
   type HelloRequest, HelloRequestCodec, type HelloReply, HelloReplyCodec,
@@ -28,6 +28,19 @@ function receiveFrame (bytes: Buffer): ReceivedFrame {
   }
 }
 
+/** The frames of a FrameBatch; an undecodable batch is one frame with `error` set. */
+function receiveBatch (bytes: Buffer): ReceivedFrame[] {
+  let frames: Buffer[]
+  try {
+    frames = decodeFrameBatch(bytes)
+  } catch (err) {
+    return [{ bytes, error: (err as Error).message }]
+  }
+  return frames.map(receiveFrame)
+}
+
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+
 function ser<T> (codec: MessageCodec<T>) {
   return (value: T): Buffer => Buffer.from(codec.encode(value))
 }
@@ -49,10 +62,19 @@ export const SyncService = {
     path: '/deltafs.v1.Sync/Push',
     requestStream: true,
     responseStream: true,
-    requestSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    requestSerialize: asBuffer,
     requestDeserialize: receiveFrame,
-    responseSerialize: (ack: Ack): Buffer => { const b = encodeAck(ack); return Buffer.from(b.buffer, b.byteOffset, b.byteLength) },
+    responseSerialize: (ack: Ack): Buffer => asBuffer(encodeAck(ack)),
     responseDeserialize: de<Ack>(AckCodec),
+  },
+  pushBatch: {
+    path: '/deltafs.v1.Sync/PushBatch',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (frames: Uint8Array[]): Buffer => asBuffer(encodeFrameBatch(frames)),
+    requestDeserialize: receiveBatch,
+    responseSerialize: (acks: Ack[]): Buffer => asBuffer(encodeAckBatch(acks)),
+    responseDeserialize: (bytes: Buffer): Ack[] => AckBatchCodec.decode(bytes).acks,
   },
   subscribe: {
     path: '/deltafs.v1.Sync/Subscribe',
@@ -61,7 +83,7 @@ export const SyncService = {
     requestSerialize: ser<SubscribeRequest>(SubscribeRequestCodec),
     requestDeserialize: de<SubscribeRequest>(SubscribeRequestCodec),
     // The node stores Delivery-ready frame bytes; see storage-node/sync-server.ts.
-    responseSerialize: (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    responseSerialize: asBuffer,
     responseDeserialize: de<Delivery>(DeliveryCodec),
   },
   info: {

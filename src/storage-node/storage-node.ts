@@ -102,7 +102,12 @@ export class StorageNode {
     const server = new grpc.Server(serverOptions(this.limits.maxFrameBytes))
     server.addService(SyncService, {
       hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => { void this.hello(call, cb) },
-      push: (call: grpc.ServerDuplexStream<ReceivedFrame, Ack>) => this.push(call),
+      push: (call: grpc.ServerDuplexStream<ReceivedFrame, Ack>) => {
+        this.push(call, frame => [frame], acks => { for (const ack of acks) call.write(ack) })
+      },
+      pushBatch: (call: grpc.ServerDuplexStream<ReceivedFrame[], Ack[]>) => {
+        this.push(call, frames => frames, acks => { call.write(acks) })
+      },
       subscribe: (call: grpc.ServerWritableStream<SubscribeRequest, Uint8Array>) => { void this.subscribe(call) },
       info: (call: grpc.ServerUnaryCall<VolumeInfoRequest, VolumeInfo>, cb: grpc.sendUnaryData<VolumeInfo>) => { void this.info(call, cb) },
     })
@@ -178,7 +183,12 @@ export class StorageNode {
     return { code: grpc.status.INTERNAL, details: 'storage node error' }
   }
 
-  private push (call: grpc.ServerDuplexStream<ReceivedFrame, Ack>): void {
+  /**
+   * A Push or PushBatch stream: `framesOf` gives the frames of one message,
+   * `send` writes the acks that are ready, in order (one message per ack on
+   * Push, one for all of them on PushBatch).
+   */
+  private push<In, Out> (call: grpc.ServerDuplexStream<In, Out>, framesOf: (msg: In) => ReceivedFrame[], send: (acks: Ack[]) => void): void {
     let grant: Grant
     let release: () => void
     try {
@@ -209,28 +219,41 @@ export class StorageNode {
     }
     call.on('close', () => this.paused.delete(tryResume))
     const sendAcks = (): void => {
+      sendScheduled = false
+      const ready: Ack[] = []
       while (pending.length > 0 && pending[0]!.ack !== undefined) {
         const { size, ack } = pending.shift()!
         streamBytes -= size
         this.inflightBytes -= size
-        if (!call.destroyed) call.write(ack!)
+        ready.push(ack!)
       }
+      if (ready.length > 0 && !call.destroyed) send(ready)
       for (const resume of this.paused) if (resume()) this.paused.delete(resume)
       if (ended && pending.length === 0 && !call.destroyed && !call.writableEnded) call.end()
     }
-    call.on('data', (received: ReceivedFrame) => {
-      const slot: { size: number; ack?: Ack } = { size: received.bytes.length }
-      pending.push(slot)
-      streamBytes += slot.size
-      this.inflightBytes += slot.size
+    // The appends of one group commit settle together: their acks go out
+    // together once the promise callbacks of that commit have all run.
+    let sendScheduled = false
+    const scheduleAcks = (): void => {
+      if (sendScheduled) return
+      sendScheduled = true
+      process.nextTick(sendAcks)
+    }
+    call.on('data', (msg: In) => {
+      for (const received of framesOf(msg)) {
+        const slot: { size: number; ack?: Ack } = { size: received.bytes.length }
+        pending.push(slot)
+        streamBytes += slot.size
+        this.inflightBytes += slot.size
+        this.ingest(grant.volume, received, order).then(ack => { slot.ack = ack }, (err: unknown) => {
+          log.error({ err }, 'ingest failed')
+          slot.ack = { txId: received.header?.txId ?? { deviceId: '', deviceSeq: 0 }, seq: 0, status: AckStatus.REJECTED, error: 'storage node could not store the transaction' }
+        }).finally(scheduleAcks)
+      }
       if (overLimit()) {
         call.pause()
         this.paused.add(tryResume)
       }
-      this.ingest(grant.volume, received, order).then(ack => { slot.ack = ack }, (err: unknown) => {
-        log.error({ err }, 'ingest failed')
-        slot.ack = { txId: received.header?.txId ?? { deviceId: '', deviceSeq: 0 }, seq: 0, status: AckStatus.REJECTED, error: 'storage node could not store the transaction' }
-      }).finally(sendAcks)
     })
     call.on('end', () => {
       ended = true

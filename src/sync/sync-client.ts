@@ -41,6 +41,13 @@ function withoutData (pending: PendingTx): PendingTx {
  */
 const PUSH_WINDOW = 256
 const PUSH_WINDOW_BYTES = 8 << 20
+/**
+ * Frames read from the outbox together go in one FrameBatch message, up to
+ * this many bytes (a larger frame goes alone): the node's gRPC cost is per
+ * message, and a batch stays far below the channel's message limit.
+ */
+const PUSH_BATCH_FRAMES = 32
+const PUSH_BATCH_BYTES = 4 << 20
 /** Deliveries buffered before Subscribe is paused. */
 const APPLY_HIGH_WATER = 64
 /** Errors that say the local disk is in trouble: retry the delivery later instead of skipping it. */
@@ -194,7 +201,7 @@ export class SyncClient {
     await this.acks
     await this.applies.catch(() => undefined)
     const { journal, codec, stats, volume } = this.opts
-    const push = readOnly ? undefined : stub.push(volume)
+    const push = readOnly ? undefined : stub.pushBatch(volume)
     const sub = stub.subscribe({ volume, fromSeq: journal.applied(), deviceId: journal.deviceId })
     const inflight: Array<{ pending: PendingTx; size: number }> = []
     let inflightBytes = 0
@@ -232,21 +239,32 @@ export class SyncClient {
           do {
             again = false
             while (!done && inflight.length < PUSH_WINDOW && inflightBytes < PUSH_WINDOW_BYTES) {
-              const batch = await journal.readOutbox(lastSent, Math.min(32, PUSH_WINDOW - inflight.length), PUSH_WINDOW_BYTES - inflightBytes)
+              const batch = await journal.readOutbox(lastSent, Math.min(PUSH_BATCH_FRAMES, PUSH_WINDOW - inflight.length), PUSH_WINDOW_BYTES - inflightBytes)
               if (batch.length === 0 || done) break
+              let message: Uint8Array[] = []
+              let messageBytes = 0
+              const send = (): void => {
+                if (message.length === 0) return
+                push.write(message)
+                for (let i = 0; i < message.length; i++) fault('sync.after-send')
+                message = []
+                messageBytes = 0
+              }
               for (const pending of batch) {
                 const ids = pending.checked ? this.opts.fileIds : undefined
                 pending.tx.fileId = ids ? ids.of(pending.subject) : ''
                 pending.tx.sourceFileId = ids && pending.source ? ids.of(pending.source) : ''
                 const bytes = codec.sealBytes(pending.tx)
-                push.write(bytes)
-                fault('sync.after-send')
+                if (messageBytes + bytes.length > PUSH_BATCH_BYTES) send()
+                message.push(bytes)
+                messageBytes += bytes.length
                 stats.bytesPushed += bytes.length
                 stats.framesPushed++
                 inflight.push({ pending: withoutData(pending), size: bytes.length })
                 inflightBytes += bytes.length
                 lastSent = pending.deviceSeq
               }
+              send()
             }
           } while (again && !done)
         } catch (err) {
@@ -257,7 +275,7 @@ export class SyncClient {
       }
       this.wake = () => { void pump() }
 
-      push?.on('data', (ack: Ack) => {
+      const onAck = (ack: Ack): void => {
         const head = inflight.shift()
         if (!head || ack.txId?.deviceSeq !== head.pending.deviceSeq) { finish(new Error('storage node acked out of order')); return }
         inflightBytes -= head.size
@@ -283,6 +301,12 @@ export class SyncClient {
           stats.lastPushedSeq = Math.max(stats.lastPushedSeq, group[group.length - 1]!.seq)
         })
         this.acks.then(() => pump(), finish)
+      }
+      push?.on('data', (acks: Ack[]) => {
+        for (const ack of acks) {
+          if (done) return
+          onAck(ack)
+        }
       })
 
       sub.on('data', (d: Delivery) => {
