@@ -239,13 +239,20 @@ export class StorageNode {
       sendScheduled = true
       process.nextTick(sendAcks)
     }
+    // Frames must reach the log in arrival order. Until the node knows
+    // whether the volume is encrypted (a stream without a Hello first), they
+    // wait for that lookup, all on the one promise, so none overtakes another.
+    let keyState: Promise<unknown> | undefined = this.encryptedVolumes.has(grant.volume) ? undefined
+      : this.isEncrypted(grant.volume).catch((err: unknown) => { log.error({ err }, 'cannot read the volume\'s key check') })
+    void keyState?.then(() => { keyState = undefined })
     call.on('data', (msg: In) => {
       for (const received of framesOf(msg)) {
         const slot: { size: number; ack?: Ack } = { size: received.bytes.length }
         pending.push(slot)
         streamBytes += slot.size
         this.inflightBytes += slot.size
-        this.ingest(grant.volume, received, order).then(ack => { slot.ack = ack }, (err: unknown) => {
+        const stored = keyState ? keyState.then(() => this.ingest(grant.volume, received, order)) : this.ingest(grant.volume, received, order)
+        stored.then(ack => { slot.ack = ack }, (err: unknown) => {
           log.error({ err }, 'ingest failed')
           slot.ack = { txId: received.header?.txId ?? { deviceId: '', deviceSeq: 0 }, seq: 0, status: AckStatus.REJECTED, error: 'storage node could not store the transaction' }
         }).finally(scheduleAcks)
@@ -272,7 +279,12 @@ export class StorageNode {
     if (h == null || h.txId == null) return reject('frame has no header or transaction id')
     if (h.volume !== volume) return reject(`frame is for volume "${String(h.volume)}" but the stream is for "${volume}"`)
     if (!isValidName(txId.deviceId) || !Number.isSafeInteger(txId.deviceSeq) || txId.deviceSeq <= 0) return reject('bad transaction id')
-    if (!h.encrypted && (this.encryptedVolumes.get(volume) ?? await this.isEncrypted(volume))) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
+    if (!h.encrypted) {
+      // Known by now: push waits for the lookup. If it failed, the frame is refused rather than let through.
+      const encrypted = this.encryptedVolumes.get(volume)
+      if (encrypted === undefined) return reject(`the storage node could not read volume "${volume}"'s key check; send again later`)
+      if (encrypted) return reject(`volume "${volume}" is end-to-end encrypted: unencrypted frames are refused`)
+    }
     const fileId = h.fileId ?? ''
     const sourceFileId = h.sourceFileId ?? ''
     if (![fileId, sourceFileId].every(id => id.length <= 64 && /^[A-Za-z0-9_-]*$/.test(id))) return reject('bad file id')

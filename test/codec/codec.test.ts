@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { MAX_RAW_BYTES, TxCodec } from '../../src/codec/codec.js'
 import { type Compressor, loadZstd } from '../../src/codec/zstd.js'
 import {
-  type Ack, AckCodec, AckStatus, decodeFrameHeader, DeliveryCodec, encodeAck, encodeDelivery, type Frame, FrameCodec, type Op, opKind, PayloadCodec, type Transaction, TransactionCodec,
+  type Ack, AckBatchCodec, AckCodec, AckStatus, decodeFrameBatch, decodeFrameHeader, DeliveryCodec, encodeAck, encodeAckBatch, encodeDelivery, encodeFrameBatch, type Frame, FrameCodec, type Op, opKind, PayloadCodec, type Transaction, TransactionCodec,
 } from '../../src/codec/wire.js'
 import { DeltafsError } from '../../src/util/errors.js'
 
@@ -224,6 +224,30 @@ t.test('encodeAck decodes to the same Ack as AckCodec.encode', async t => {
     { txId: { deviceId: 'devC', deviceSeq: 9 }, seq: 12, status: AckStatus.CONFLICT, error: 'file changed', winnerDevice: 'devA' },
   ]
   for (const ack of acks) t.same(AckCodec.decode(encodeAck(ack)), AckCodec.decode(AckCodec.encode(ack)), `status ${ack.status}`)
+})
+
+t.test('a FrameBatch gives back the exact frame bytes, and refuses cut or malformed input', async t => {
+  const frames = [FrameCodec.encode(codec.seal(tx(allOps))), FrameCodec.encode(codec.seal(tx([{ unlink: {} }]))), new Uint8Array(0)]
+  const bytes = encodeFrameBatch(frames)
+  const back = decodeFrameBatch(bytes)
+  t.equal(back.length, 3, 'three frames')
+  back.forEach((f, i) => t.ok(Buffer.from(f).equals(Buffer.from(frames[i]!)), `frame ${i + 1}: same bytes`))
+  t.equal(back[0]!.buffer, bytes.buffer, 'views of the batch, not copies')
+  t.same(decodeFrameBatch(new Uint8Array(0)), [], 'an empty batch has no frames')
+  for (const cut of [1, 7, Math.floor(bytes.length / 2)]) {
+    refuses(t, () => decodeFrameBatch(bytes.subarray(0, bytes.length - cut)), 'BAD_MESSAGE', `batch bytes missing their last ${cut}`)
+  }
+  refuses(t, () => decodeFrameBatch(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])), 'BAD_MESSAGE', 'a frame length far past the end')
+  refuses(t, () => decodeFrameBatch(Buffer.from([0x0f])), 'BAD_MESSAGE', 'invalid wire type')
+})
+
+t.test('encodeAckBatch decodes to the same Acks, in order', async t => {
+  const acks: Ack[] = [
+    { txId: { deviceId: 'devA', deviceSeq: 1 }, seq: 10, status: AckStatus.OK, error: '' },
+    { txId: { deviceId: 'devA', deviceSeq: 2 }, seq: 3, status: AckStatus.CONFLICT, error: 'file changed', winnerDevice: 'devB' },
+    { txId: { deviceId: 'devA', deviceSeq: 3 }, seq: 0, status: AckStatus.DEFERRED, error: 'later' },
+  ]
+  t.same(AckBatchCodec.decode(encodeAckBatch(acks)).acks, acks.map(a => AckCodec.decode(encodeAck(a))), 'same acks')
 })
 
 t.test('encodeDelivery is a Delivery the codec decodes', async t => {

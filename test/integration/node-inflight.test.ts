@@ -19,19 +19,31 @@ function frame (deviceId: string, deviceSeq: number): Uint8Array {
   })
 }
 
-/** Writes `count` frames at once on one Push stream; resolves with the acks once all arrived. */
-function pushAll (stub: SyncStub, deviceId: string, count: number): { call: grpc.ClientDuplexStream<Uint8Array, Ack>; acks: Promise<Ack[]> } {
-  const call = stub.push(VOLUME)
-  const acks = new Promise<Ack[]>((resolve, reject) => {
-    const got: Ack[] = []
-    call.on('data', (ack: Ack) => { got.push(ack); if (got.length === count) { call.end(); resolve(got) } })
+/**
+ * Writes `count` frames at once on one stream, resolves with the acks once
+ * all arrived: on Push one frame per message, on PushBatch 4 per message.
+ */
+function pushAll (stub: SyncStub, deviceId: string, count: number, batched: boolean): { call: { cancel: () => void }; acks: Promise<Ack[]> } {
+  const got: Ack[] = []
+  let resolve!: (acks: Ack[]) => void
+  let reject!: (err: unknown) => void
+  const acks = new Promise<Ack[]>((res, rej) => { resolve = res; reject = rej })
+  const take = (call: { end: () => void }, more: Ack[]): void => { got.push(...more); if (got.length === count) { call.end(); resolve(got) } }
+  if (batched) {
+    const call = stub.pushBatch(VOLUME)
+    call.on('data', (a: Ack[]) => take(call, a))
     call.on('error', reject)
-  })
+    for (let i = 1; i <= count; i += 4) call.write(Array.from({ length: Math.min(4, count - i + 1) }, (_v, k) => frame(deviceId, i + k)))
+    return { call, acks }
+  }
+  const call = stub.push(VOLUME)
+  call.on('data', (a: Ack) => take(call, [a]))
+  call.on('error', reject)
   for (let i = 1; i <= count; i++) call.write(frame(deviceId, i))
   return { call, acks }
 }
 
-t.test('Push streams far over the node-wide cap all complete, in order', async t => {
+for (const batched of [false, true]) t.test(`${batched ? 'PushBatch' : 'Push'} streams far over the node-wide cap all complete, in order`, async t => {
   const dir = tempDir()
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   // 1 MiB for the whole node, 512 KiB per stream: 6 streams × 24 frames of 128 KiB are 18 MiB sent at once.
@@ -41,7 +53,7 @@ t.test('Push streams far over the node-wide cap all complete, in order', async t
   t.teardown(() => stub.close())
   await stub.waitForReady(10_000)
 
-  const streams = Array.from({ length: 6 }, (_v, k) => pushAll(stub, `dev${k}`, 24))
+  const streams = Array.from({ length: 6 }, (_v, k) => pushAll(stub, `dev${k}`, 24, batched))
   const timeout = setTimeout(() => { for (const s of streams) s.call.cancel() }, 60_000)
   const results = await Promise.all(streams.map(s => s.acks))
   clearTimeout(timeout)
@@ -52,12 +64,13 @@ t.test('Push streams far over the node-wide cap all complete, in order', async t
   t.same(seqs, Array.from({ length: 144 }, (_v, i) => i + 1), 'the log holds all 144, seqs 1..144')
 
   // A stream cancelled with many frames unacked: its bytes must leave the count once their appends finish.
-  const cancelled = stub.push(VOLUME)
+  const cancelled = batched ? stub.pushBatch(VOLUME) : stub.push(VOLUME)
   cancelled.on('error', () => { /* cancelled on purpose */ })
-  for (let i = 1; i <= 40; i++) cancelled.write(frame('quitter', i))
+  if (batched) for (let i = 1; i <= 40; i += 4) (cancelled as grpc.ClientDuplexStream<Uint8Array[], Ack[]>).write([1, 2, 3, 4].map(k => frame('quitter', i + k - 1)))
+  else for (let i = 1; i <= 40; i++) (cancelled as grpc.ClientDuplexStream<Uint8Array, Ack>).write(frame('quitter', i))
   await new Promise(resolve => setTimeout(resolve, 200))
   cancelled.cancel()
-  const after = pushAll(stub, 'after', 24)
+  const after = pushAll(stub, 'after', 24, batched)
   const timer = setTimeout(() => after.call.cancel(), 30_000)
   const acks = await after.acks
   clearTimeout(timer)

@@ -103,6 +103,9 @@ t.test('tokens: read-write, read-only, missing and wrong', async t => {
   const pushErr = await new Promise<unknown>(resolve => { push.on('error', resolve); push.on('data', () => undefined) })
   t.equal(statusCode(pushErr), grpc.status.PERMISSION_DENIED, 'a read-only token cannot push')
   t.match((pushErr as grpc.ServiceError).details, /read-only/, 'and is told why')
+  const batch = reader.pushBatch('vol')
+  const batchErr = await new Promise<unknown>(resolve => { batch.on('error', resolve); batch.on('data', () => undefined) })
+  t.equal(statusCode(batchErr), grpc.status.PERMISSION_DENIED, 'nor push batches')
   reader.close()
 
   fs.mkdirSync(path.join(c.dir, 'mnt-bad'))
