@@ -12,6 +12,7 @@ import type { CaptureStats } from './capture-stats.js'
 import type { TxRecorder } from './tx-recorder.js'
 import { fault } from '../util/fault.js'
 import type { RecordStore } from './record-store.js'
+import type { OpenDeleted } from './open-deleted.js'
 import type { Journal } from '../journal/journal.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr } from '../fs/xattr.js'
@@ -21,6 +22,7 @@ import os from 'node:os'
 
 const { ENODATA, EOPNOTSUPP, ESTALE } = os.constants.errno
 const { S_IFMT, S_IFIFO } = fs.constants
+const O_ACCMODE = (fs.constants as Record<string, number>).O_ACCMODE ?? 3
 /** chown(2)'s "leave unchanged", as FUSE passes it (an unsigned -1). */
 const KEEP_ID = 0xffffffff
 const EMPTY = Buffer.alloc(0)
@@ -43,11 +45,15 @@ export interface RewriteSupport {
   reopen (fh: number, path: string): Promise<void>
   records: RecordStore
   journal: Journal
+  /** Files another device deleted while open here for writing. */
+  openDeleted?: OpenDeleted
 }
 
 export class CaptureVfs implements Vfs {
   /** Open handles per path: a file moved aside takes its open handles to the new file. */
   private readonly handles = new Map<string, Set<number>>()
+  /** Handles opened for writing: only those keep a remotely deleted file (adoptOpen). */
+  private readonly writable = new Set<number>()
   /**
    * Per handle, where its last write ended when that write reached past the
    * end of the file, and the gate's exclusive count then: a write starting
@@ -102,6 +108,7 @@ export class CaptureVfs implements Vfs {
       throw err
     }
     this.opened(p, fh)
+    if ((flags & O_ACCMODE) !== fs.constants.O_RDONLY) this.writable.add(fh)
     return fh
   }
   read (p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> { return this.inner.read(p, fh, buf, len, pos) }
@@ -116,6 +123,7 @@ export class CaptureVfs implements Vfs {
   }
 
   private async writeNow (p: string, fh: number, next: Buffer, len: number, pos: number): Promise<number> {
+    p = await this.pathOf(p, fh, true)
     // An unlinked file still open: its bytes die with it, as on a local disk.
     if (isFuseHidden(p)) return this.inner.write(p, fh, next, len, pos)
     const epoch = this.gate?.exclusiveRuns ?? 0
@@ -147,6 +155,7 @@ export class CaptureVfs implements Vfs {
   }
 
   async fsync (p: string, fh: number, datasync: boolean): Promise<void> {
+    p = await this.pathOf(p, fh, false)
     await this.rec.close(p)
     await this.rec.sync()
     await this.inner.fsync(p, fh, datasync)
@@ -155,6 +164,12 @@ export class CaptureVfs implements Vfs {
   async release (p: string, fh: number): Promise<void> {
     // Handle numbers are reused.
     this.appendEnd.delete(fh)
+    this.writable.delete(fh)
+    if (this.rw?.openDeleted?.has(fh)) {
+      const copy = await this.rw.openDeleted.release(fh)
+      if (copy === undefined) { await this.inner.release(p, fh); return }
+      p = copy
+    }
     await this.inner.release(p, fh)
     const set = this.handles.get(p)
     set?.delete(fh)
@@ -181,6 +196,7 @@ export class CaptureVfs implements Vfs {
     await this.rec.closeAll([p])
     const fh = await this.inner.create(p, mode)
     this.opened(p, fh)
+    this.writable.add(fh)
     // The file is new and empty (no remote apply runs while the gate is held
     // shared): its first write has no old bytes to compare with.
     this.appendEnd.set(fh, { end: 0, epoch: this.gate?.exclusiveRuns ?? 0 })
@@ -209,6 +225,7 @@ export class CaptureVfs implements Vfs {
   ftruncate (p: string, fh: number, size: number): Promise<void> { return this.local(() => this.ftruncateNow(p, fh, size)) }
 
   private async ftruncateNow (p: string, fh: number, size: number): Promise<void> {
+    p = await this.pathOf(p, fh, true)
     if (size === 0 && await this.startRewrite(p)) return
     return this.changeNow(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } })
   }
@@ -304,6 +321,34 @@ export class CaptureVfs implements Vfs {
   async reopenHandles (p: string): Promise<void> {
     if (!this.rw) return
     for (const fh of this.handles.get(p) ?? []) await this.rw.reopen(fh, p)
+  }
+
+  /**
+   * A remote Unlink is about to delete p: if a handle has it open for
+   * writing, the file is moved out of the tree for its handles instead
+   * (OpenDeleted). Runs inside the apply, so no local change is under way.
+   */
+  async adoptOpen (p: string, by: { deviceId: string; seq: number }): Promise<void> {
+    const set = this.handles.get(p)
+    const od = this.rw?.openDeleted
+    if (!od || !set || ![...set].some(fh => this.writable.has(fh))) return
+    await od.adopt(p, set, by)
+    this.handles.delete(p)
+  }
+
+  /**
+   * The volume path a handle's change is captured under. The kernel still
+   * names a remotely deleted file by its old name; a write (or truncate)
+   * through it brings it back as a conflict copy, and it is that copy's
+   * change. Without `write`, an unwritten deleted file keeps its old name.
+   */
+  private async pathOf (p: string, fh: number, write: boolean): Promise<string> {
+    const od = this.rw?.openDeleted
+    if (!od?.has(fh)) return p
+    if (!write && !od.hasCopy(fh)) return p
+    const copy = await od.copyFor(fh)
+    for (const h of od.handlesOf(fh)) this.opened(copy, h)
+    return copy
   }
 
   private moveHandles (from: string, to: string): void {

@@ -7,6 +7,7 @@ import { Passthrough } from '../fs/passthrough.js'
 import { fuseOps } from '../fs/fuse-ops.js'
 import { FuseSession, inodesFit32Bits } from '../fs/fuse-session.js'
 import { CaptureVfs } from '../capture/capture-vfs.js'
+import { OpenDeleted } from '../capture/open-deleted.js'
 import { newCaptureStats } from '../capture/capture-stats.js'
 import { TxRecorder } from '../capture/tx-recorder.js'
 import { LevelJournal } from '../journal/level-journal.js'
@@ -120,7 +121,14 @@ export class Mount {
       await reconcile(this.journal, this.recorder, filesDir, log)
       // Local changes and remote applies take turns (see CaptureVfs).
       const gate = new RwGate()
-      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal }, gate)
+      const openDeleted = new OpenDeleted({
+        real: p => passthrough.real(p),
+        aside: () => records.tempPath(),
+        deviceId: journal.deviceId,
+        journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
+        kept: async entry => { await this.conflicts?.keptDeleted(entry) },
+      })
+      const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal, openDeleted }, gate)
       const useIno = await inodesFit32Bits(filesDir)
       if (!useIno) log.warn({ filesDir }, 'backing filesystem is not ext2/3/4: inode numbers are per path, so hard links look like separate files')
       this.session = new FuseSession(this.mountpoint, fuseOps(vfs, log), { fsname: `deltafs:${volume}`, attrTimeout: this.opts.attrCacheSeconds ?? DEFAULT_ATTR_CACHE_SECONDS, useIno, allowOther: this.opts.allowOther ?? false, shortcuts: vfs.shortcuts })
@@ -150,6 +158,7 @@ export class Mount {
           tempPath: () => records.tempPath(),
           onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
           onReplaced: p => vfs.reopenHandles(p),
+          onRemoving: (p, by) => vfs.adoptOpen(p, by),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
           stages,
         }),

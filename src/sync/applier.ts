@@ -76,6 +76,12 @@ export interface ApplierOptions {
   onRefresh: (path: string) => Promise<void>
   /** path is a new file now (a Rebuild renamed it into place): descriptors open on the old one must follow. */
   onReplaced?: (path: string) => Promise<void>
+  /**
+   * A remote Unlink is about to delete path: files open here are moved out of
+   * the tree for their descriptors, so that writes made through them after
+   * the delete can still be kept (CaptureVfs.adoptOpen). by: the deletion.
+   */
+  onRemoving?: (path: string, by: { deviceId: string; seq: number }) => Promise<void>
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
@@ -124,8 +130,12 @@ export class Applier {
    * Applies tx, the volume's change seq. A part of a file sent whole goes
    * into its stage instead, and the last part puts the stage in place.
    */
+  /** The transaction being applied, for onRemoving (ops are applied one at a time, deep below apply). */
+  private applying = { deviceId: '', seq: 0 }
+
   async apply (tx: Transaction, prebuilt?: Prebuilt, seq = 0): Promise<ApplyResult> {
     validate(tx)
+    this.applying = { deviceId: tx.txId.deviceId, seq }
     const plan = await this.stagePlan(tx)
     const flushed: NonNullable<ApplyResult['flushed']> = []
     for (const stage of plan.flush) {
@@ -340,6 +350,7 @@ export class Applier {
       const fh = await fsp.open(real, WRITE_FLAGS, 0o644)
       try { await fh.truncate(op.truncate.size) } finally { await fh.close() }
     } else if ('unlink' in op && op.unlink) {
+      if (at === undefined) await this.opts?.onRemoving?.(subject, this.applying)
       await ignore(fsp.unlink(real), 'ENOENT')
     } else if ('mkdir' in op && op.mkdir) {
       await ignore(fsp.mkdir(real, { mode: op.mkdir.mode & MODE_MASK }), 'EEXIST')

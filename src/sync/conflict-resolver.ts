@@ -132,6 +132,12 @@ export class ConflictResolver {
     await this.remember({ path: subject.replace(/ \(conflict [^)]*\)/, ''), copy: subject, device: tx.txId.deviceId, winner: '', seq, at: new Date(Number(tx.mtimeNs) / 1e6 || Date.now()).toISOString() })
   }
 
+  /** A file deleted by another device was written to here after that, and kept as `copy` (OpenDeleted). */
+  async keptDeleted (entry: { path: string; copy: string; winner: string; seq: number }): Promise<void> {
+    this.opts.stats.conflicts++
+    await this.remember({ ...entry, device: this.opts.journal.deviceId, at: new Date().toISOString() })
+  }
+
   /**
    * The node refused a local transaction on `subject` again after the
    * winner's change was applied here: settle it as a conflict now.

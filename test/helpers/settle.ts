@@ -56,7 +56,7 @@ export function conflictCopiesOf (tree: Tree, relPath: string): ConflictCopy[] {
   const ext = path.posix.extname(relPath)
   const stem = path.posix.basename(relPath, ext)
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  const re = new RegExp(`^${esc(stem)} \\(conflict (\\S+) (\\d{8}T\\d{6}Z)\\)${esc(ext)}$`)
+  const re = new RegExp(`^${esc(stem)} \\(conflict (\\S+) (\\d{8}T\\d{6}Z)(?:-\\d+)?\\)${esc(ext)}$`)
   const out: ConflictCopy[] = []
   for (const [p, e] of Object.entries(tree)) {
     if (e.type !== 'file' || path.posix.dirname(p) !== dir) continue
@@ -68,7 +68,7 @@ export function conflictCopiesOf (tree: Tree, relPath: string): ConflictCopy[] {
 
 /** Every file whose name marks it as a conflict copy. */
 export function allConflictCopies (tree: Tree): string[] {
-  return Object.keys(tree).filter(p => tree[p]!.type === 'file' && / \(conflict \S+ \d{8}T\d{6}Z\)/.test(path.posix.basename(p)))
+  return Object.keys(tree).filter(p => tree[p]!.type === 'file' && / \(conflict \S+ \d{8}T\d{6}Z(?:-\d+)?\)/.test(path.posix.basename(p)))
 }
 
 /** settle(), failing the test (and returning undefined) when the mounts do not converge. */

@@ -1,0 +1,76 @@
+// A file open for writing on mount A while mount B deletes it (DESIGN §6:
+// edited on one side and deleted on the other, the edit is kept). What A
+// writes through its open descriptor after the delete reached it used to go
+// into an unlinked inode and vanish. Now the deletion stands for the name,
+// and what A wrote comes back as a conflict copy on every mount. A file that
+// is only read, or not written after the delete, is simply gone.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { Cluster } from '../helpers/cluster.js'
+import { allConflictCopies, settleOrFail } from '../helpers/settle.js'
+import { waitFor } from '../helpers/processes.js'
+
+t.setTimeout(5 * 60_000)
+
+const OLD = 'old content of the document\n'.repeat(20)
+const BEFORE = 'written by A before the delete\n'
+const AFTER = 'written by A after the delete\n'
+
+const exists = (p: string): Promise<boolean> => fsp.stat(p).then(() => true, () => false)
+
+async function deletedWhileOpen (t: Test, flags: 'w' | 'r+' | 'r', writeBefore: boolean, writeAfter: boolean): Promise<Record<string, string> | undefined> {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.writeFile(at(a, 'doc.txt'), OLD)
+  await settleOrFail(t, [a!, b!])
+
+  const fh = await fsp.open(at(a, 'doc.txt'), flags)
+  if (writeBefore) await fh.write(BEFORE, 0)
+  await fsp.unlink(at(b, 'doc.txt'))
+  await waitFor('the delete to reach A', async () => !(await exists(at(a, 'doc.txt'))), 15_000)
+  if (writeAfter) await fh.write(AFTER, BEFORE.length)
+  await fh.close()
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return undefined
+  t.notOk('doc.txt' in tree, 'the deletion stands for the name')
+  const contents: Record<string, string> = {}
+  for (const name of allConflictCopies(tree)) {
+    const onA = await fsp.readFile(at(a, name), 'utf8')
+    t.equal(await fsp.readFile(at(b, name), 'utf8'), onA, `${name}: the same on B`)
+    contents[name] = onA
+  }
+  const aside = path.join(a!.dataDir, 'vol', 'records')
+  t.same(fs.existsSync(aside) ? fs.readdirSync(aside).filter(f => f.endsWith('.tmp')) : [], [], 'nothing is left aside on A')
+  const status = await a!.status() as { conflicts?: Array<{ path: string; copy: string }> }
+  t.same((status.conflicts ?? []).map(e => e.copy).sort(), Object.keys(contents).map(n => '/' + n).sort(), 'A lists its conflict copies')
+  return contents
+}
+
+t.test('O_TRUNC, written before and after the delete: everything A wrote is kept as a conflict copy', async t => {
+  const copies = await deletedWhileOpen(t, 'w', true, true)
+  if (!copies) return
+  t.ok(Object.values(copies).includes(BEFORE + AFTER), `one copy holds both writes (${JSON.stringify(copies)})`)
+})
+
+t.test('O_RDWR, written before and after the delete: the edited file is kept as a conflict copy', async t => {
+  const copies = await deletedWhileOpen(t, 'r+', true, true)
+  if (!copies) return
+  t.ok(Object.values(copies).includes(BEFORE + AFTER + OLD.slice(BEFORE.length + AFTER.length)), `one copy holds both writes over the old bytes (${JSON.stringify(Object.keys(copies))})`)
+})
+
+t.test('O_RDWR, written only after the delete: one conflict copy with the write', async t => {
+  const copies = await deletedWhileOpen(t, 'r+', false, true)
+  if (!copies) return
+  t.same(Object.values(copies), [OLD.slice(0, BEFORE.length) + AFTER + OLD.slice(BEFORE.length + AFTER.length)], 'one copy: the old bytes with the write')
+})
+
+for (const flags of ['r+', 'r'] as const) {
+  t.test(`open ${flags === 'r' ? 'only to read' : 'for writing, not written'}, deleted on B: gone, no copy`, async t => {
+    const copies = await deletedWhileOpen(t, flags, false, false)
+    if (copies) t.same(copies, {}, 'no conflict copy')
+  })
+}
