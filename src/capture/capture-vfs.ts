@@ -52,6 +52,11 @@ export interface RewriteSupport {
 export class CaptureVfs implements Vfs {
   /** Open handles per path: a file moved aside takes its open handles to the new file. */
   private readonly handles = new Map<string, Set<number>>()
+  /**
+   * Handles whose file a remote rename moved, by where it is now: the kernel
+   * still names them by the old path, and their changes belong to the new one.
+   */
+  private readonly moved = new Map<number, string>()
   /** Handles opened for writing: only those keep a remotely deleted file (adoptOpen). */
   private readonly writable = new Set<number>()
   /**
@@ -170,6 +175,8 @@ export class CaptureVfs implements Vfs {
       if (copy === undefined) { await this.inner.release(p, fh); return }
       p = copy
     }
+    p = this.moved.get(fh) ?? p
+    this.moved.delete(fh)
     await this.inner.release(p, fh)
     const set = this.handles.get(p)
     set?.delete(fh)
@@ -334,6 +341,28 @@ export class CaptureVfs implements Vfs {
     if (!od || !set || ![...set].some(fh => this.writable.has(fh))) return
     await od.adopt(p, set, by)
     this.handles.delete(p)
+    for (const fh of set) this.moved.delete(fh)
+  }
+
+  /** ConflictResolver's moveOpen: the conflict copy of a file open here for writing is the file itself. */
+  async moveOpen (p: string, copy: string): Promise<boolean> {
+    const set = this.handles.get(p)
+    if (!this.rw || !set || ![...set].some(fh => this.writable.has(fh))) return false
+    await fsp.rename(this.rw.real(p), this.rw.real(copy))
+    this.movedRemotely(p, copy)
+    return true
+  }
+
+  /** A remote rename moved `from` (a file, or a directory and all under it) to `to`: handles open there follow. */
+  movedRemotely (from: string, to: string): void {
+    for (const [p, set] of [...this.handles]) {
+      if (p !== from && !p.startsWith(from + '/')) continue
+      const now = to + p.slice(from.length)
+      this.handles.delete(p)
+      const there = this.handles.get(now)
+      this.handles.set(now, there ? new Set([...there, ...set]) : set)
+      for (const fh of set) this.moved.set(fh, now)
+    }
   }
 
   /**
@@ -344,7 +373,7 @@ export class CaptureVfs implements Vfs {
    */
   private async pathOf (p: string, fh: number, write: boolean): Promise<string> {
     const od = this.rw?.openDeleted
-    if (!od?.has(fh)) return p
+    if (!od?.has(fh)) return this.moved.get(fh) ?? p
     if (!write && !od.hasCopy(fh)) return p
     const copy = await od.copyFor(fh)
     for (const h of od.handlesOf(fh)) this.opened(copy, h)

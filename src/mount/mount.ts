@@ -148,6 +148,7 @@ export class Mount {
           record: async (p, op) => { await recorder.closeAll([p]); await recorder.record(p, op) },
           journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
           journalWholeFile: p => journalWholeFile(recorder, passthrough.real(p), p),
+          moveOpen: (p, copy) => vfs.moveOpen(p, copy),
         },
       })
       await this.conflicts.open()
@@ -159,6 +160,7 @@ export class Mount {
           onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
           onReplaced: p => vfs.reopenHandles(p),
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
+          onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
           stages,
         }),

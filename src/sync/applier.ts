@@ -82,6 +82,8 @@ export interface ApplierOptions {
    * the delete can still be kept (CaptureVfs.adoptOpen). by: the deletion.
    */
   onRemoving?: (path: string, by: { deviceId: string; seq: number }) => Promise<void>
+  /** A remote Rename moved from (a file or a directory) to `to`: descriptors open under from now write there. */
+  onMoved?: (from: string, to: string) => void
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
@@ -370,7 +372,9 @@ export class Applier {
         await fsp.unlink(real)
       } else if (source || !target) {
         // (Without a source but with a target: a replay after a crash finds the rename done already.)
+        if (source && target && at === undefined) await this.opts?.onRemoving?.(op.rename.to, this.applying)
         await fsp.rename(real, to)
+        if (source && at === undefined) this.opts?.onMoved?.(subject, op.rename.to)
       }
       return op.rename.to
     } else if ('symlink' in op && op.symlink) {

@@ -30,6 +30,12 @@ export interface LocalChanges {
   journalNewFile (volPath: string): Promise<void>
   /** Journals the file now at volPath whole, replacing whatever the others have there. */
   journalWholeFile (volPath: string): Promise<void>
+  /**
+   * When path is open here for writing, moves the file itself to copy, its
+   * descriptors following it (so what they write next lands in the copy);
+   * false when nothing has it open for writing.
+   */
+  moveOpen?: (path: string, copy: string) => Promise<boolean>
 }
 
 export interface ConflictResolverOptions {
@@ -120,8 +126,9 @@ export class ConflictResolver {
     // first, each of which starts the file over when applied) needs nothing
     // more; any other change is a delta of a version this mount no longer
     // has once its own is kept: its author sends the file whole.
-    const heal = !whole && !startsFromNothing(tx) && !tx.ops.some(op => 'unlink' in op && op.unlink)
-    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal)
+    const removes = tx.ops.some(op => 'unlink' in op && op.unlink)
+    const heal = !whole && !startsFromNothing(tx) && !removes
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes)
   }
 
   /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
@@ -156,7 +163,7 @@ export class ConflictResolver {
    * is journaled would leave nothing to mend the file here (the winner's
    * change applies again on top of this version, a mix only this mount has).
    */
-  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean): Promise<void> {
+  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean, removed = false): Promise<void> {
     const { journal, local, real, stats } = this.opts
     let copy = ''
     const st = await fsp.lstat(real(subject)).catch(() => undefined)
@@ -170,15 +177,21 @@ export class ConflictResolver {
       const reuse = before !== undefined && await missingOrSame(real(before.copy), real(subject))
       copy = reuse ? before.copy : conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
       if (!reuse) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
-      await fsp.copyFile(real(subject), real(copy), fs.constants.COPYFILE_FICLONE)
-      await fsp.chmod(real(copy), st.mode & 0o7777)
-      await fsp.utimes(real(copy), st.atime, st.mtime)
+      // Deleted by the winner while open here for writing: the file itself
+      // becomes the copy, so that what its descriptors write next is kept
+      // in it too (a second copy otherwise: see OpenDeleted).
+      const moved = removed && !reuse && st.nlink === 1 && await local.moveOpen?.(subject, copy) === true
+      if (!moved) {
+        await fsp.copyFile(real(subject), real(copy), fs.constants.COPYFILE_FICLONE)
+        await fsp.chmod(real(copy), st.mode & 0o7777)
+        await fsp.utimes(real(copy), st.atime, st.mtime)
+      }
       await local.journalNewFile(copy)
       // A hard link this mount made to subject and has not sent: the
       // winner's change, applied next in place, would reach the linked
       // file's other names too, which the others do not have linked here.
       // This name gets its own copy of the content first.
-      if (st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
+      if (!moved && st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
     }
     if (heal) await this.askForWholeFile(subject, winner)
     const dropped = await journal.dropPending(seqs)
