@@ -98,3 +98,32 @@ t.test('renamed on B while open for writing on A, written after the rename reach
   t.equal(await fsp.readFile(at(b, 'moved.txt'), 'utf8'), want, 'B: the write is in moved.txt')
   t.same(allConflictCopies(tree), [], 'no conflict copy')
 })
+
+t.test('a directory renamed or removed on B while a file in it is open for writing on A', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  for (const d of ['moving', 'going']) {
+    await fsp.mkdir(at(a, d))
+    await fsp.writeFile(at(a, `${d}/doc.txt`), OLD)
+  }
+  await settleOrFail(t, [a!, b!])
+  const moving = await fsp.open(at(a, 'moving/doc.txt'), 'r+')
+  const going = await fsp.open(at(a, 'going/doc.txt'), 'r+')
+  await fsp.rename(at(b, 'moving'), at(b, 'moved'))
+  await fsp.rm(at(b, 'going'), { recursive: true })
+  await waitFor('both to reach A', async () => !(await exists(at(a, 'moving'))) && !(await exists(at(a, 'going'))) && await exists(at(a, 'moved/doc.txt')), 15_000)
+  await moving.write(AFTER, 0)
+  await going.write(AFTER, 0)
+  await Promise.all([moving.close(), going.close()])
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  const want = AFTER + OLD.slice(AFTER.length)
+  t.equal(await fsp.readFile(at(b, 'moved/doc.txt'), 'utf8'), want, 'the write follows the renamed directory')
+  const copies = allConflictCopies(tree)
+  t.equal(copies.length, 1, `one conflict copy (${JSON.stringify(copies)})`)
+  t.equal(path.posix.dirname(copies[0] ?? 'x/y'), '.', 'at the top, its directory being gone')
+  if (copies[0]) t.equal(await fsp.readFile(at(b, copies[0]), 'utf8'), want, 'holding the write to the removed directory\'s file')
+  t.notOk('going' in tree, 'the removed directory stays removed')
+})
