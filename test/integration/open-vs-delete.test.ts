@@ -127,3 +127,25 @@ t.test('a directory renamed or removed on B while a file in it is open for writi
   if (copies[0]) t.equal(await fsp.readFile(at(b, copies[0]), 'utf8'), want, 'holding the write to the removed directory\'s file')
   t.notOk('going' in tree, 'the removed directory stays removed')
 })
+
+t.test('replaced on B by a rename (an atomic save) while open for writing on A, written after', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.writeFile(at(a, 'doc.txt'), OLD)
+  await settleOrFail(t, [a!, b!])
+  const fh = await fsp.open(at(a, 'doc.txt'), 'r+')
+  const SAVED = 'saved on B, a whole new version\n'
+  await fsp.writeFile(at(b, '.doc.txt.swp'), SAVED)
+  await fsp.rename(at(b, '.doc.txt.swp'), at(b, 'doc.txt'))
+  await waitFor('the save to reach A', async () => (await fsp.readFile(at(a, 'doc.txt'), 'utf8').catch(() => '')) === SAVED, 15_000)
+  await fh.write(AFTER, 0)
+  await fh.close()
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  t.equal(await fsp.readFile(at(b, 'doc.txt'), 'utf8'), SAVED, 'the name holds B\'s save')
+  const copies = allConflictCopies(tree)
+  t.equal(copies.length, 1, 'one conflict copy')
+  if (copies[0]) t.equal(await fsp.readFile(at(b, copies[0]), 'utf8'), AFTER + OLD.slice(AFTER.length), 'holding A\'s write over the version it had open')
+})
