@@ -1,5 +1,6 @@
 // A typed client stub for the Sync service. Every call carries the bearer
 // token; Push also names its volume, which the node authorizes once per stream.
+import { EventEmitter } from 'node:events'
 import * as grpc from '@grpc/grpc-js'
 import type { Ack, Delivery, HelloReply, HelloRequest, SubscribeRequest, VolumeInfo } from '../codec/wire.js'
 import { AUTH_HEADER, SyncService, VOLUME_HEADER, channelOptions } from './service.js'
@@ -14,6 +15,13 @@ interface RawStub extends grpc.Client {
   push (md: grpc.Metadata): grpc.ClientDuplexStream<Uint8Array, Ack>
   pushBatch (md: grpc.Metadata): grpc.ClientDuplexStream<Uint8Array[], Ack[]>
   subscribe (req: SubscribeRequest, md: grpc.Metadata): grpc.ClientReadableStream<Delivery>
+}
+
+/** What the sync client uses of a push stream. */
+export interface PushStream extends EventEmitter {
+  write (frames: Uint8Array[]): boolean
+  cancel (): void
+  end (): unknown
 }
 
 export interface StubOptions {
@@ -61,6 +69,24 @@ export class SyncStub {
 
   /** Encoded frames written together, one FrameBatch per write; acks come back as arrays, in order. */
   pushBatch (volume: string): grpc.ClientDuplexStream<Uint8Array[], Ack[]> { return this.raw.pushBatch(this.metadata(volume)) }
+
+  /**
+   * A push stream of frame batches: PushBatch, or with oneByOne (a node that
+   * predates PushBatch answers it UNIMPLEMENTED) Push, each frame its own
+   * message and each ack handed on as a batch of one.
+   */
+  pushFrames (volume: string, oneByOne: boolean): PushStream {
+    if (!oneByOne) return this.pushBatch(volume)
+    const call = this.push(volume)
+    const stream = new EventEmitter() as PushStream
+    stream.write = (frames: Uint8Array[]) => { for (const f of frames) call.write(f); return true }
+    stream.cancel = () => call.cancel()
+    stream.end = () => { call.end(); return stream }
+    call.on('data', (ack: Ack) => stream.emit('data', [ack]))
+    call.on('error', (err: grpc.ServiceError) => stream.emit('error', err))
+    call.on('end', () => stream.emit('end'))
+    return stream
+  }
 
   subscribe (req: SubscribeRequest): grpc.ClientReadableStream<Delivery> { return this.raw.subscribe(req, this.metadata()) }
 

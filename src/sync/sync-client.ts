@@ -201,7 +201,7 @@ export class SyncClient {
     await this.acks
     await this.applies.catch(() => undefined)
     const { journal, codec, stats, volume } = this.opts
-    const push = readOnly ? undefined : stub.pushBatch(volume)
+    const push = readOnly ? undefined : stub.pushFrames(volume, this.oneFramePerMessage)
     const sub = stub.subscribe({ volume, fromSeq: journal.applied(), deviceId: journal.deviceId })
     const inflight: Array<{ pending: PendingTx; size: number }> = []
     let inflightBytes = 0
@@ -226,7 +226,13 @@ export class SyncClient {
       }
       this.endSession = () => finish()
       const streamEnded = (name: string) => (err?: grpc.ServiceError) => finish(err ?? new Error(`${name} stream ended`))
-      push?.on('error', streamEnded('push'))
+      push?.on('error', (err: grpc.ServiceError) => {
+        if (err.code === grpc.status.UNIMPLEMENTED && !this.oneFramePerMessage) {
+          log.warn({ node: this.opts.node }, 'the storage node predates PushBatch: pushing one frame per message (upgrade the node to batch them)')
+          this.oneFramePerMessage = true
+        }
+        streamEnded('push')(err)
+      })
       push?.on('end', streamEnded('push'))
       sub.on('error', streamEnded('subscribe'))
       sub.on('end', streamEnded('subscribe'))
@@ -325,6 +331,8 @@ export class SyncClient {
   }
 
   private readonly conflictRetries = new Set<string>()
+  /** The node answered PushBatch UNIMPLEMENTED: it predates it, and takes Push only. */
+  private oneFramePerMessage = false
 
   /**
    * The node refused a transaction because another device changed its file
