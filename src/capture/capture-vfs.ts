@@ -385,6 +385,8 @@ export class CaptureVfs implements Vfs {
     if (set === undefined) return
     this.handles.delete(from)
     this.handles.set(to, set)
+    // A handle a remote rename had moved here goes on with the file.
+    for (const fh of set) if (this.moved.has(fh)) this.moved.set(fh, to)
   }
   symlink (target: string, p: string): Promise<void> { return this.change(p, () => this.inner.symlink(target, p), { symlink: { target } }) }
   link (existing: string, p: string): Promise<void> { return this.change(existing, () => this.inner.link(existing, p), { link: { to: p } }) }
