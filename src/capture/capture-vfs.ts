@@ -370,14 +370,16 @@ export class CaptureVfs implements Vfs {
    * names a remotely deleted file by its old name; a write (or truncate)
    * through it brings it back as a conflict copy, and it is that copy's
    * change. Without `write`, an unwritten deleted file keeps its old name.
+   * A remote rename moves handles the same way (movedRemotely).
    */
   private async pathOf (p: string, fh: number, write: boolean): Promise<string> {
     const od = this.rw?.openDeleted
-    if (!od?.has(fh)) return this.moved.get(fh) ?? p
-    if (!write && !od.hasCopy(fh)) return p
-    const copy = await od.copyFor(fh)
-    for (const h of od.handlesOf(fh)) this.opened(copy, h)
-    return copy
+    if (write && od?.has(fh)) {
+      const { copy, handles } = await od.copyFor(fh)
+      // From here on they are handles of the copy, as after a remote rename.
+      for (const h of handles) { this.opened(copy, h); this.moved.set(h, copy) }
+    }
+    return this.moved.get(fh) ?? p
   }
 
   private moveHandles (from: string, to: string): void {

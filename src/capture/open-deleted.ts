@@ -37,8 +37,11 @@ interface Deleted {
   /** Its conflict copy, once a handle wrote to it. */
   copy?: string
   /** The copy being made: concurrent first writes wait for the same one. */
-  making?: Promise<string>
+  making?: Promise<Copy>
 }
+
+/** A copy made, and the handles that follow it from then on: no longer this class's. */
+export interface Copy { copy: string; handles: number[] }
 
 export class OpenDeleted {
   private readonly byHandle = new Map<number, Deleted>()
@@ -54,23 +57,22 @@ export class OpenDeleted {
     log.info({ path: name, device: by.deviceId, seq: by.seq, handles: d.handles.size }, 'deleted by another device while open here for writing: kept for its descriptors until they write or close')
   }
 
+  /** Whether fh is open on a deleted file whose copy is not made yet. */
   has (fh: number): boolean { return this.byHandle.has(fh) }
 
-  hasCopy (fh: number): boolean { return this.byHandle.get(fh)?.copy !== undefined }
-
-  /** The copy's path, made on the first call (the caller is about to write through fh). */
-  copyFor (fh: number): Promise<string> {
+  /**
+   * Makes the copy (the caller is about to write through fh). From then on
+   * its handles are the caller's to follow, as handles of the copy.
+   */
+  copyFor (fh: number): Promise<Copy> {
     const d = this.byHandle.get(fh)
-    if (!d) throw new Error(`handle ${fh} is not open on a deleted file`)
-    if (d.copy !== undefined) return Promise.resolve(d.copy)
-    d.making ??= this.makeCopy(d).finally(() => { d.making = undefined })
+    if (!d) return Promise.reject(new Error(`handle ${fh} is not open on a deleted file`))
+    // A failed attempt is not kept: the next write tries again.
+    d.making ??= this.makeCopy(d).catch((err: unknown) => { d.making = undefined; throw err })
     return d.making
   }
 
-  /** The handles that follow the copy, for the caller to count as open on it. */
-  handlesOf (fh: number): number[] { return [...this.byHandle.get(fh)?.handles ?? []] }
-
-  private async makeCopy (d: Deleted): Promise<string> {
+  private async makeCopy (d: Deleted): Promise<Copy> {
     const { real, deviceId } = this.support
     const at = (this.support.now ?? (() => new Date()))()
     const taken = (p: string): boolean => fs.existsSync(real(p))
@@ -85,7 +87,10 @@ export class OpenDeleted {
     await this.support.kept({ path: d.name, copy, winner: d.by.deviceId, seq: d.by.seq })
     log.warn({ path: d.name, copy, device: d.by.deviceId, seq: d.by.seq },
       `conflict: ${d.name} was deleted on device ${d.by.deviceId} (seq ${d.by.seq}) while open here, and written to after that; the deletion stands and what was written is kept as ${path.posix.basename(copy)}`)
-    return copy
+    // Only now: a write through another handle meanwhile waits for this copy.
+    for (const fh of d.handles) this.byHandle.delete(fh)
+    // Read when the caller takes them: a handle released meanwhile is not among them.
+    return { copy, get handles () { return [...d.handles] } }
   }
 
   /** fh is closed. Returns the copy it was following, if one was made; the last handle of an unwritten file removes it. */

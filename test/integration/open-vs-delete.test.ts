@@ -149,3 +149,23 @@ t.test('replaced on B by a rename (an atomic save) while open for writing on A, 
   t.equal(copies.length, 1, 'one conflict copy')
   if (copies[0]) t.equal(await fsp.readFile(at(b, copies[0]), 'utf8'), AFTER + OLD.slice(AFTER.length), 'holding A\'s write over the version it had open')
 })
+
+t.test('two descriptors write at once after the delete: one conflict copy holds both writes', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.writeFile(at(a, 'doc.txt'), OLD)
+  await settleOrFail(t, [a!, b!])
+  const [one, two] = await Promise.all([fsp.open(at(a, 'doc.txt'), 'r+'), fsp.open(at(a, 'doc.txt'), 'r+')])
+  await fsp.unlink(at(b, 'doc.txt'))
+  await waitFor('the delete to reach A', async () => !(await exists(at(a, 'doc.txt'))), 15_000)
+  await Promise.all([one!.write('ONE', 0), two!.write('TWO', 100)])
+  await Promise.all([one!.close(), two!.close()])
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  const copies = allConflictCopies(tree)
+  t.equal(copies.length, 1, `one conflict copy (${JSON.stringify(copies)})`)
+  const want = 'ONE' + OLD.slice(3, 100) + 'TWO' + OLD.slice(103)
+  if (copies[0]) t.equal(await fsp.readFile(at(b, copies[0]), 'utf8'), want, 'with both writes, on B too')
+})
