@@ -23,7 +23,7 @@ interface Target {
 }
 
 export const ALL_TESTS = ['seq', 'rand', 'create', 'git', 'tar']
-export const ALL_TARGETS = ['raw', 'bindfs', 'bindfs-bw', 'fuse-native', 'deltafs', 'deltafs-attr0']
+export const ALL_TARGETS = ['raw', 'bindfs', 'bindfs-bw', 'fuse-native', 'fuse-native-cached', 'deltafs', 'deltafs-attr0']
 /** Not run by default: deltafs with the kernel's attribute cache off, to show what `--attr-cache` buys. */
 export const DEFAULT_TARGETS = ALL_TARGETS.filter(t => t !== 'deltafs-attr0')
 /** Options deltafs mounts with (src/fs/fuse-session.ts), given to the second bindfs so the comparison is like for like. */
@@ -117,8 +117,8 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
       } else if (name === 'bindfs' || name === 'bindfs-bw') {
         const b = await startBindfs(cleanup, path.join(dir, `${name}-src`), path.join(dir, `${name}-mnt`), name === 'bindfs' ? [] : BIG_WRITES, path.join(dir, `${name}.log`))
         targets.push({ name, dir: b.mountpoint, settle: async () => 0, pid: b.pid })
-      } else if (name === 'fuse-native') {
-        const f = await startFuseFloor(cleanup, path.join(dir, `${name}-src`), path.join(dir, `${name}-mnt`), path.join(dir, `${name}.log`))
+      } else if (name === 'fuse-native' || name === 'fuse-native-cached') {
+        const f = await startFuseFloor(cleanup, path.join(dir, `${name}-src`), path.join(dir, `${name}-mnt`), path.join(dir, `${name}.log`), name === 'fuse-native-cached')
         targets.push({ name, dir: f.mountpoint, settle: async () => 0, pid: f.pid })
       } else if (name === 'deltafs' || name === 'deltafs-attr0') {
         const node = await startNode(cleanup, path.join(dir, `${name}-node`))
@@ -133,6 +133,7 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
       '`raw` = the directory itself; `bindfs` = `bindfs -f SRC MNT` (Debian bindfs 1.14.7 on libfuse2, single-threaded, no big_writes: 4 KiB writes); ' +
       `\`bindfs-bw\` = bindfs with \`-o ${BIG_WRITES.join(',')}\` (the options deltafs mounts with); ` +
       '`fuse-native` = the fuse-native session and passthrough of a deltafs mount with nothing captured (`dist/bench/fuse-floor.js`): the binding\'s floor; ' +
+      '`fuse-native-cached` = that floor with names found and missing cached for 1 s (`entry_timeout=1,negative_timeout=1`, libfuse\'s defaults, which bindfs has), where deltafs caches neither: what close-to-open coherence costs; ' +
       '`deltafs` = `deltafs serve` + `deltafs mount` (capture on), each its own process. I/O runs in separate processes (`dist/bench/worker.js`, `git`, `tar`).')
     report.line(`Runs: ${opts.runs}; figures are min / **median** / max when runs > 1. Target order rotates every run.`)
 
@@ -248,7 +249,7 @@ export async function throughput (opts: BenchOptions, report: Report, base: stri
       const pairs: Array<[string, string]> = []
       for (const b of ['bindfs', 'bindfs-bw', 'fuse-native', 'raw', 'deltafs-attr0']) if (names.includes(b)) { cols.push(`deltafs / ${b}`); pairs.push(['deltafs', b]) }
       // How much of deltafs's gap to bindfs is the binding's own.
-      if (names.includes('fuse-native') && names.includes('bindfs')) { cols.push('fuse-native / bindfs'); pairs.push(['fuse-native', 'bindfs']) }
+      for (const f of ['fuse-native', 'fuse-native-cached']) if (names.includes(f) && names.includes('bindfs')) { cols.push(`${f} / bindfs`); pairs.push([f, 'bindfs']) }
       cols.push('target (DESIGN §9)')
       report.line('Ratios of medians (for MB/s, writes/s, files/s higher is better; for seconds lower is better):')
       report.table(cols, metrics.map(m => [m.label, ...pairs.map(([a, b]) => ratio(med(a, m.key), med(b, m.key))), m.target ?? '—']))

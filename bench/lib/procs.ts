@@ -169,8 +169,8 @@ export async function startBindfs (cleanup: Cleanup, source: string, mountpoint:
 }
 
 /** The fuse-native session and Passthrough of a deltafs mount, alone (dist/bench/fuse-floor.js). */
-export async function startFuseFloor (cleanup: Cleanup, source: string, mountpoint: string, logFile: string): Promise<Proc & { mountpoint: string }> {
-  const proc = await startPassthrough(cleanup, process.execPath, [path.join(repoRoot, 'dist', 'bench', 'fuse-floor.js'), source, mountpoint], source, mountpoint, logFile)
+export async function startFuseFloor (cleanup: Cleanup, source: string, mountpoint: string, logFile: string, cacheNames = false): Promise<Proc & { mountpoint: string }> {
+  const proc = await startPassthrough(cleanup, process.execPath, [path.join(repoRoot, 'dist', 'bench', 'fuse-floor.js'), source, mountpoint, ...(cacheNames ? ['--cache-names'] : [])], source, mountpoint, logFile)
   return Object.assign(proc, { mountpoint })
 }
 

@@ -9,8 +9,15 @@ import type { FuseShortcuts } from './vfs.js'
 
 export interface FuseSessionOptions {
   fsname: string
-  /** Seconds the kernel may cache attributes; lookups and negative lookups are never cached. */
+  /** Seconds the kernel may cache attributes. */
   attrTimeout: number
+  /**
+   * Seconds the kernel may cache names found and names missing. A mount
+   * keeps both at 0 (the default): see open(). Only the bench's floor sets
+   * them, to measure what that coherence costs.
+   */
+  entryTimeout?: number
+  negativeTimeout?: number
   /**
    * Lets users other than the daemon's use the mount (the kernel checks
    * modes: default_permissions). Needs root or user_allow_other in
@@ -61,7 +68,7 @@ export class FuseSession {
       // at the same size went unseen, and each name of a hard-linked file
       // has its own kernel inode and pages, which a write through another
       // name leaves stale (test/integration/page-cache.test.ts).
-      `attr_timeout=${t}`, 'entry_timeout=0', 'negative_timeout=0',
+      `attr_timeout=${t}`, `entry_timeout=${this.opts.entryTimeout ?? 0}`, `negative_timeout=${this.opts.negativeTimeout ?? 0}`,
       // The kernel checks modes, as a local filesystem does.
       'default_permissions',
       ...(this.opts.useIno ? ['use_ino'] : []),
