@@ -57,6 +57,14 @@ export class CaptureVfs implements Vfs {
    * still names them by the old path, and their changes belong to the new one.
    */
   private readonly moved = new Map<number, string>()
+  /**
+   * Moved handles whose file a local rename over its new name, or a local
+   * unlink of it, took out of the tree. libfuse still names them by their
+   * old path, so it did not hide the file for them as it does for its own
+   * open files: what they write goes to an unlinked inode, as on a local
+   * disk, and is not captured (it would land on the file now at the name).
+   */
+  private readonly orphaned = new Set<number>()
   /** Handles opened for writing: only those keep a remotely deleted file (adoptOpen). */
   private readonly writable = new Set<number>()
   /**
@@ -130,7 +138,7 @@ export class CaptureVfs implements Vfs {
   private async writeNow (p: string, fh: number, next: Buffer, len: number, pos: number): Promise<number> {
     p = await this.pathOf(p, fh, true)
     // An unlinked file still open: its bytes die with it, as on a local disk.
-    if (isFuseHidden(p)) return this.inner.write(p, fh, next, len, pos)
+    if (isFuseHidden(p) || this.orphaned.has(fh)) return this.inner.write(p, fh, next, len, pos)
     const epoch = this.gate?.exclusiveRuns ?? 0
     const hint = this.appendEnd.get(fh)
     // A remote apply (exclusive) may have extended the file since.
@@ -160,6 +168,7 @@ export class CaptureVfs implements Vfs {
   }
 
   async fsync (p: string, fh: number, datasync: boolean): Promise<void> {
+    if (this.orphaned.has(fh)) return this.inner.fsync(p, fh, datasync)
     p = await this.pathOf(p, fh, false)
     await this.rec.close(p)
     await this.rec.sync()
@@ -167,9 +176,9 @@ export class CaptureVfs implements Vfs {
   }
 
   async release (p: string, fh: number): Promise<void> {
-    // Handle numbers are reused.
     this.appendEnd.delete(fh)
     this.writable.delete(fh)
+    if (this.orphaned.delete(fh)) { await this.inner.release(p, fh); return }
     if (this.rw?.openDeleted?.has(fh)) {
       const copy = await this.rw.openDeleted.release(fh)
       if (copy === undefined) { await this.inner.release(p, fh); return }
@@ -177,11 +186,14 @@ export class CaptureVfs implements Vfs {
     }
     p = this.moved.get(fh) ?? p
     this.moved.delete(fh)
-    await this.inner.release(p, fh)
+    // Out of its set before anything is awaited: RELEASE is not gated, and
+    // an apply running meanwhile must not adopt or move a handle being closed.
     const set = this.handles.get(p)
     set?.delete(fh)
-    if (set && set.size > 0) { await this.rec.close(p); return }
-    this.handles.delete(p)
+    const last = set === undefined || set.size === 0
+    if (last) this.handles.delete(p)
+    await this.inner.release(p, fh)
+    if (!last) { await this.rec.close(p); return }
     await this.rec.released(p)
   }
 
@@ -232,6 +244,7 @@ export class CaptureVfs implements Vfs {
   ftruncate (p: string, fh: number, size: number): Promise<void> { return this.local(() => this.ftruncateNow(p, fh, size)) }
 
   private async ftruncateNow (p: string, fh: number, size: number): Promise<void> {
+    if (this.orphaned.has(fh)) return this.inner.ftruncate(p, fh, size)
     p = await this.pathOf(p, fh, true)
     if (size === 0 && await this.startRewrite(p)) return
     return this.changeNow(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } })
@@ -263,7 +276,9 @@ export class CaptureVfs implements Vfs {
   }
 
 
-  unlink (p: string): Promise<void> { return this.change(p, () => this.inner.unlink(p), { unlink: {} }) }
+  unlink (p: string): Promise<void> {
+    return this.change(p, async () => { await this.inner.unlink(p); this.orphanAt(p) }, { unlink: {} })
+  }
   mkdir (p: string, mode: number): Promise<void> { return this.change(p, () => this.inner.mkdir(p, mode), { mkdir: { mode: mode & 0o7777 } }) }
   // A directory holding an open, unlinked (hidden) file stays ENOTEMPTY until
   // the last close: libfuse forgets a removed directory's nodes, so moving the
@@ -355,14 +370,35 @@ export class CaptureVfs implements Vfs {
 
   /** A remote rename moved `from` (a file, or a directory and all under it) to `to`: handles open there follow. */
   movedRemotely (from: string, to: string): void {
+    this.rekey(from, to, () => true)
+  }
+
+  /**
+   * Handles open at or under `from` are now at or under `to`. follows: those
+   * whose changes go by the new path from now on (the kernel does not know it).
+   */
+  private rekey (from: string, to: string, follows: (fh: number) => boolean): void {
     for (const [p, set] of [...this.handles]) {
       if (p !== from && !p.startsWith(from + '/')) continue
       const now = to + p.slice(from.length)
       this.handles.delete(p)
       const there = this.handles.get(now)
       this.handles.set(now, there ? new Set([...there, ...set]) : set)
-      for (const fh of set) this.moved.set(fh, now)
+      for (const fh of set) if (follows(fh)) this.moved.set(fh, now)
     }
+  }
+
+  /** A local change took the file at p out of the tree: the moved handles on it are orphaned. */
+  private orphanAt (p: string): void {
+    const set = this.handles.get(p)
+    if (!set) return
+    for (const fh of [...set]) {
+      if (this.moved.get(fh) !== p) continue
+      set.delete(fh)
+      this.moved.delete(fh)
+      this.orphaned.add(fh)
+    }
+    if (set.size === 0) this.handles.delete(p)
   }
 
   /**
@@ -382,13 +418,16 @@ export class CaptureVfs implements Vfs {
     return this.moved.get(fh) ?? p
   }
 
+  /**
+   * After a local rename. libfuse renamed its nodes, so the kernel names
+   * their handles by the new path; a handle a remote rename had moved here
+   * goes on with the file, under the new path too. A file the rename
+   * replaced had its own handles hidden by libfuse first, but not those of
+   * a moved handle: libfuse knows that one by its old name.
+   */
   private moveHandles (from: string, to: string): void {
-    const set = this.handles.get(from)
-    if (set === undefined) return
-    this.handles.delete(from)
-    this.handles.set(to, set)
-    // A handle a remote rename had moved here goes on with the file.
-    for (const fh of set) if (this.moved.has(fh)) this.moved.set(fh, to)
+    this.orphanAt(to)
+    this.rekey(from, to, fh => this.moved.has(fh))
   }
   symlink (target: string, p: string): Promise<void> { return this.change(p, () => this.inner.symlink(target, p), { symlink: { target } }) }
   link (existing: string, p: string): Promise<void> { return this.change(existing, () => this.inner.link(existing, p), { link: { to: p } }) }

@@ -34,8 +34,10 @@ interface Deleted {
   aside: string
   by: { deviceId: string; seq: number }
   handles: Set<number>
-  /** Its conflict copy, once a handle wrote to it. */
+  /** Its conflict copy, once linked into the tree. */
   copy?: string
+  /** The copy is journaled as a new file. */
+  journaled?: true
   /** The copy being made: concurrent first writes wait for the same one. */
   making?: Promise<Copy>
 }
@@ -52,7 +54,10 @@ export class OpenDeleted {
   async adopt (name: string, handles: Iterable<number>, by: { deviceId: string; seq: number }): Promise<void> {
     const aside = this.support.aside()
     await fsp.rename(this.support.real(name), aside)
+    // Read after the rename: a handle released meanwhile is not among them,
+    // and with none left the file goes as the delete said.
     const d: Deleted = { name, aside, by, handles: new Set(handles) }
+    if (d.handles.size === 0) { await fsp.rm(aside, { force: true }); return }
     for (const fh of d.handles) this.byHandle.set(fh, d)
     log.info({ path: name, device: by.deviceId, seq: by.seq, handles: d.handles.size }, 'deleted by another device while open here for writing: kept for its descriptors until they write or close')
   }
@@ -72,18 +77,26 @@ export class OpenDeleted {
     return d.making
   }
 
+  // Each step is remembered as done: an attempt that failed after the link
+  // goes on from there, since the aside name is gone once the copy has it.
   private async makeCopy (d: Deleted): Promise<Copy> {
     const { real, deviceId } = this.support
-    const at = (this.support.now ?? (() => new Date()))()
-    const taken = (p: string): boolean => fs.existsSync(real(p))
-    let copy = conflictCopyName(d.name, deviceId, at, taken)
-    // Its directory may have gone with it: the copy then goes to the top.
-    if (!await isDir(path.dirname(real(copy)))) copy = conflictCopyName('/' + path.posix.basename(d.name), deviceId, at, taken)
-    // A link, not a rename: it never replaces a file that appeared at that name meanwhile.
-    await fsp.link(d.aside, real(copy))
+    if (d.copy === undefined) {
+      const at = (this.support.now ?? (() => new Date()))()
+      const taken = (p: string): boolean => fs.existsSync(real(p))
+      let name = conflictCopyName(d.name, deviceId, at, taken)
+      // Its directory may have gone with it: the copy then goes to the top.
+      if (!await isDir(path.dirname(real(name)))) name = conflictCopyName('/' + path.posix.basename(d.name), deviceId, at, taken)
+      // A link, not a rename: it never replaces a file that appeared at that name meanwhile.
+      await fsp.link(d.aside, real(name))
+      d.copy = name
+    }
+    const copy = d.copy
     await fsp.rm(d.aside, { force: true })
-    d.copy = copy
-    await this.support.journalNewFile(copy)
+    if (!d.journaled) {
+      await this.support.journalNewFile(copy)
+      d.journaled = true
+    }
     await this.support.kept({ path: d.name, copy, winner: d.by.deviceId, seq: d.by.seq })
     log.warn({ path: d.name, copy, device: d.by.deviceId, seq: d.by.seq },
       `conflict: ${d.name} was deleted on device ${d.by.deviceId} (seq ${d.by.seq}) while open here, and written to after that; the deletion stands and what was written is kept as ${path.posix.basename(copy)}`)

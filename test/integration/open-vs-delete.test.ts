@@ -169,3 +169,49 @@ t.test('two descriptors write at once after the delete: one conflict copy holds 
   const want = 'ONE' + OLD.slice(3, 100) + 'TWO' + OLD.slice(103)
   if (copies[0]) t.equal(await fsp.readFile(at(b, copies[0]), 'utf8'), want, 'with both writes, on B too')
 })
+
+t.test('a directory renamed on B, then again on A, while a file in it is open for writing on A: the write follows both', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.mkdir(at(a, 'moving'))
+  await fsp.writeFile(at(a, 'moving/doc.txt'), OLD)
+  await settleOrFail(t, [a!, b!])
+  const fh = await fsp.open(at(a, 'moving/doc.txt'), 'r+')
+  await fsp.rename(at(b, 'moving'), at(b, 'moved'))
+  await waitFor('the rename to reach A', async () => !(await exists(at(a, 'moving'))) && await exists(at(a, 'moved/doc.txt')), 15_000)
+  await fsp.rename(at(a, 'moved'), at(a, 'renamed'))
+  await fh.write(AFTER, 0)
+  await fh.close()
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  const want = AFTER + OLD.slice(AFTER.length)
+  t.equal(await fsp.readFile(at(a, 'renamed/doc.txt'), 'utf8'), want, 'A: the write is in renamed/doc.txt')
+  t.equal(await fsp.readFile(at(b, 'renamed/doc.txt'), 'utf8'), want, 'B: the write is in renamed/doc.txt')
+  t.same(allConflictCopies(tree), [], 'no conflict copy')
+})
+
+t.test('renamed on B, then replaced on A by a local rename over the new name: the descriptor\'s later write dies with its file', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.writeFile(at(a, 'doc.txt'), OLD)
+  await settleOrFail(t, [a!, b!])
+  const fh = await fsp.open(at(a, 'doc.txt'), 'r+')
+  await fsp.rename(at(b, 'doc.txt'), at(b, 'moved.txt'))
+  await waitFor('the rename to reach A', async () => !(await exists(at(a, 'doc.txt'))) && await exists(at(a, 'moved.txt')), 15_000)
+  // As on a local disk: the file the descriptor has is unlinked by the
+  // rename over its name, and what is written to it after goes nowhere.
+  const NEW = 'a new version saved over moved.txt on A\n'.repeat(10)
+  await fsp.writeFile(at(a, 'new.txt'), NEW)
+  await fsp.rename(at(a, 'new.txt'), at(a, 'moved.txt'))
+  await fh.write(AFTER, 0)
+  await fh.close()
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  t.equal(await fsp.readFile(at(a, 'moved.txt'), 'utf8'), NEW, 'A: moved.txt holds the saved version')
+  t.equal(await fsp.readFile(at(b, 'moved.txt'), 'utf8'), NEW, 'B: moved.txt holds the saved version, not mixed with the orphaned write')
+  t.same(allConflictCopies(tree), [], 'no conflict copy')
+})
