@@ -128,7 +128,10 @@ export class ConflictResolver {
     // has once its own is kept: its author sends the file whole.
     const removes = tx.ops.some(op => 'unlink' in op && op.unlink)
     const heal = !whole && !startsFromNothing(tx) && !removes
-    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes)
+    // Another file renamed over it (an atomic save) takes it out of the tree
+    // as a delete does, for the descriptors open on it here.
+    const replaced = tx.path !== subject && tx.ops.some(op => 'rename' in op && op.rename?.to === subject)
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes || replaced)
   }
 
   /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
@@ -177,7 +180,7 @@ export class ConflictResolver {
       const reuse = before !== undefined && await missingOrSame(real(before.copy), real(subject))
       copy = reuse ? before.copy : conflictCopyName(subject, journal.deviceId, (this.opts.now ?? (() => new Date()))(), p => fs.existsSync(real(p)))
       if (!reuse) await this.remember({ path: subject, copy, device: journal.deviceId, winner, seq, at: new Date().toISOString() })
-      // Deleted by the winner while open here for writing: the file itself
+      // Deleted, or replaced by a rename, by the winner while open here for writing: the file itself
       // becomes the copy, so that what its descriptors write next is kept
       // in it too (a second copy otherwise: see OpenDeleted).
       const moved = removed && !reuse && st.nlink === 1 && await local.moveOpen?.(subject, copy) === true

@@ -215,3 +215,28 @@ t.test('renamed on B, then replaced on A by a local rename over the new name: th
   t.equal(await fsp.readFile(at(b, 'moved.txt'), 'utf8'), NEW, 'B: moved.txt holds the saved version, not mixed with the orphaned write')
   t.same(allConflictCopies(tree), [], 'no conflict copy')
 })
+
+t.test('replaced on B by an atomic save while A has it open with unsent writes, written after: one conflict copy', async t => {
+  const c = await Cluster.start(t, 2)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.writeFile(at(a, 'doc.txt'), OLD)
+  await settleOrFail(t, [a!, b!])
+  // O_TRUNC: the rewrite is held (unsent) until the file is closed.
+  const fh = await fsp.open(at(a, 'doc.txt'), 'w')
+  await fh.write(BEFORE, 0)
+  const SAVED = 'saved on B, a whole new version\n'
+  await fsp.writeFile(at(b, '.doc.txt.swp'), SAVED)
+  await fsp.rename(at(b, '.doc.txt.swp'), at(b, 'doc.txt'))
+  await waitFor('the save to reach A', async () => (await fsp.readFile(at(a, 'doc.txt'), 'utf8').catch(() => '')) === SAVED, 15_000)
+  await fh.write(AFTER, BEFORE.length)
+  await fh.close()
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  t.equal(await fsp.readFile(at(b, 'doc.txt'), 'utf8'), SAVED, 'the name holds B\'s save')
+  const copies = allConflictCopies(tree)
+  const contents = await Promise.all(copies.map(f => fsp.readFile(at(b, f), 'utf8')))
+  t.equal(copies.length, 1, `one conflict copy (${JSON.stringify(Object.fromEntries(copies.map((f, i) => [f, contents[i]])))})`)
+  t.equal(contents[0], BEFORE + AFTER, 'holding both of A\'s writes')
+})
