@@ -190,10 +190,10 @@ export class CaptureVfs implements Vfs {
     // an apply running meanwhile must not adopt or move a handle being closed.
     const set = this.handles.get(p)
     set?.delete(fh)
-    const last = set === undefined || set.size === 0
-    if (last) this.handles.delete(p)
+    if (set?.size === 0) this.handles.delete(p)
     await this.inner.release(p, fh)
-    if (!last) { await this.rec.close(p); return }
+    // Asked after the await: the file may have been opened again meanwhile.
+    if (this.handles.get(p)?.size) { await this.rec.close(p); return }
     await this.rec.released(p)
   }
 
