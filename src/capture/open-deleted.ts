@@ -53,7 +53,13 @@ export class OpenDeleted {
   /** Moves the file at name out of the tree for these handles; the caller's unlink then finds nothing. */
   async adopt (name: string, handles: Iterable<number>, by: { deviceId: string; seq: number }): Promise<void> {
     const aside = this.support.aside()
-    await fsp.rename(this.support.real(name), aside)
+    try {
+      await fsp.rename(this.support.real(name), aside)
+    } catch (err) {
+      // Gone already: the delete that follows has nothing to do either.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
     // Read after the rename: a handle released meanwhile is not among them,
     // and with none left the file goes as the delete said.
     const d: Deleted = { name, aside, by, handles: new Set(handles) }

@@ -60,6 +60,13 @@ t.test('adopted with no handle left open (all released during the move): the fil
   t.same(fs.readdirSync(asideDir), [], 'not left aside')
 })
 
+t.test('a file already gone when adopted: nothing to keep, and no error (the delete goes on)', async t => {
+  const { asideDir, od } = await setup(t)
+  await od.adopt('/missing.txt', [4], BY)
+  t.notOk(od.has(4), 'the handle has no deleted file')
+  t.same(fs.readdirSync(asideDir), [])
+})
+
 t.test('closed without a write: removed; written: kept', async t => {
   const { files, asideDir, od } = await setup(t)
   await fsp.writeFile(path.join(files, 'a.txt'), 'a')
