@@ -171,6 +171,7 @@ export class CaptureVfs implements Vfs {
     if (this.orphaned.has(fh)) return this.inner.fsync(p, fh, datasync)
     p = await this.pathOf(p, fh, false)
     await this.rec.close(p)
+    await this.rec.flush(p)
     await this.rec.sync()
     await this.inner.fsync(p, fh, datasync)
   }

@@ -10,6 +10,15 @@
 // the new content is compared with the record, and a Rebuild replaces the
 // held writes when it is smaller. Held transactions are closed early only by
 // ops on their own path or a parent, so reordering them is safe.
+//
+// A new file's writes and attribute changes are not journaled one by one:
+// they wait in memory (up to FRESH_BUFFER_BYTES) and go in one append when
+// its rewrite ends. Its transaction is journaled as sent whole: a crash
+// before the end drops what part of it reached the journal, and startup
+// sends the file whole from the backing directory, which has every write
+// that was answered (each lands there before its answer). So the file and
+// its journal head are its write-ahead log, and a tar x or checkout pays
+// one journal write per file instead of one per request.
 import fs from 'node:fs'
 import type { Op } from '../codec/wire.js'
 import type { Journal } from '../journal/journal.js'
@@ -40,8 +49,31 @@ export interface TxRecorderOptions {
 /** A held rewrite: base is the kept previous version (none for a new file). */
 export interface Held { base?: KeptRecord; fresh: boolean }
 
+/** A held new file's ops not yet appended to the journal: from index first, bytes estimated. */
+interface Unjournaled { first: number; ops: Op[]; bytes: number }
+
+/**
+ * What a new file's rewrite keeps in memory before appending it, and what all
+ * of them may keep together. Past either, it is appended at once: a large
+ * new file is journaled a megabyte at a time.
+ */
+export const FRESH_BUFFER_BYTES = 1 << 20
+const FRESH_BUFFER_TOTAL = 16 << 20
+
+/** A buffered op's journal bytes, near enough for size caps and the Rebuild comparison. */
+function estimateBytes (op: Op): number {
+  return 32 + ('write' in op && op.write ? op.write.data.length : 0)
+}
+
 interface OpenTx {
   openId: number; opCount: number; bytes: number; chain: Promise<unknown>; timer?: NodeJS.Timeout; held?: Held
+  unjournaled?: Unjournaled
+  /**
+   * Appending its unjournaled ops failed: their writes are in the file but
+   * not the journal, so it is never closed without them. It stays open in
+   * the journal, whose next open sends the file whole.
+   */
+  unjournalable?: unknown
   /** The journaled writes' pwrites to the backing file: the facts (mtime, size) are read after they land. */
   landing?: Promise<unknown>
   /** Attribute changes journaled into a held rewrite (amendHeld): a Rebuild that replaces its ops must carry them. */
@@ -77,6 +109,8 @@ export class TxRecorder {
    * just ran out) would overtake them. closeAll waits for the related ones.
    */
   private readonly inflight = new Map<Promise<unknown>, string[]>()
+  /** Bytes of every open transaction's unjournaled ops. */
+  private buffered = 0
 
   private track<T> (paths: string[], p: Promise<T>): Promise<T> {
     this.inflight.set(p, paths)
@@ -95,7 +129,7 @@ export class TxRecorder {
 
   /** Starts a held rewrite of path with its first op (Truncate to 0 or Create). */
   async startRewrite (path: string, firstOp: Op, held: Held): Promise<void> {
-    const openId = this.journal.beginTx(path)
+    const openId = this.journal.beginTx(path, held.fresh ? { whole: true } : {})
     const appended = this.journal.appendOps(openId, 0, [firstOp])
     // On the chain before the transaction is visible: an op on a parent
     // (rsync's generator setting a directory's times while its receiver
@@ -185,6 +219,7 @@ export class TxRecorder {
       await tx.landing
       const choice = await this.tryRebuild(base, to, tx)
       if (choice) {
+        this.unbuffer(tx)
         await this.journal.discardTx(tx.openId, tx.opCount)
         this.stats.bytesJournaled += (await this.journal.appendTx(to, [choice.op, ...tx.attrs ?? []], await this.facts(to))).bytes
         log.debug({ path: to, rebuildBytes: choice.wireBytes, replacedBytes: tx.bytes }, 'rename-over sent as a delta')
@@ -193,6 +228,7 @@ export class TxRecorder {
         if (!tx.held?.fresh) await this.record(from, { unlink: {} })
         return
       }
+      await this.flushTx(tx)
       await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(to))
       await this.record(from, { rename: { to } })
     } finally {
@@ -220,10 +256,12 @@ export class TxRecorder {
       await tx.landing
       const choice = base ? await this.tryRebuild(base, path, tx) : undefined
       if (choice) {
+        this.unbuffer(tx)
         await this.journal.discardTx(tx.openId, tx.opCount)
         this.stats.bytesJournaled += (await this.journal.appendTx(path, [choice.op, ...tx.attrs ?? []], await this.facts(path))).bytes
         return
       }
+      await this.flushTx(tx)
       await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
     } finally {
       this.finishing--
@@ -271,6 +309,7 @@ export class TxRecorder {
       this.open.set(path, tx)
     }
     const ops: Op[] = runs.map(r => ({ write: { offset: r.offset, data: r.data } }))
+    if (tx.held?.fresh) return this.writeFresh(path, tx, ops, land)
     const first = tx.opCount
     tx.opCount += ops.length
     const openId = tx.openId
@@ -278,15 +317,71 @@ export class TxRecorder {
     const appended = tx.chain.then(() => this.journal.appendOps(openId, first, ops))
     tx.chain = appended.catch(() => undefined)
     const landed = land ? appended.then(land) : undefined
-    if (landed) {
-      const settled = landed.catch(() => undefined)
-      tx.landing = tx.landing ? Promise.all([tx.landing, settled]) : settled
-    }
+    if (landed) this.joinLanding(tx, landed)
     const bytes = await appended
     this.stats.bytesJournaled += bytes
     tx.bytes += bytes
     if (this.open.get(path) === tx) await this.afterWrite(path, tx)
     return landed
+  }
+
+  /** A write of a held new file: landed at once, journaled with the rest of the file (see the top of this file). */
+  private async writeFresh (path: string, tx: OpenTx, ops: Op[], land?: () => Promise<number>): Promise<number | undefined> {
+    this.buffer(tx, ops)
+    const landed = land?.()
+    if (landed) this.joinLanding(tx, landed)
+    if ((tx.unjournaled?.bytes ?? 0) >= FRESH_BUFFER_BYTES || this.buffered >= FRESH_BUFFER_TOTAL) await this.flushTx(tx)
+    if (this.open.get(path) === tx) await this.afterWrite(path, tx)
+    return landed
+  }
+
+  private joinLanding (tx: OpenTx, landed: Promise<unknown>): void {
+    const settled = landed.catch(() => undefined)
+    tx.landing = tx.landing ? Promise.all([tx.landing, settled]) : settled
+  }
+
+  private buffer (tx: OpenTx, ops: Op[]): void {
+    const u = tx.unjournaled ??= { first: tx.opCount, ops: [], bytes: 0 }
+    let bytes = 0
+    for (const op of ops) bytes += estimateBytes(op)
+    u.ops.push(...ops)
+    u.bytes += bytes
+    tx.opCount += ops.length
+    tx.bytes += bytes
+    this.buffered += bytes
+  }
+
+  /** Appends a transaction's unjournaled ops, after whatever it appended before. */
+  private async flushTx (tx: OpenTx): Promise<void> {
+    if (tx.unjournalable !== undefined) throw tx.unjournalable
+    const u = tx.unjournaled
+    if (!u) return tx.chain.then(() => undefined)
+    tx.unjournaled = undefined
+    this.buffered -= u.bytes
+    const appended = tx.chain.then(() => this.journal.appendOps(tx.openId, u.first, u.ops))
+    tx.chain = appended.catch(() => undefined)
+    let bytes: number
+    try {
+      bytes = await appended
+    } catch (err) {
+      tx.unjournalable = err
+      log.error({ err, openId: tx.openId }, 'journaling a new file failed: it is sent whole when the mount next starts')
+      throw err
+    }
+    this.stats.bytesJournaled += bytes
+    tx.bytes += bytes - u.bytes
+  }
+
+  /** Forgets a transaction's unjournaled ops: a Rebuild replaces them. */
+  private unbuffer (tx: OpenTx): void {
+    if (tx.unjournaled) this.buffered -= tx.unjournaled.bytes
+    tx.unjournaled = undefined
+  }
+
+  /** Journals what a held new file at path keeps in memory (before an fsync makes the journal durable). */
+  async flush (path: string): Promise<void> {
+    const tx = this.open.get(path)
+    if (tx) await this.flushTx(tx)
   }
 
   /**
@@ -299,8 +394,14 @@ export class TxRecorder {
   async amendHeld (path: string, op: Op): Promise<boolean> {
     const tx = this.open.get(path)
     if (!tx?.held) return false
-    const first = tx.opCount++
     const attrs = tx.attrs ??= []
+    if (tx.held.fresh) {
+      // Done already (the caller ran it), so kept for a Rebuild at once.
+      this.buffer(tx, [op])
+      attrs.push(op)
+      return true
+    }
+    const first = tx.opCount++
     // Kept for a Rebuild only once journaled: a failed append's op was never done.
     const appended = tx.chain.then(async () => {
       const bytes = await this.journal.appendOps(tx.openId, first, [op])
@@ -316,6 +417,7 @@ export class TxRecorder {
   private async afterWrite (path: string, tx: OpenTx): Promise<void> {
     if (tx.held?.fresh && tx.bytes > this.opts.maxHeldFreshBytes) {
       log.debug({ path, bytes: tx.bytes }, 'new file too large to hold: streaming it')
+      await this.flushTx(tx)
       tx.held = undefined
     }
     if (tx.held) return
@@ -379,7 +481,7 @@ export class TxRecorder {
     if (!tx || tx.held) return
     this.open.delete(path)
     clearTimeout(tx.timer)
-    await tx.chain
+    await this.flushTx(tx)
     await tx.landing
     // A held rewrite of this path that ended just before these writes began
     // (its last release came first) may still be computing its delta: these

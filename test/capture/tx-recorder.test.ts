@@ -51,3 +51,76 @@ t.test('writes made while a held Create is being journaled stay in its transacti
   await rec.closeEverything()
   t.same(await outbox(journal), [['/d/new', ['create', 'write']]], 'one transaction: Create, then the write')
 })
+
+/** Counts the journal's appendOps calls from now on. */
+function countAppends (journal: LevelJournal): { n: number } {
+  const count = { n: 0 }
+  const orig = journal.appendOps.bind(journal)
+  journal.appendOps = async (...args) => { count.n++; return orig(...args) }
+  return count
+}
+
+const chunk = (i: number, n = 100): Buffer => Buffer.alloc(n, 97 + (i % 26))
+const writeOf = (op: Op): { offset: number; data: Uint8Array } | undefined => 'write' in op ? op.write : undefined
+
+t.test('a new file\'s writes and attribute changes reach the journal in one append, at its end', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'd/new'), '')
+  const appends = countAppends(journal)
+  await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
+  for (let i = 0; i < 10; i++) await rec.write('/d/new', [{ offset: i * 100, data: chunk(i) }])
+  t.ok(await rec.amendHeld('/d/new', { setAttr: { hasMode: true, mode: 0o600 } }), 'the attribute change joined the held rewrite')
+  t.equal(appends.n, 1, 'before its end, only the Create was appended')
+  await rec.closeEverything()
+  t.equal(appends.n, 2, 'its end appended the rest at once')
+  const [pending] = await journal.readOutbox(0, 10)
+  t.same(kinds(pending!.tx.ops), ['create', ...Array(10).fill('write'), 'setAttr'], 'one transaction, in the order they were made')
+  t.same(Buffer.concat(pending!.tx.ops.slice(1, 11).map(op => Buffer.from(writeOf(op)!.data))), Buffer.concat(Array.from({ length: 10 }, (_, i) => chunk(i))), 'with every byte written')
+})
+
+t.test('a large new file is appended a megabyte at a time, not held in memory whole', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'd/big'), '')
+  const appends = countAppends(journal)
+  await rec.startRewrite('/d/big', { create: { mode: 0o644 } }, { fresh: true })
+  const n = 40
+  for (let i = 0; i < n; i++) await rec.write('/d/big', [{ offset: i * 65536, data: chunk(i, 65536) }])
+  // 2.5 MiB of writes: appended twice on the way, and the rest at the end.
+  t.equal(appends.n, 3, 'the Create, then one append per megabyte written')
+  await rec.closeEverything()
+  const ops = (await journal.readOutbox(0, 10)).flatMap(p => p.tx.ops)
+  t.equal(ops.filter(writeOf).length, n, 'every write is journaled')
+  t.same(ops.filter(writeOf).map(op => writeOf(op)!.offset), Array.from({ length: n }, (_, i) => i * 65536), 'in order')
+})
+
+t.test('a crash before a new file\'s end leaves it to be sent whole from the disk, not cut short', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'd/new'), 'x'.repeat(300))
+  await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
+  for (let i = 0; i < 3; i++) await rec.write('/d/new', [{ offset: i * 100, data: chunk(i) }])
+  // What a crash leaves: the journal as it is, the rewrite never ended.
+  await journal.close()
+  const again = new LevelJournal(journal.dir, 'docs', 3 << 20)
+  await again.open()
+  t.teardown(() => again.close())
+  t.same(await again.readOutbox(0, 10), [], 'no transaction of it is sent as the journal had it')
+  t.same(again.resends(), ['/d/new'], 'the file is to be sent whole')
+})
+
+t.test('a new file whose ops cannot be journaled is never closed without them', async t => {
+  const { files, journal, rec } = await setup(t)
+  await fsp.writeFile(path.join(files, 'd/new'), 'x'.repeat(200))
+  await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
+  await rec.write('/d/new', [{ offset: 0, data: chunk(0) }])
+  await rec.write('/d/new', [{ offset: 100, data: chunk(1) }])
+  const orig = journal.appendOps.bind(journal)
+  journal.appendOps = async () => { throw new Error('disk full') }
+  await t.rejects(rec.finish('/d/new'), /disk full/, 'its end fails')
+  journal.appendOps = orig
+  t.same(await journal.readOutbox(0, 10), [], 'nothing of it went to the outbox: a Create with only some of its writes would leave the others a wrong file')
+  await journal.close()
+  const again = new LevelJournal(journal.dir, 'docs', 3 << 20)
+  await again.open()
+  t.teardown(() => again.close())
+  t.same(again.resends(), ['/d/new'], 'the next start sends it whole')
+})
