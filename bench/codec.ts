@@ -1,15 +1,12 @@
-// Part 4, codec: zstd-codec (emscripten; what deltafs uses through
-// src/codec/zstd.ts loadZstd) against the native zstd-napi binding when it
-// can be installed outside the repository (default /tmp/zstd-bench, imported
-// by absolute path, never added to package.json). Levels 1 and 3, 64 KiB
-// text-like and random blocks: MB/s compress and decompress, and ratio.
+// Part 4, codec: the two zstd implementations behind src/codec/zstd.ts,
+// zstd-codec (emscripten, the stack's named package) and zstd-napi (native,
+// an optional dependency, what a mount uses when it is installed), each as
+// loadZstd gives it. Levels 1 and 3, 64 KiB text-like and random blocks:
+// MB/s compress and decompress, and ratio.
 import { randomBytes } from 'node:crypto'
-import fs from 'node:fs'
 import { createRequire } from 'node:module'
-import path from 'node:path'
-import zc from 'zstd-codec'
-import { loadZstd } from '../src/codec/zstd.js'
-import { type BenchOptions, KiB, MiB, Report, nowMs, num, prng, runCmd, summarize } from './lib/common.js'
+import { type Compressor, type ZstdImplementation, loadZstd, zstdImplementation } from '../src/codec/zstd.js'
+import { type BenchOptions, KiB, MiB, Report, nowMs, num, prng, summarize } from './lib/common.js'
 
 interface Impl {
   name: string
@@ -40,44 +37,22 @@ function textBlocks (n: number): Buffer[] {
   return out
 }
 
-async function zstdCodecImpl (): Promise<Impl> {
-  const simple = await new Promise<{ compress (d: Uint8Array, l?: number): Uint8Array | null; decompress (d: Uint8Array): Uint8Array | null }>(resolve => {
-    zc.ZstdCodec.run(binding => resolve(new binding.Simple()))
-  })
+/** An implementation as deltafs uses it (src/codec/zstd.ts loadZstd), one Compressor per level. */
+async function impl (which: ZstdImplementation, version: string): Promise<Impl> {
+  const byLevel = new Map<number, Compressor>()
+  for (const level of [1, 3]) byLevel.set(level, await loadZstd(level, which))
   return {
-    name: 'zstd-codec 0.1.5 (emscripten)',
-    compress: (raw, level) => simple.compress(raw, level)!,
-    decompress: data => simple.decompress(data)!,
+    name: `${which} ${version}`,
+    compress: (raw, level) => byLevel.get(level)!.compress(raw),
+    decompress: (data, rawSize) => byLevel.get(1)!.decompress(data, rawSize),
   }
 }
 
-interface ZstdNapi {
-  compress (data: Uint8Array, params?: { compressionLevel?: number }): Buffer
-  decompress (data: Uint8Array): Buffer
-}
-
-async function nativeImpl (opts: BenchOptions, report: Report): Promise<Impl | string> {
-  const dir = opts.nativeDir
-  const pkg = path.join(dir, 'node_modules', 'zstd-napi', 'package.json')
-  if (!fs.existsSync(pkg)) {
-    if (opts.noInstall) return `zstd-napi not found in ${dir} (--no-install given)`
-    report.progress(`installing zstd-napi into ${dir} (outside the repository): npm install --prefix ${dir} zstd-napi`)
-    fs.mkdirSync(dir, { recursive: true })
-    if (!fs.existsSync(path.join(dir, 'package.json'))) fs.writeFileSync(path.join(dir, 'package.json'), '{"name":"zstd-bench","private":true}\n')
-    const r = await runCmd('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', 'zstd-napi'], { timeoutMs: 300_000, allowFail: true })
-    if (r.code !== 0) return `npm install zstd-napi failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`
-  }
+function versionOf (pkg: string): string {
   try {
-    const req = createRequire(path.join(dir, 'package.json'))
-    const z = req(path.join(dir, 'node_modules', 'zstd-napi')) as ZstdNapi
-    const version = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version
-    return {
-      name: `zstd-napi ${version} (native)`,
-      compress: (raw, level) => z.compress(raw, { compressionLevel: level }),
-      decompress: data => z.decompress(data),
-    }
-  } catch (err) {
-    return `zstd-napi does not load: ${(err as Error).message.split('\n')[0]}`
+    return (createRequire(import.meta.url)(`${pkg}/package.json`) as { version: string }).version
+  } catch {
+    return '?'
   }
 }
 
@@ -98,20 +73,14 @@ export async function codec (opts: BenchOptions, report: Report): Promise<void> 
     'text-like': textBlocks(BLOCKS),
     random: Array.from({ length: BLOCKS }, () => randomBytes(BLOCK)),
   }
-  const impls: Impl[] = [await zstdCodecImpl()]
-  const native = await nativeImpl(opts, report)
-  if (typeof native === 'string') report.line(`Native binding: not measured — ${native}.`)
-  else impls.push(native)
-
-  // deltafs's own entry point: loadZstd(level) as src/codec/codec.ts uses it.
-  const l1 = await loadZstd(1)
-  const l3 = await loadZstd(3)
-  const sample = data['text-like']![0]!
-  const viaLoad1 = l1.compress(sample).length
-  const viaLoad3 = l3.compress(sample).length
-  const direct3 = impls[0]!.compress(sample, 3).length
+  const impls: Impl[] = [await impl('zstd-codec', `${versionOf('zstd-codec')} (emscripten)`)]
+  try {
+    impls.push(await impl('zstd-napi', `${versionOf('zstd-napi')} (native)`))
+  } catch (err) {
+    report.line(`Native binding: not measured — ${(err as Error).message}.`)
+  }
+  report.line(`In use by a mount on this machine: **${zstdImplementation()}** (src/codec/zstd.ts; DELTAFS_ZSTD overrides).`)
   report.line(`Blocks: ${BLOCKS} × 64 KiB each of text-like (generated source-like lines) and random data; each figure is the median of ${REPEATS} measurements of ~${num(opts.codecSeconds / REPEATS)} s (after a warm-up) over all blocks, one block per call (one-shot API of each library). MB/s are of uncompressed bytes.`)
-  report.line(`deltafs path check: \`loadZstd(1)\` compresses the first text block to ${viaLoad1} B; \`loadZstd(3)\` to ${viaLoad3} B; zstd-codec level 3 directly to ${direct3} B${viaLoad3 === viaLoad1 && direct3 !== viaLoad1 ? ' → **loadZstd ignores its level after the first call** (it caches the first Compressor)' : ''}.`)
 
   const rows: string[][] = []
   const figures: Record<string, number> = {}

@@ -47,8 +47,6 @@ options:
   --ingest-pushers L ingest: comma list of pusher counts (default 1,4,16)
   --fanout-tx N     ingest: transactions for fan-out latency (default 1000)
   --codec-seconds N codec: seconds per measurement (default 1)
-  --native-dir DIR  codec: where zstd-napi is installed (default /tmp/zstd-bench)
-  --no-install      codec: do not npm-install zstd-napi into --native-dir when missing
   --stream-size N   memory: bytes streamed through a mount (default 10G; shrunk to fit the free disk)
   --small-files N   memory: files of 100 B created through a mount (default 100000)
   --prof-dir DIR    profile: where the .cpuprofile files are kept (default a new deltafs-profiles-* in the temp dir)
@@ -62,7 +60,7 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
   const opts: BenchOptions = {
     size: GiB, runs: 3, changes: 1000, files: 5000, randOps: 20_000, randFile: 256 * MiB, treeFiles: 2000,
     ingestTx: 20_000, ingestSeconds: 10, ingestSizes: [1024, 64 * 1024], ingestPushers: [1, 4, 16], fanoutTx: 1000, tests: [...ALL_TESTS], targets: [...DEFAULT_TARGETS],
-    codecSeconds: 1, nativeDir: '/tmp/zstd-bench', noInstall: false, record: true, keep: false,
+    codecSeconds: 1, record: true, keep: false,
     streamSize: 10 * GiB, smallFiles: 100_000, perf: true,
   }
   const parts: Part[] = []
@@ -97,8 +95,6 @@ function parseArgs (argv: string[]): { parts: Part[]; opts: BenchOptions; argsTe
       case '--ingest-pushers': opts.ingestPushers = value().split(',').filter(Boolean).map(v => positiveInt(flag, v)); break
       case '--fanout-tx': opts.fanoutTx = positiveInt(flag, value()); break
       case '--codec-seconds': opts.codecSeconds = Number(value()); break
-      case '--native-dir': opts.nativeDir = path.resolve(value()); break
-      case '--no-install': opts.noInstall = true; break
       case '--stream-size': opts.streamSize = parseSize(value()); break
       case '--small-files': opts.smallFiles = positiveInt(flag, value()); break
       case '--prof-dir': opts.profDir = path.resolve(value()); break
@@ -147,7 +143,7 @@ function describe (parts: Part[], o: BenchOptions): string[] {
     if (p === 'throughput') out.push(`- throughput: tests ${o.tests.join(',')}, targets ${o.targets.join(',')}, --size ${fmtBytes(o.size)}, --runs ${o.runs}, --files ${o.files}, --rand-ops ${o.randOps}, --rand-file ${fmtBytes(o.randFile)}, --tree-files ${o.treeFiles}`)
     if (p === 'latency') out.push(`- latency: --changes ${o.changes}, sizes 100 B to 1 MiB (log-uniform)`)
     if (p === 'ingest') out.push(`- ingest: --ingest-tx ${o.ingestTx} per run, --ingest-seconds ${o.ingestSeconds}, --ingest-sizes ${o.ingestSizes.map(fmtBytes).join(',')}, --ingest-pushers ${o.ingestPushers.join(',')}, --runs ${o.runs}, --fanout-tx ${o.fanoutTx}${process.env.DELTAFS_BENCH_NODE_ARGS ? `, DELTAFS_BENCH_NODE_ARGS=${process.env.DELTAFS_BENCH_NODE_ARGS}` : ''}`)
-    if (p === 'codec') out.push(`- codec: --codec-seconds ${o.codecSeconds}, 64 KiB blocks, native from ${o.nativeDir}`)
+    if (p === 'codec') out.push(`- codec: --codec-seconds ${o.codecSeconds}, 64 KiB blocks, both implementations from node_modules`)
     if (p === 'wire') out.push(`- wire: --size ${fmtBytes(o.size)}`)
     if (p === 'memory') out.push(`- memory: --stream-size ${fmtBytes(o.streamSize)}, --small-files ${o.smallFiles}`)
     if (p === 'delta') out.push(`- delta: --size ${fmtBytes(o.size)} (case 5), --runs ${o.runs}, text ${process.env.DELTAFS_BENCH_DELTA_TEXT ?? '100M'} (DELTAFS_BENCH_DELTA_TEXT)`)

@@ -14,8 +14,9 @@ missing=()
 command -v fusermount >/dev/null 2>&1 || missing+=(fuse)
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || missing+=(libfuse2)
 # npm ci builds the patched fuse-native and native/ns-time with node-gyp
-# (scripts/fix-fuse-native.mjs, scripts/build-ns-time.mjs).
-{ command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; } || missing+=(build-essential)
+# (scripts/fix-fuse-native.mjs, scripts/build-ns-time.mjs), and zstd-napi
+# (C++) where no prebuilt binary can be fetched.
+{ command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1; } || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 for extra in ${DELTAFS_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")

@@ -38,9 +38,6 @@ export interface BenchOptions {
   targets: string[]
   /** codec: seconds per measurement. */
   codecSeconds: number
-  /** codec: directory holding node_modules/zstd-napi (installed there when missing, unless noInstall). */
-  nativeDir: string
-  noInstall: boolean
   /** memory: bytes streamed through a mount, and small files created through one. */
   streamSize: number
   smallFiles: number

@@ -12,7 +12,7 @@ import { newCaptureStats } from '../capture/capture-stats.js'
 import { TxRecorder } from '../capture/tx-recorder.js'
 import { LevelJournal } from '../journal/level-journal.js'
 import { TxCodec } from '../codec/codec.js'
-import { loadZstd } from '../codec/zstd.js'
+import { loadZstd, zstdImplementation } from '../codec/zstd.js'
 import { PartStages } from '../sync/part-stages.js'
 import { Applier } from '../sync/applier.js'
 import { SyncClient } from '../sync/sync-client.js'
@@ -103,11 +103,13 @@ export class Mount {
     process.umask(0)
 
     try {
-      // Long transactions split into parts that still fit zstd-codec's heap (MAX_ZSTD_RAW_BYTES).
+      // Long transactions split into parts that still fit zstd-codec's heap (MAX_ZSTD_RAW_BYTES), should it be the one in use.
       const journal = this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume, 3 << 20)
       await this.journal.open()
       await redoPending(this.journal, filesDir, log)
-      const codec = new TxCodec(await loadZstd(), this.opts.key)
+      const zstd = zstdImplementation()
+      if (zstd !== 'zstd-napi' && !process.env.DELTAFS_ZSTD) log.warn({ zstd }, 'the native zstd binding is not in use: compression costs more CPU (npm install zstd-napi)')
+      const codec = new TxCodec(await loadZstd(1, zstd), this.opts.key)
       const passthrough = new Passthrough(filesDir)
       const records = new RecordStore(path.join(volumeDir, 'records'), { ...DEFAULT_RECORD_BUDGET, ...this.opts.recordBudget }, r => recorder.evicted(r))
       await records.open()
