@@ -753,14 +753,19 @@ export class LevelJournal implements Journal {
         txId: { deviceId: this._deviceId, deviceSeq },
         volume: this.volume,
         fileId: '',
-        baseVersion: this.seenUpTo(record(first + e.opCount)?.version ?? 0),
+        // A file with no record is new here: it is based on all this mount
+        // has applied. The node refuses it if the name changed after that (a
+        // file made and moved away, unseen here), as this mount will judge it
+        // when that history arrives: based on 0, the node took it as new and
+        // this mount then applied the older file over it.
+        baseVersion: this.seenUpTo(record(first + e.opCount)?.version ?? Infinity),
         path: e.path,
         ops,
         mtimeNs: e.mtimeNs,
         ...(e.part ? { part: e.part, moreParts: e.moreParts === true } : {}),
       }
       const source = subject !== e.path ? e.path : undefined
-      if (source) tx.sourceBaseVersion = this.seenUpTo(record(first + e.opCount + 1)?.version ?? 0)
+      if (source) tx.sourceBaseVersion = this.seenUpTo(record(first + e.opCount + 1)?.version ?? Infinity)
       out.push({ deviceSeq, tx, bytes: e.bytes, subject, checked: e.checked ?? true, ...(source ? { source } : {}) })
     }
     return out

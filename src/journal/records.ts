@@ -1,7 +1,8 @@
 // How a transaction changes the file records: the record follows the file
 // through renames and is dropped where it went away from. No tombstone is
-// kept: a file made there later is based on 0, which the node takes as a new
-// file where the last change deleted one (FrameHeader.removes).
+// kept: a file made there later is based on the mount's applied cursor,
+// which the node takes as a new file where a deletion at or before it was
+// the last change (FrameHeader.removes).
 import { removesSubject, type Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
 import { nsToNumber } from '../util/times.js'

@@ -42,12 +42,15 @@ interface FileState { s: number; d: string; o: number; od: string; g?: 1 }
 
 /**
  * Whether a transaction from `device` based on `base` conflicts; the other
- * device's change if so. Base 0 says the device knows no file at the path:
- * where the last change deleted it, that is no conflict but a new file
- * (mounts keep no record of deleted paths).
+ * device's change if so. A mount bases a file it has no record of (a new
+ * one: mounts keep no record of deleted paths) on everything it has
+ * applied, so a name deleted before that is free, and one changed after
+ * it is not: the mount applies that change later and takes it as the
+ * first writer's, so taking its file as new here would leave the name to
+ * it on the other mounts and to that change on it.
  */
 export function conflictOf (state: FileState | undefined, device: string, base: number): { seq: number; deviceId: string } | undefined {
-  if (!state || (state.g === 1 && base === 0)) return undefined
+  if (!state) return undefined
   const [seq, deviceId] = state.d !== device ? [state.s, state.d] : [state.o, state.od]
   return seq > base ? { seq, deviceId } : undefined
 }
@@ -55,8 +58,8 @@ export function conflictOf (state: FileState | undefined, device: string, base: 
 /**
  * The state after a change at seq. A file made where the last change left
  * none starts a history of its own: the deletion before it is no later
- * change for the device's next transactions, which are still based on 0
- * while the first is unacked.
+ * change for the device's next transactions, which have no record to be
+ * based on while the first is unacked.
  */
 function advance (state: FileState | undefined, device: string, seq: number, gone = false): FileState {
   const next: FileState = !state || state.g === 1 ? { s: seq, d: device, o: 0, od: '' }

@@ -1,14 +1,18 @@
 // Mounts keep no record of deleted names (no tombstones): a volume that
 // churns through temporary names (rsync's, git's, editors') would otherwise
 // grow every mount's journal by one record per name, for ever. A file made
-// again at a deleted name is based on 0, which the storage node takes as a
-// new file because the deletion told it so (FrameHeader.removes): no
-// spurious conflict copy, whichever mount deletes and whichever makes it again.
+// at a name with no record is based on the mount's applied cursor: the
+// storage node takes it as a new file when the name's last change (a
+// deletion, FrameHeader.removes) is at or before it, so no spurious
+// conflict copy, whichever mount deletes and whichever makes it again. Made
+// before the mount applied that history, it is a conflict, as the mount
+// itself judges it when the history arrives.
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
 import { Cluster } from '../helpers/cluster.js'
-import { allConflictCopies, settleOrFail } from '../helpers/settle.js'
+import { waitFor } from '../helpers/processes.js'
+import { allConflictCopies, conflictCopiesOf, settleOrFail } from '../helpers/settle.js'
 import { LevelJournal } from '../../src/journal/level-journal.js'
 
 t.test('a name deleted and made again on any mount is a new file, and no mount keeps a record of deleted names', async t => {
@@ -53,4 +57,32 @@ t.test('a name deleted and made again on any mount is a new file, and no mount k
       await journal.close()
     }
   }
+})
+
+// Found by the convergence harness (seed 300512): B, behind, made a file at
+// a name that A had made and that was then moved away. The node took it as a
+// new file (the name's last change left none, and it was based on 0), while
+// B, applying A's earlier file at that name over its own, kept its version
+// as a conflict copy and then lost the name to the move: A kept B's file
+// under the name, B had it only as the copy, for good.
+t.test('a file made at a name whose history the mount has not applied yet ends the same on every mount', async t => {
+  const { c, proxies } = await Cluster.startBehindProxies(t, 2)
+  const [a, b] = c.mounts
+  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  await fsp.writeFile(at(a, 'seed.txt'), 'both have seen this\n')
+  await settleOrFail(t, [a!, b!])
+  proxies[1]!.cut()
+  await waitFor('B to notice it is cut off', async () => (await b!.status()).connected === false, 15_000)
+  await fsp.writeFile(at(a, 'f.txt'), 'made on A\n')
+  await waitFor('A to send it', async () => (await a!.status()).pendingTx === 0, 15_000)
+  await fsp.rename(at(a, 'f.txt'), at(a, 'moved.txt'))
+  await waitFor('A to send the move', async () => (await a!.status()).pendingTx === 0, 15_000)
+  await fsp.writeFile(at(b, 'f.txt'), 'made on B before it heard of A\'s\n')
+  proxies[1]!.heal()
+  const tree = await settleOrFail(t, [a!, b!])
+  if (!tree) return
+  t.equal(tree['moved.txt']?.size, 'made on A\n'.length, 'A\'s file moved where A moved it')
+  const copies = conflictCopiesOf(tree, 'f.txt')
+  const kept = copies.length > 0 ? await fsp.readFile(at(a, copies[0]!.path), 'utf8') : tree['f.txt'] ? await fsp.readFile(at(a, 'f.txt'), 'utf8') : undefined
+  t.equal(kept, 'made on B before it heard of A\'s\n', 'B\'s file is on both mounts, at the name or as its conflict copy')
 })

@@ -473,3 +473,19 @@ t.test('an unsent hard link is found from either of its names, until it is acked
   for (const p of await j.readOutbox(0, 10)) await j.ack(p, p.deviceSeq)
   t.equal(await j.pendingLinkFrom('/x'), false, 'acked: the others have it')
 })
+
+// The storage node checks a change against its base (DESIGN §6). A file this
+// mount has no record of is new here: based on everything applied, so that a
+// name changed elsewhere after that (news to this mount) is a conflict at
+// the node, as the mount judges it when the news arrives.
+t.test('a change of a file with no record is based on the applied cursor; one with a record on that record', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  await j.recordApplied({ seq: 4, records: new Map([['/known', { version: 3, size: 1, mtimeNs: 1 }]]) }, 0)
+  await j.recordApplied({ seq: 9, records: new Map() }, 0)
+  await journalTx(j, '/new', [{ create: { mode: 0o644 } }, write(0, 'x')])
+  await journalTx(j, '/known', [write(0, 'y')])
+  await j.appendTx('/known', [{ rename: { to: '/elsewhere' } }], { mtimeNs: 1n, size: 1 })
+  const out = await j.readOutbox(0, 10)
+  t.same(out.map(p => [p.tx.path, p.tx.baseVersion]), [['/new', 9], ['/known', 3], ['/known', 9]], 'a new file on 9 (all applied), a known one on its record, a rename on its target (new there)')
+  t.equal(out[2]!.tx.sourceBaseVersion, 3, 'a rename\'s source on its record')
+})

@@ -210,7 +210,9 @@ export function volumeLogConformance (t: Test, store: VolumeLogStore): void {
     t.same(await again.append({ volume: 'docs', deviceId: 'devC', deviceSeq: 2, frame: frame('c2'), fileId: 'f1', baseVersion: 6 }), { seq: 7, duplicate: false, conflict: { deviceId: 'devA' } }, 'file states survive reopen')
   })
 
-  t.test('a file made where the last change deleted one is new, not a conflict: mounts keep no tombstones', async t => {
+  // A mount bases a file it has no record of (mounts keep no tombstones) on
+  // its applied cursor: the seq of everything it has applied.
+  t.test('a file made where the last change deleted one is new once the maker has applied the deletion, a conflict before', async t => {
     const make = await store(t)
     const log = await opened(t, make)
     const put = (deviceId: string, deviceSeq: number, fileId: string, baseVersion: number, more: { removes?: boolean; sourceFileId?: string; sourceBaseVersion?: number } = {}) =>
@@ -218,23 +220,26 @@ export function volumeLogConformance (t: Test, store: VolumeLogStore): void {
     t.same(await put('devA', 1, 'f1', 0), { seq: 1, duplicate: false }, 'A creates f1')
     t.same(await put('devA', 2, 'f1', 1, { removes: true }), { seq: 2, duplicate: false }, 'A deletes it')
     t.same(await put('devC', 1, 'f1', 1), { seq: 2, duplicate: false, conflict: { deviceId: 'devA' } }, 'C, which had f1 at 1, edits it: the deletion came first')
-    t.same(await put('devB', 1, 'f1', 0), { seq: 3, duplicate: false }, 'B makes a new f1 from nothing (base 0): accepted')
-    t.same(await put('devB', 2, 'f1', 0), { seq: 4, duplicate: false }, 'B\'s next change, sent before the first was acked (base 0), is no conflict with the deletion')
-    t.same(await put('devA', 3, 'f1', 0), { seq: 4, duplicate: false, conflict: { deviceId: 'devB' } }, 'A makes its own f1 from nothing after B did: conflict naming B')
+    t.same(await put('devD', 1, 'f1', 1), { seq: 2, duplicate: false, conflict: { deviceId: 'devA' } }, 'D makes a new f1 having applied up to 1: the deletion is news to it, a conflict')
+    t.same(await put('devE', 1, 'f1', 0), { seq: 2, duplicate: false, conflict: { deviceId: 'devA' } }, 'so does E, which has applied nothing yet: it will apply A\'s file and take it as the first')
+    t.same(await put('devB', 1, 'f1', 2), { seq: 3, duplicate: false }, 'B makes a new f1 having applied the deletion: accepted')
+    t.same(await put('devB', 2, 'f1', 2), { seq: 4, duplicate: false }, 'B\'s next change, sent before the first was acked (still no record), is no conflict with the deletion')
+    t.same(await put('devA', 3, 'f1', 2), { seq: 4, duplicate: false, conflict: { deviceId: 'devB' } }, 'A makes its own f1 from nothing after B did: conflict naming B')
     t.same(await put('devA', 4, 'f1', 4), { seq: 5, duplicate: false }, 'A, having seen B\'s file, changes it')
 
     // Without the flag (an unlink no node was told about) a deletion is an ordinary change.
-    t.same(await put('devA', 5, 'f2', 0), { seq: 6, duplicate: false }, 'A creates f2')
+    t.same(await put('devA', 5, 'f2', 5), { seq: 6, duplicate: false }, 'A creates f2')
     t.same(await put('devA', 6, 'f2', 6), { seq: 7, duplicate: false }, 'A changes it without the deletion flag')
-    t.same(await put('devB', 3, 'f2', 0), { seq: 7, duplicate: false, conflict: { deviceId: 'devA' } }, 'then a base-0 file from B is a conflict, as before')
+    t.same(await put('devB', 3, 'f2', 6), { seq: 7, duplicate: false, conflict: { deviceId: 'devA' } }, 'then a file from nothing from B, which had not applied that change, is a conflict, as before')
 
     // A rename leaves no file at its source.
-    t.same(await put('devA', 7, 'f3', 0), { seq: 8, duplicate: false }, 'A creates f3')
-    t.same(await put('devA', 8, 'f4', 0, { sourceFileId: 'f3', sourceBaseVersion: 8 }), { seq: 9, duplicate: false }, 'A renames f3 to f4')
-    t.same(await put('devB', 4, 'f3', 0), { seq: 10, duplicate: false }, 'B makes a new file at f3\'s old name: accepted')
+    t.same(await put('devA', 7, 'f3', 7), { seq: 8, duplicate: false }, 'A creates f3')
+    t.same(await put('devA', 8, 'f4', 8, { sourceFileId: 'f3', sourceBaseVersion: 8 }), { seq: 9, duplicate: false }, 'A renames f3 to f4')
+    t.same(await put('devB', 4, 'f3', 8), { seq: 9, duplicate: false, conflict: { deviceId: 'devA' } }, 'B makes a new file at f3\'s old name before it applied the rename: conflict')
+    t.same(await put('devB', 5, 'f3', 9), { seq: 10, duplicate: false }, 'and having applied it: accepted')
     await log.close()
     const again = await opened(t, make)
-    t.same(await again.append({ volume: 'docs', deviceId: 'devC', deviceSeq: 2, frame: frame('c2'), fileId: 'f3', baseVersion: 0 }), { seq: 10, duplicate: false, conflict: { deviceId: 'devB' } }, 'after a reopen, a base-0 file where B made one is a conflict')
+    t.same(await again.append({ volume: 'docs', deviceId: 'devC', deviceSeq: 2, frame: frame('c2'), fileId: 'f3', baseVersion: 9 }), { seq: 10, duplicate: false, conflict: { deviceId: 'devB' } }, 'after a reopen, a file from nothing where B made one is a conflict')
   })
 
   t.test('after a conflict, the rest of its stream is deferred, not stored out of order', async t => {
