@@ -63,12 +63,27 @@ function countAppends (journal: LevelJournal): { n: number } {
 const chunk = (i: number, n = 100): Buffer => Buffer.alloc(n, 97 + (i % 26))
 const writeOf = (op: Op): { offset: number; data: Uint8Array } | undefined => 'write' in op ? op.write : undefined
 
-t.test('a new file\'s writes and attribute changes reach the journal in one append, at its end', async t => {
+/** A held new file at /d/new (empty on disk) with `writes` writes of 100 B captured; appends counted from before its Create. */
+async function heldNewFile (t: Test, writes: number, size = 0): Promise<{ journal: LevelJournal; rec: TxRecorder; appends: { n: number } }> {
   const { files, journal, rec } = await setup(t)
-  await fsp.writeFile(path.join(files, 'd/new'), '')
+  await fsp.writeFile(path.join(files, 'd/new'), 'x'.repeat(size))
   const appends = countAppends(journal)
   await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
-  for (let i = 0; i < 10; i++) await rec.write('/d/new', [{ offset: i * 100, data: chunk(i) }])
+  for (let i = 0; i < writes; i++) await rec.write('/d/new', [{ offset: i * 100, data: chunk(i) }])
+  return { journal, rec, appends }
+}
+
+/** The journal as the next start finds it (a crash: nothing is closed first). */
+async function reopened (t: Test, journal: LevelJournal): Promise<LevelJournal> {
+  await journal.close()
+  const again = new LevelJournal(journal.dir, 'docs', 3 << 20)
+  await again.open()
+  t.teardown(() => again.close())
+  return again
+}
+
+t.test('a new file\'s writes and attribute changes reach the journal in one append, at its end', async t => {
+  const { journal, rec, appends } = await heldNewFile(t, 10)
   t.ok(await rec.amendHeld('/d/new', { setAttr: { hasMode: true, mode: 0o600 } }), 'the attribute change joined the held rewrite')
   t.equal(appends.n, 1, 'before its end, only the Create was appended')
   await rec.closeEverything()
@@ -94,43 +109,25 @@ t.test('a large new file is appended a megabyte at a time, not held in memory wh
 })
 
 t.test('a crash before a new file\'s end leaves it to be sent whole from the disk, not cut short', async t => {
-  const { files, journal, rec } = await setup(t)
-  await fsp.writeFile(path.join(files, 'd/new'), 'x'.repeat(300))
-  await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
-  for (let i = 0; i < 3; i++) await rec.write('/d/new', [{ offset: i * 100, data: chunk(i) }])
+  const { journal } = await heldNewFile(t, 3, 300)
   // What a crash leaves: the journal as it is, the rewrite never ended.
-  await journal.close()
-  const again = new LevelJournal(journal.dir, 'docs', 3 << 20)
-  await again.open()
-  t.teardown(() => again.close())
+  const again = await reopened(t, journal)
   t.same(await again.readOutbox(0, 10), [], 'no transaction of it is sent as the journal had it')
   t.same(again.resends(), ['/d/new'], 'the file is to be sent whole')
 })
 
 t.test('a new file whose ops cannot be journaled is never closed without them', async t => {
-  const { files, journal, rec } = await setup(t)
-  await fsp.writeFile(path.join(files, 'd/new'), 'x'.repeat(200))
-  await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
-  await rec.write('/d/new', [{ offset: 0, data: chunk(0) }])
-  await rec.write('/d/new', [{ offset: 100, data: chunk(1) }])
+  const { journal, rec } = await heldNewFile(t, 2, 200)
   const orig = journal.appendOps.bind(journal)
   journal.appendOps = async () => { throw new Error('disk full') }
   await t.rejects(rec.finish('/d/new'), /disk full/, 'its end fails')
   journal.appendOps = orig
   t.same(await journal.readOutbox(0, 10), [], 'nothing of it went to the outbox: a Create with only some of its writes would leave the others a wrong file')
-  await journal.close()
-  const again = new LevelJournal(journal.dir, 'docs', 3 << 20)
-  await again.open()
-  t.teardown(() => again.close())
-  t.same(again.resends(), ['/d/new'], 'the next start sends it whole')
+  t.same((await reopened(t, journal)).resends(), ['/d/new'], 'the next start sends it whole')
 })
 
 t.test('an fsync of a new file appends what it held in memory, and the file stays held', async t => {
-  const { files, journal, rec } = await setup(t)
-  await fsp.writeFile(path.join(files, 'd/new'), '')
-  const appends = countAppends(journal)
-  await rec.startRewrite('/d/new', { create: { mode: 0o644 } }, { fresh: true })
-  for (let i = 0; i < 3; i++) await rec.write('/d/new', [{ offset: i * 100, data: chunk(i) }])
+  const { journal, rec, appends } = await heldNewFile(t, 3)
   await rec.flush('/d/new')
   t.equal(appends.n, 2, 'the Create, then the three writes in one append')
   t.ok(rec.isHeld('/d/new'), 'still held: its end sends it')

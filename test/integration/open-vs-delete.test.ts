@@ -10,7 +10,7 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import { Cluster } from '../helpers/cluster.js'
 import { allConflictCopies, settleOrFail } from '../helpers/settle.js'
-import { waitFor } from '../helpers/processes.js'
+import { type MountHandle, waitFor } from '../helpers/processes.js'
 
 t.setTimeout(5 * 60_000)
 
@@ -20,13 +20,18 @@ const AFTER = 'written by A after the delete\n'
 
 const exists = (p: string): Promise<boolean> => fsp.stat(p).then(() => true, () => false)
 
-async function deletedWhileOpen (t: Test, flags: 'w' | 'r+' | 'r', writeBefore: boolean, writeAfter: boolean): Promise<Record<string, string> | undefined> {
+/** Two mounts of one node (their logs printed if the test fails) and `at`, a path on one of them. */
+async function twoMounts (t: Test): Promise<{ a: MountHandle; b: MountHandle; at: (m: MountHandle, f: string) => string }> {
   const c = await Cluster.start(t, 2)
   t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
   const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  return { a: a!, b: b!, at: (m, f) => path.join(m.mountpoint, f) }
+}
+
+async function deletedWhileOpen (t: Test, flags: 'w' | 'r+' | 'r', writeBefore: boolean, writeAfter: boolean): Promise<Record<string, string> | undefined> {
+  const { a, b, at } = await twoMounts(t)
   await fsp.writeFile(at(a, 'doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
 
   const fh = await fsp.open(at(a, 'doc.txt'), flags)
   if (writeBefore) await fh.write(BEFORE, 0)
@@ -34,7 +39,7 @@ async function deletedWhileOpen (t: Test, flags: 'w' | 'r+' | 'r', writeBefore: 
   await waitFor('the delete to reach A', async () => !(await exists(at(a, 'doc.txt'))), 15_000)
   if (writeAfter) await fh.write(AFTER, BEFORE.length)
   await fh.close()
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return undefined
   t.notOk('doc.txt' in tree, 'the deletion stands for the name')
   const contents: Record<string, string> = {}
@@ -43,9 +48,9 @@ async function deletedWhileOpen (t: Test, flags: 'w' | 'r+' | 'r', writeBefore: 
     t.equal(await fsp.readFile(at(b, name), 'utf8'), onA, `${name}: the same on B`)
     contents[name] = onA
   }
-  const aside = path.join(a!.dataDir, 'vol', 'records')
+  const aside = path.join(a.dataDir, 'vol', 'records')
   t.same(fs.existsSync(aside) ? fs.readdirSync(aside).filter(f => f.endsWith('.tmp')) : [], [], 'nothing is left aside on A')
-  const status = await a!.status() as { conflicts?: Array<{ path: string; copy: string }> }
+  const status = await a.status() as { conflicts?: Array<{ path: string; copy: string }> }
   t.same((status.conflicts ?? []).map(e => e.copy).sort(), Object.keys(contents).map(n => '/' + n).sort(), 'A lists its conflict copies')
   return contents
 }
@@ -79,18 +84,15 @@ for (const flags of ['r+', 'r'] as const) {
 }
 
 t.test('renamed on B while open for writing on A, written after the rename reached A: the write is at the new name', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   await fsp.writeFile(at(a, 'doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   const fh = await fsp.open(at(a, 'doc.txt'), 'r+')
   await fsp.rename(at(b, 'doc.txt'), at(b, 'moved.txt'))
   await waitFor('the rename to reach A', async () => !(await exists(at(a, 'doc.txt'))) && await exists(at(a, 'moved.txt')), 15_000)
   await fh.write(AFTER, 0)
   await fh.close()
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   const want = AFTER + OLD.slice(AFTER.length)
   t.notOk('doc.txt' in tree, 'the old name is gone')
@@ -100,15 +102,12 @@ t.test('renamed on B while open for writing on A, written after the rename reach
 })
 
 t.test('a directory renamed or removed on B while a file in it is open for writing on A', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   for (const d of ['moving', 'going']) {
     await fsp.mkdir(at(a, d))
     await fsp.writeFile(at(a, `${d}/doc.txt`), OLD)
   }
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   const moving = await fsp.open(at(a, 'moving/doc.txt'), 'r+')
   const going = await fsp.open(at(a, 'going/doc.txt'), 'r+')
   await fsp.rename(at(b, 'moving'), at(b, 'moved'))
@@ -117,7 +116,7 @@ t.test('a directory renamed or removed on B while a file in it is open for writi
   await moving.write(AFTER, 0)
   await going.write(AFTER, 0)
   await Promise.all([moving.close(), going.close()])
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   const want = AFTER + OLD.slice(AFTER.length)
   t.equal(await fsp.readFile(at(b, 'moved/doc.txt'), 'utf8'), want, 'the write follows the renamed directory')
@@ -129,12 +128,9 @@ t.test('a directory renamed or removed on B while a file in it is open for writi
 })
 
 t.test('replaced on B by a rename (an atomic save) while open for writing on A, written after', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   await fsp.writeFile(at(a, 'doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   const fh = await fsp.open(at(a, 'doc.txt'), 'r+')
   const SAVED = 'saved on B, a whole new version\n'
   await fsp.writeFile(at(b, '.doc.txt.swp'), SAVED)
@@ -142,7 +138,7 @@ t.test('replaced on B by a rename (an atomic save) while open for writing on A, 
   await waitFor('the save to reach A', async () => (await fsp.readFile(at(a, 'doc.txt'), 'utf8').catch(() => '')) === SAVED, 15_000)
   await fh.write(AFTER, 0)
   await fh.close()
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   t.equal(await fsp.readFile(at(b, 'doc.txt'), 'utf8'), SAVED, 'the name holds B\'s save')
   const copies = allConflictCopies(tree)
@@ -151,18 +147,15 @@ t.test('replaced on B by a rename (an atomic save) while open for writing on A, 
 })
 
 t.test('two descriptors write at once after the delete: one conflict copy holds both writes', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   await fsp.writeFile(at(a, 'doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   const [one, two] = await Promise.all([fsp.open(at(a, 'doc.txt'), 'r+'), fsp.open(at(a, 'doc.txt'), 'r+')])
   await fsp.unlink(at(b, 'doc.txt'))
   await waitFor('the delete to reach A', async () => !(await exists(at(a, 'doc.txt'))), 15_000)
   await Promise.all([one!.write('ONE', 0), two!.write('TWO', 100)])
   await Promise.all([one!.close(), two!.close()])
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   const copies = allConflictCopies(tree)
   t.equal(copies.length, 1, `one conflict copy (${JSON.stringify(copies)})`)
@@ -171,20 +164,17 @@ t.test('two descriptors write at once after the delete: one conflict copy holds 
 })
 
 t.test('a directory renamed on B, then again on A, while a file in it is open for writing on A: the write follows both', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   await fsp.mkdir(at(a, 'moving'))
   await fsp.writeFile(at(a, 'moving/doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   const fh = await fsp.open(at(a, 'moving/doc.txt'), 'r+')
   await fsp.rename(at(b, 'moving'), at(b, 'moved'))
   await waitFor('the rename to reach A', async () => !(await exists(at(a, 'moving'))) && await exists(at(a, 'moved/doc.txt')), 15_000)
   await fsp.rename(at(a, 'moved'), at(a, 'renamed'))
   await fh.write(AFTER, 0)
   await fh.close()
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   const want = AFTER + OLD.slice(AFTER.length)
   t.equal(await fsp.readFile(at(a, 'renamed/doc.txt'), 'utf8'), want, 'A: the write is in renamed/doc.txt')
@@ -193,12 +183,9 @@ t.test('a directory renamed on B, then again on A, while a file in it is open fo
 })
 
 t.test('renamed on B, then replaced on A by a local rename over the new name: the descriptor\'s later write dies with its file', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   await fsp.writeFile(at(a, 'doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   const fh = await fsp.open(at(a, 'doc.txt'), 'r+')
   await fsp.rename(at(b, 'doc.txt'), at(b, 'moved.txt'))
   await waitFor('the rename to reach A', async () => !(await exists(at(a, 'doc.txt'))) && await exists(at(a, 'moved.txt')), 15_000)
@@ -209,7 +196,7 @@ t.test('renamed on B, then replaced on A by a local rename over the new name: th
   await fsp.rename(at(a, 'new.txt'), at(a, 'moved.txt'))
   await fh.write(AFTER, 0)
   await fh.close()
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   t.equal(await fsp.readFile(at(a, 'moved.txt'), 'utf8'), NEW, 'A: moved.txt holds the saved version')
   t.equal(await fsp.readFile(at(b, 'moved.txt'), 'utf8'), NEW, 'B: moved.txt holds the saved version, not mixed with the orphaned write')
@@ -217,12 +204,9 @@ t.test('renamed on B, then replaced on A by a local rename over the new name: th
 })
 
 t.test('replaced on B by an atomic save while A has it open with unsent writes, written after: one conflict copy', async t => {
-  const c = await Cluster.start(t, 2)
-  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
-  const [a, b] = c.mounts
-  const at = (m: typeof a, f: string): string => path.join(m!.mountpoint, f)
+  const { a, b, at } = await twoMounts(t)
   await fsp.writeFile(at(a, 'doc.txt'), OLD)
-  await settleOrFail(t, [a!, b!])
+  await settleOrFail(t, [a, b])
   // O_TRUNC: the rewrite is held (unsent) until the file is closed.
   const fh = await fsp.open(at(a, 'doc.txt'), 'w')
   await fh.write(BEFORE, 0)
@@ -232,7 +216,7 @@ t.test('replaced on B by an atomic save while A has it open with unsent writes, 
   await waitFor('the save to reach A', async () => (await fsp.readFile(at(a, 'doc.txt'), 'utf8').catch(() => '')) === SAVED, 15_000)
   await fh.write(AFTER, BEFORE.length)
   await fh.close()
-  const tree = await settleOrFail(t, [a!, b!])
+  const tree = await settleOrFail(t, [a, b])
   if (!tree) return
   t.equal(await fsp.readFile(at(b, 'doc.txt'), 'utf8'), SAVED, 'the name holds B\'s save')
   const copies = allConflictCopies(tree)
