@@ -101,6 +101,8 @@ export class LevelJournal implements Journal {
   private readonly events = new EventEmitter()
   /** Unacked conflict-checked transactions by subject, for the conflict check on apply. */
   private readonly pendingBySubject = new Map<string, Set<number>>()
+  /** Unacked transactions whose ops name other paths (renames, links): the only ones pendingLinks reads. */
+  private readonly pendingTargets = new Set<number>()
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N (commitInOrder). */
   private readonly commits: Array<{ batch: BatchOp[]; added: Array<[number, OutboxEntry]>; resolve: () => void; reject: (err: unknown) => void }> = []
   private committing = false
@@ -440,6 +442,7 @@ export class LevelJournal implements Journal {
 
   /** Indexed under its subject and, for a rename, its source: it changes both files. */
   private index (deviceSeq: number, e: OutboxEntry): void {
+    if (e.targets) this.pendingTargets.add(deviceSeq)
     if (e.checked === false) return
     for (const p of new Set([e.subject ?? e.path, e.path])) {
       const set = this.pendingBySubject.get(p) ?? new Set<number>()
@@ -449,6 +452,7 @@ export class LevelJournal implements Journal {
   }
 
   private unindex (deviceSeq: number, e: OutboxEntry): void {
+    this.pendingTargets.delete(deviceSeq)
     for (const p of new Set([e.subject ?? e.path, e.path])) {
       const set = this.pendingBySubject.get(p)
       set?.delete(deviceSeq)
@@ -822,27 +826,28 @@ export class LevelJournal implements Journal {
     return (await this.entry(deviceSeq)) !== undefined
   }
 
-  pendingLinkTo (path: string): Promise<boolean> {
-    return this.pendingLink((_from, to) => to === path)
+  async pendingLinkTo (path: string): Promise<boolean> {
+    return (await this.pendingLinks()).some(l => l.to === path)
   }
 
-  pendingLinkFrom (path: string): Promise<boolean> {
-    return this.pendingLink(from => from === path)
+  async pendingLinkFrom (path: string): Promise<boolean> {
+    return (await this.pendingLinks()).some(l => l.from === path)
   }
 
-  private async pendingLink (match: (from: string, to: string) => boolean): Promise<boolean> {
-    // Links are rare and not indexed: only entries that name other paths are read.
-    for await (const value of this.db.values({ gte: keys.outboxPrefix, lt: 't"' })) {
-      const e = parseEntry(value)
-      if (!e.targets) continue
+  async pendingLinks (): Promise<Array<{ from: string; to: string }>> {
+    // Links are rare and not indexed by path: only entries that name other paths are read.
+    const out: Array<{ from: string; to: string }> = []
+    for (const deviceSeq of [...this.pendingTargets].sort((a, b) => a - b)) {
+      const e = await this.entry(deviceSeq)
+      if (!e) continue
       for (let i = 0; i < e.opCount; i++) {
         const raw = await this.db.get(keys.op(e.openId, (e.firstOp ?? 0) + i))
         if (raw === undefined || isRef(raw)) continue
         const op = OpCodec.decode(raw)
-        if ('link' in op && op.link && match(e.path, op.link.to)) return true
+        if ('link' in op && op.link) out.push({ from: e.path, to: op.link.to })
       }
     }
-    return false
+    return out
   }
 
   dropPending (deviceSeqs: number[]): Promise<PendingTx[]> {

@@ -164,6 +164,7 @@ export class Mount {
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
           onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
+          pendingLinks: () => journal.pendingLinks(),
           stages,
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),

@@ -15,6 +15,7 @@ import { logger } from '../util/log.js'
 import { setTimes } from '../util/set-times.js'
 import { sameFile } from '../util/same-file.js'
 import { pathsOf } from '../journal/records.js'
+import { LinkRebase, type PendingLink } from './link-rebase.js'
 import type { PartStages, Stage } from './part-stages.js'
 
 const log = logger('apply')
@@ -86,12 +87,18 @@ export interface ApplierOptions {
   onMoved?: (from: string, to: string) => void
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
+  /** The hard links this mount has made and not sent yet (LinkRebase). */
+  pendingLinks?: () => Promise<PendingLink[]>
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
   stages?: PartStages
 }
 
 export class Applier {
-  constructor (private readonly root: string, private readonly opts?: ApplierOptions) {}
+  private readonly links: LinkRebase | undefined
+
+  constructor (private readonly root: string, private readonly opts?: ApplierOptions) {
+    this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks, opts.tempPath) : undefined
+  }
 
   /**
    * Builds the result of a transaction that starts with a Rebuild, before
@@ -137,6 +144,10 @@ export class Applier {
 
   async apply (tx: Transaction, prebuilt?: Prebuilt, seq = 0): Promise<ApplyResult> {
     validate(tx)
+    return this.links ? await this.links.around(pathsOf(tx), () => this.applyOrdered(tx, prebuilt, seq)) : await this.applyOrdered(tx, prebuilt, seq)
+  }
+
+  private async applyOrdered (tx: Transaction, prebuilt: Prebuilt | undefined, seq: number): Promise<ApplyResult> {
     this.applying = { deviceId: tx.txId.deviceId, seq }
     const plan = await this.stagePlan(tx)
     const flushed: NonNullable<ApplyResult['flushed']> = []

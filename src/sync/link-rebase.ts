@@ -1,0 +1,94 @@
+// This mount's unsent hard links, replayed over a remote change that the
+// node ordered before them. A link is journaled as "link from to `to`" and
+// made here at once, but the others make it only when they reach it in the
+// volume's order: after every remote change sequenced before it, and then
+// as link(2) does it (nothing if `to` is taken, the file `from` names then).
+// A remote change of either name applied here on top of the link would act
+// on a different tree than the one it meets on the others: a deletion of
+// `to` would take the link away here and leave it there, a file renamed over
+// `from` would leave `to` on the old file here and give it the new one there.
+// So for the remote change the link is undone (the name set aside, not
+// deleted: nothing is lost if the change fails) and then made again as the
+// others will make it.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import type { Stats } from 'node:fs'
+import { resolveInside } from '../fs/safe-path.js'
+import { sameFile } from '../util/same-file.js'
+import { logger } from '../util/log.js'
+
+const log = logger('sync')
+
+export interface PendingLink { from: string; to: string }
+
+interface SetAside { link: PendingLink; tmp: string }
+
+async function lstatOrNull (p: string): Promise<Stats | undefined> {
+  return await fsp.lstat(p).catch(() => undefined)
+}
+
+export class LinkRebase {
+  constructor (
+    private readonly root: string,
+    /** The hard links of transactions not yet acked, oldest first. */
+    private readonly pending: () => Promise<PendingLink[]>,
+    /** A temporary path on the backing filesystem, outside the visible tree. */
+    private readonly tempPath: () => string,
+  ) {}
+
+  /** Runs apply, a remote change of `paths`, with the pending links that name any of them undone, and makes them again after. */
+  async around<T> (paths: string[], apply: () => Promise<T>): Promise<T> {
+    const touched = new Set(paths)
+    const links = (await this.pending()).filter(l => touched.has(l.from) || touched.has(l.to))
+    if (links.length === 0) return await apply()
+    const aside: SetAside[] = []
+    try {
+      for (const link of links) {
+        const made = await this.setAside(link)
+        if (made) aside.push(made)
+      }
+      return await apply()
+    } finally {
+      for (const a of aside.reverse()) await this.makeAgain(a)
+    }
+  }
+
+  /** Moves `to` out of the tree while it is still the link (the file `from` names here); a name that is something else by now is left alone. */
+  private async setAside (link: PendingLink): Promise<SetAside | undefined> {
+    const to = await resolveInside(this.root, link.to)
+    const from = await resolveInside(this.root, link.from)
+    const [t, f] = await Promise.all([lstatOrNull(to), lstatOrNull(from)])
+    if (!t?.isFile() || !f || !sameFile(t, f)) return undefined
+    const tmp = this.tempPath()
+    await fsp.rename(to, tmp)
+    return { link, tmp }
+  }
+
+  /** What link(from, to) makes of the tree as the remote change left it, as every other mount will do it. */
+  private async makeAgain ({ link, tmp }: SetAside): Promise<void> {
+    const to = await resolveInside(this.root, link.to)
+    const from = await resolveInside(this.root, link.from)
+    const [t, f, kept] = await Promise.all([lstatOrNull(to), lstatOrNull(from), lstatOrNull(tmp)])
+    if (!kept) return
+    if (t) {
+      // Taken by the remote change: the link finds the name taken there too.
+      await fsp.rm(tmp, { force: true })
+    } else if (f?.isFile() && sameFile(f, kept)) {
+      await fsp.rename(tmp, to)
+    } else if (f?.isFile()) {
+      // Another file at `from` now: the others link that one.
+      await fsp.link(from, to)
+      await fsp.rm(tmp, { force: true })
+      log.info({ from: link.from, to: link.to }, 'a hard link made here and not yet sent now names the file a remote change put at its source, as it will on the other mounts')
+    } else if (kept.nlink > 1) {
+      // No source left: the others ask for `to` whole (Applier.checkBaseExists),
+      // so it must be a file of its own here, not a name of one moved elsewhere.
+      await fsp.copyFile(tmp, to, fs.constants.COPYFILE_FICLONE)
+      await fsp.chmod(to, kept.mode & 0o7777)
+      await fsp.utimes(to, kept.atime, kept.mtime)
+      await fsp.rm(tmp, { force: true })
+    } else {
+      await fsp.rename(tmp, to)
+    }
+  }
+}

@@ -1,0 +1,109 @@
+// A hard link made here and not yet sent, and a remote change of one of its
+// names that the node ordered first: this mount must end as the others do,
+// who apply the remote change and then the link. Each case runs both sides
+// on real directories through Applier and compares names, contents and which
+// names share a file.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import type { Op, Transaction } from '../../src/codec/wire.js'
+import { Applier, BaseMismatch } from '../../src/sync/applier.js'
+import type { PendingLink } from '../../src/sync/link-rebase.js'
+import { tempDir } from '../helpers/processes.js'
+
+let seq = 0
+function tx (p: string, ops: Op[]): Transaction {
+  return { txId: { deviceId: 'other', deviceSeq: ++seq }, volume: 'v', fileId: '', baseVersion: 0, path: p, ops, mtimeNs: 0n }
+}
+const write = (data: string): Op => ({ write: { offset: 0, data: Buffer.from(data) } })
+
+/** Names, contents, and the groups of names that are one file. */
+async function tree (root: string): Promise<{ files: Record<string, string>; linked: string[][] }> {
+  const files: Record<string, string> = {}
+  const byIno = new Map<number, string[]>()
+  for (const name of (await fsp.readdir(root)).sort()) {
+    const st = await fsp.lstat(path.join(root, name))
+    files[name] = await fsp.readFile(path.join(root, name), 'utf8')
+    byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), name])
+  }
+  return { files, linked: [...byIno.values()].filter(g => g.length > 1) }
+}
+
+interface Side { root: string; applier: Applier }
+
+function side (t: Test, pending?: () => Promise<PendingLink[]>): Side {
+  const root = tempDir()
+  const temps = tempDir()
+  t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }); fs.rmSync(temps, { recursive: true, force: true }) })
+  let n = 0
+  const tempPath = (): string => path.join(temps, `t${++n}`)
+  return { root, applier: new Applier(root, { deviceId: 'here', tempPath, onRefresh: async () => {}, ...(pending ? { pendingLinks: pending } : {}) }) }
+}
+
+/**
+ * Starts both sides with files {x: 'old', w: 'new'}; here links x to y
+ * (unsent), then both apply the remote change, and the others the link.
+ */
+async function race (t: Test, remote: Transaction[]): Promise<void> {
+  const pending: PendingLink[] = [{ from: '/x', to: '/y' }]
+  const here = side(t, async () => pending)
+  const there = side(t)
+  for (const s of [here, there]) {
+    await fsp.writeFile(path.join(s.root, 'x'), 'old')
+    await fsp.writeFile(path.join(s.root, 'w'), 'new')
+  }
+  await fsp.link(path.join(here.root, 'x'), path.join(here.root, 'y'))
+  for (const r of remote) {
+    for (const s of [here, there]) await s.applier.apply(r).catch(err => { if (!(err instanceof BaseMismatch)) throw err })
+  }
+  try {
+    await there.applier.apply({ ...tx('/x', [{ link: { to: '/y' } }]), txId: { deviceId: 'here', deviceSeq: 1 } })
+  } catch (err) {
+    // The others ask this mount for the file at the link's name, whole.
+    if (!(err instanceof BaseMismatch)) throw err
+    // (Gone here too: it answers with nothing.)
+    await fsp.copyFile(path.join(here.root, 'y'), path.join(there.root, 'y')).catch(e => { if (e.code !== 'ENOENT') throw e })
+  }
+  t.same(await tree(here.root), await tree(there.root), 'this mount ends as the others do')
+}
+
+t.test('a remote deletion of the link\'s name, ordered before the link', async t => {
+  await race(t, [tx('/y', [{ unlink: {} }])])
+  t.end()
+})
+
+t.test('a remote file renamed over the link\'s source', async t => {
+  await race(t, [tx('/w', [{ rename: { to: '/x' } }])])
+  t.end()
+})
+
+t.test('a remote file made at the link\'s source, over the old one', async t => {
+  await race(t, [tx('/x', [{ create: { mode: 0o644 } }, write('made')])])
+  t.end()
+})
+
+t.test('the link\'s source deleted remotely', async t => {
+  await race(t, [tx('/x', [{ unlink: {} }])])
+  t.end()
+})
+
+t.test('the link\'s source renamed away remotely', async t => {
+  await race(t, [tx('/x', [{ rename: { to: '/z' } }])])
+  t.end()
+})
+
+t.test('a remote file made at the link\'s name', async t => {
+  await race(t, [tx('/y', [{ create: { mode: 0o644 } }, write('theirs')])])
+  t.end()
+})
+
+t.test('a remote write into the link\'s source, in place', async t => {
+  await race(t, [tx('/x', [{ write: { offset: 1, data: Buffer.from('!') } }])])
+  t.end()
+})
+
+t.test('a remote rename of the link\'s name, then a deletion of its source', async t => {
+  await race(t, [tx('/x', [{ rename: { to: '/y' } }]), tx('/y', [{ unlink: {} }])])
+  t.end()
+})
