@@ -20,6 +20,7 @@ import { newSyncStats } from '../sync/sync-stats.js'
 import { ControlServer, controlSocketPath } from './control-socket.js'
 import { isMounted, prepareMountpoint } from './mountpoint.js'
 import { redoPending } from './recovery.js'
+import { LinkRebase } from '../sync/link-rebase.js'
 import { answerRefresh, journalNewFile, journalWholeFile, reconcile } from './reconcile.js'
 import { ConflictResolver } from '../sync/conflict-resolver.js'
 import { FileIds } from '../sync/conflict-policy.js'
@@ -107,6 +108,9 @@ export class Mount {
       const journal = this.journal = new LevelJournal(path.join(volumeDir, 'journal'), volume, 3 << 20)
       await this.journal.open()
       await redoPending(this.journal, filesDir, log)
+      const linkAsideDir = path.join(volumeDir, 'link-aside')
+      const restored = await LinkRebase.recover(linkAsideDir, filesDir)
+      if (restored > 0) log.info({ restored }, 'put back hard links set aside for a remote change when the mount stopped')
       const zstd = zstdImplementation()
       if (zstd !== 'zstd-napi' && !process.env.DELTAFS_ZSTD) log.warn({ zstd }, 'the native zstd binding is not in use: compression costs more CPU (npm install zstd-napi)')
       const codec = new TxCodec(await loadZstd(1, zstd), this.opts.key)
@@ -164,7 +168,7 @@ export class Mount {
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
           onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
-          pendingLinks: () => journal.pendingLinks(),
+          pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir },
           stages,
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),

@@ -87,8 +87,8 @@ export interface ApplierOptions {
   onMoved?: (from: string, to: string) => void
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
-  /** The hard links this mount has made and not sent yet (LinkRebase). */
-  pendingLinks?: () => Promise<PendingLink[]>
+  /** The hard links this mount has made and not sent yet, and where LinkRebase sets their names aside. */
+  pendingLinks?: { list: () => Promise<PendingLink[]>; asideDir: string }
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
   stages?: PartStages
 }
@@ -97,7 +97,7 @@ export class Applier {
   private readonly links: LinkRebase | undefined
 
   constructor (private readonly root: string, private readonly opts?: ApplierOptions) {
-    this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks, opts.tempPath) : undefined
+    this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks.list, opts.pendingLinks.asideDir) : undefined
   }
 
   /**

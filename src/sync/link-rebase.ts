@@ -9,10 +9,12 @@
 // `from` would leave `to` on the old file here and give it the new one there.
 // So for the remote change the link is undone (the name set aside, not
 // deleted: nothing is lost if the change fails) and then made again as the
-// others will make it.
+// others will make it. The name set aside is written down first, so a
+// mount killed in between puts it back when it starts (recover).
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { Stats } from 'node:fs'
+import path from 'node:path'
 import { resolveInside } from '../fs/safe-path.js'
 import { sameFile } from '../util/same-file.js'
 import { logger } from '../util/log.js'
@@ -21,20 +23,47 @@ const log = logger('sync')
 
 export interface PendingLink { from: string; to: string }
 
-interface SetAside { link: PendingLink; tmp: string }
+interface SetAside { link: PendingLink; tmp: string; note: string }
 
 async function lstatOrNull (p: string): Promise<Stats | undefined> {
   return await fsp.lstat(p).catch(() => undefined)
 }
 
 export class LinkRebase {
+  private n = 0
+
   constructor (
     private readonly root: string,
     /** The hard links of transactions not yet acked, oldest first. */
     private readonly pending: () => Promise<PendingLink[]>,
-    /** A temporary path on the backing filesystem, outside the visible tree. */
-    private readonly tempPath: () => string,
+    /** Where names are set aside: on the backing filesystem, outside the visible tree, kept across restarts. */
+    private readonly dir: string,
   ) {}
+
+  /**
+   * Puts back what a mount killed during a remote change left aside: where
+   * the name is still free, the link as it was (the change is applied again,
+   * since its apply was not recorded, or it was and left the name free).
+   */
+  static async recover (dir: string, root: string): Promise<number> {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+    let restored = 0
+    for (const name of (await fsp.readdir(dir)).filter(n => n.endsWith('.json'))) {
+      const note = path.join(dir, name)
+      const tmp = note.slice(0, -'.json'.length)
+      const { to } = JSON.parse(await fsp.readFile(note, 'utf8')) as { to: string }
+      const kept = await lstatOrNull(tmp)
+      if (kept) {
+        const real = await resolveInside(root, to)
+        if (await lstatOrNull(real)) await fsp.rm(tmp, { force: true })
+        else { await fsp.rename(tmp, real); restored++ }
+      }
+      await fsp.rm(note, { force: true })
+    }
+    // Set aside but not yet written down: nothing of the tree.
+    for (const name of await fsp.readdir(dir)) await fsp.rm(path.join(dir, name), { force: true })
+    return restored
+  }
 
   /** Runs apply, a remote change of `paths`, with the pending links that name any of them undone, and makes them again after. */
   async around<T> (paths: string[], apply: () => Promise<T>): Promise<T> {
@@ -59,13 +88,21 @@ export class LinkRebase {
     const from = await resolveInside(this.root, link.from)
     const [t, f] = await Promise.all([lstatOrNull(to), lstatOrNull(from)])
     if (!t?.isFile() || !f || !sameFile(t, f)) return undefined
-    const tmp = this.tempPath()
+    if (this.n === 0) await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 })
+    const tmp = path.join(this.dir, `${process.pid}-${++this.n}`)
+    const note = `${tmp}.json`
+    await fsp.writeFile(note, JSON.stringify({ to: link.to }))
     await fsp.rename(to, tmp)
-    return { link, tmp }
+    return { link, tmp, note }
   }
 
   /** What link(from, to) makes of the tree as the remote change left it, as every other mount will do it. */
-  private async makeAgain ({ link, tmp }: SetAside): Promise<void> {
+  private async makeAgain (aside: SetAside): Promise<void> {
+    await this.restore(aside)
+    await fsp.rm(aside.note, { force: true })
+  }
+
+  private async restore ({ link, tmp }: SetAside): Promise<void> {
     const to = await resolveInside(this.root, link.to)
     const from = await resolveInside(this.root, link.from)
     const [t, f, kept] = await Promise.all([lstatOrNull(to), lstatOrNull(from), lstatOrNull(tmp)])

@@ -9,7 +9,7 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import type { Op, Transaction } from '../../src/codec/wire.js'
 import { Applier, BaseMismatch } from '../../src/sync/applier.js'
-import type { PendingLink } from '../../src/sync/link-rebase.js'
+import { LinkRebase, type PendingLink } from '../../src/sync/link-rebase.js'
 import { tempDir } from '../helpers/processes.js'
 
 let seq = 0
@@ -38,7 +38,8 @@ function side (t: Test, pending?: () => Promise<PendingLink[]>): Side {
   t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }); fs.rmSync(temps, { recursive: true, force: true }) })
   let n = 0
   const tempPath = (): string => path.join(temps, `t${++n}`)
-  return { root, applier: new Applier(root, { deviceId: 'here', tempPath, onRefresh: async () => {}, ...(pending ? { pendingLinks: pending } : {}) }) }
+  const asideDir = path.join(temps, 'aside')
+  return { root, applier: new Applier(root, { deviceId: 'here', tempPath, onRefresh: async () => {}, ...(pending ? { pendingLinks: { list: pending, asideDir } } : {}) }) }
 }
 
 /**
@@ -105,5 +106,22 @@ t.test('a remote write into the link\'s source, in place', async t => {
 
 t.test('a remote rename of the link\'s name, then a deletion of its source', async t => {
   await race(t, [tx('/x', [{ rename: { to: '/y' } }]), tx('/y', [{ unlink: {} }])])
+  t.end()
+})
+
+t.test('a mount killed with a name set aside puts it back when it starts, where the name is still free', async t => {
+  const root = tempDir()
+  const dir = tempDir()
+  t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }); fs.rmSync(dir, { recursive: true, force: true }) })
+  await fsp.writeFile(path.join(root, 'x'), 'old')
+  await fsp.link(path.join(root, 'x'), path.join(dir, '1'))
+  await fsp.writeFile(path.join(dir, '1.json'), JSON.stringify({ to: '/y' }))
+  await fsp.writeFile(path.join(root, 'z'), 'theirs')
+  await fsp.writeFile(path.join(dir, '2'), 'old')
+  await fsp.writeFile(path.join(dir, '2.json'), JSON.stringify({ to: '/z' }))
+  await fsp.writeFile(path.join(dir, '3'), 'set aside, not written down: never left the tree')
+  t.equal(await LinkRebase.recover(dir, root), 1, 'one name put back')
+  t.same(await tree(root), { files: { x: 'old', y: 'old', z: 'theirs' }, linked: [['x', 'y']] }, 'the free name is the link again; the taken one keeps what the change put there')
+  t.same(await fsp.readdir(dir), [], 'nothing left aside')
   t.end()
 })
