@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as grpc from '@grpc/grpc-js'
 import type { Ack, Delivery, Transaction } from '../codec/wire.js'
-import { AckStatus } from '../codec/wire.js'
+import { AckStatus, opKind } from '../codec/wire.js'
 import type { Codec } from '../codec/codec.js'
 import type { FileRecord, Journal, PendingTx } from '../journal/journal.js'
 import { movedPath, pathsOf, recordChanges, recordOf, renamesOf } from '../journal/records.js'
@@ -403,6 +403,7 @@ export class SyncClient {
       await this.opts.conflicts?.beforeApply(tx, d.seq, { whole: applier.continuesStage(tx) })
       const result = await applier.apply(tx, ahead?.prebuilt, d.seq)
       fault('apply.after-data')
+      if (log.isLevelEnabled('debug')) log.debug({ seq: d.seq, device: tx.txId.deviceId, path: tx.path, ops: tx.ops.map(op => opKind(op)) }, 'remote change applied')
       const followed = await journal.recordApplied({ seq: d.seq, tx, records: appliedRecords(tx, d.seq, result) }, result.bytes)
       if (followed > 0) log.info({ seq: d.seq, renames: renamesOf(tx), transactions: followed }, 'a remote rename moved files with local changes on their way: they follow them')
       await this.opts.conflicts?.afterApply(tx, d.seq)
