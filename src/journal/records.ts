@@ -46,7 +46,12 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
     }
   }
   // The same test the node is told (FrameHeader.removes): the two must agree.
-  changes.set(subject, removesSubject(tx.ops) ? null : recordOf(seq, facts))
+  const removed = removesSubject(tx.ops)
+  changes.set(subject, removed ? null : recordOf(seq, facts))
+  // A link's new name is the same file: without a record of its own, the
+  // next start would find it unknown and send it as a new file, which the
+  // others put in place of their link while this mount kept its own.
+  if (!removed) for (const op of tx.ops) if ('link' in op && op.link) changes.set(op.link.to, recordOf(seq, facts))
   return changes
 }
 

@@ -131,7 +131,7 @@ export class Mount {
         real: p => passthrough.real(p),
         aside: () => records.tempPath(),
         deviceId: journal.deviceId,
-        journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
+        journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p, () => records.tempPath()),
         kept: async entry => { await this.conflicts?.keptDeleted(entry) },
       })
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal, openDeleted }, gate)
@@ -153,7 +153,7 @@ export class Mount {
           closeAll: related => recorder.closeAll(related),
           record: async (p, op) => { await recorder.closeAll([p]); await recorder.record(p, op) },
           journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
-          journalWholeFile: p => journalWholeFile(recorder, passthrough.real(p), p),
+          journalWholeFile: p => journalWholeFile(recorder, passthrough.real(p), p, () => records.tempPath()),
           moveOpen: (p, copy) => vfs.moveOpen(p, copy),
         },
       })
@@ -163,7 +163,7 @@ export class Mount {
         applier: new Applier(filesDir, {
           deviceId: this.journal.deviceId,
           tempPath: () => records.tempPath(),
-          onRefresh: p => answerRefresh(recorder, passthrough.real(p), p),
+          onRefresh: p => answerRefresh(recorder, passthrough.real(p), p, () => records.tempPath()),
           onReplaced: p => vfs.reopenHandles(p),
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
           onMoved: (from, to) => vfs.movedRemotely(from, to),

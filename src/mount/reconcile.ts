@@ -10,13 +10,14 @@ import fsp from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import type { Op } from '../codec/wire.js'
 import path from 'node:path'
-import type { Journal } from '../journal/journal.js'
+import type { FileRecord, Journal } from '../journal/journal.js'
 import type { TxRecorder } from '../capture/tx-recorder.js'
 import type { Logger } from '../util/log.js'
 import { eachPendingOp } from './recovery.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr, getXattr, listXattr } from '../fs/xattr.js'
 import { nsToNumber } from '../util/times.js'
+import { detachName } from '../fs/detach.js'
 
 const CHUNK = 128 << 10
 
@@ -68,10 +69,24 @@ async function * wholeFileOps (first: Op, real: string, after: () => Promise<Op[
 }
 
 /**
+ * A file sent whole or as new is its author's file at that name alone: the
+ * others put it in place of whatever they have there, hard links included
+ * (Applier.unlinkIfLinked, and a Create). A name linked here to others is
+ * made a file of its own first, as it will be there; otherwise a later write
+ * through another name would change it here only.
+ */
+async function ownFile (real: string, tempPath?: () => string): Promise<void> {
+  if (!tempPath) return
+  const st = await fsp.lstat(real).catch(() => undefined)
+  if (st?.isFile() && st.nlink > 1) await detachName(real, tempPath())
+}
+
+/**
  * Journals a file as it is now, replacing whatever the others have: content,
  * mode, times, in one transaction (TxRecorder.recordWhole says why).
  */
-export async function journalWholeFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+export async function journalWholeFile (rec: TxRecorder, real: string, volPath: string, tempPath?: () => string): Promise<void> {
+  await ownFile(real, tempPath)
   const st = await fsp.lstat(real, { bigint: true })
   await rec.recordWhole(volPath, wholeFileOps({ truncate: { size: 0 } }, real, async () => [attrsOp(st)]))
 }
@@ -82,10 +97,10 @@ export async function journalWholeFile (rec: TxRecorder, real: string, volPath: 
  * file deleted or renamed away here is answered with its deletion, since the
  * asker still holds a version this mount no longer has.
  */
-export async function answerRefresh (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+export async function answerRefresh (rec: TxRecorder, real: string, volPath: string, tempPath?: () => string): Promise<void> {
   const st = await fsp.lstat(real).catch((err: NodeJS.ErrnoException) => err.code === 'ENOENT' ? null : undefined)
   if (st?.isFile()) {
-    await journalWholeFile(rec, real, volPath)
+    await journalWholeFile(rec, real, volPath, tempPath)
   } else if (st === null) {
     await rec.closeAll([volPath])
     await rec.record(volPath, { unlink: {} })
@@ -93,11 +108,51 @@ export async function answerRefresh (rec: TxRecorder, real: string, volPath: str
 }
 
 /** Journals the file at volPath as a new file, in one transaction: created, its content, mode, times and user.* attributes. */
-export async function journalNewFile (rec: TxRecorder, real: string, volPath: string): Promise<void> {
+export async function journalNewFile (rec: TxRecorder, real: string, volPath: string, tempPath?: () => string): Promise<void> {
+  await ownFile(real, tempPath)
   const st = await fsp.lstat(real, { bigint: true })
   await rec.closeAll()
   const mode = Number(st.mode) & 0o7777
   await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, async () => [attrsOp(st), ...await xattrOps(real)]))
+}
+
+interface LinkedName { volPath: string; real: string; st: BigIntStats; known: FileRecord | undefined }
+
+function matches (st: BigIntStats, known: FileRecord): boolean {
+  return Number(st.size) === known.size && nsToNumber(st.mtimeNs) === known.mtimeNs
+}
+
+/**
+ * Names of one file. A write through one of them is journaled under that
+ * name alone, so the records of the others fall behind although nothing
+ * changed unseen: where one name still matches its record, the file is as
+ * journaled, and a name without a record (linked while unmounted) goes as
+ * a link from it. Where none matches, the file changed while unmounted: the
+ * first name goes whole and the others as links to it, so the others end
+ * with one file under these names, as here.
+ */
+async function reconcileLinked (rec: TxRecorder, linked: LinkedName[], result: ReconcileResult): Promise<void> {
+  const files = new Map<bigint, LinkedName[]>()
+  for (const n of linked) files.set(n.st.ino, [...(files.get(n.st.ino) ?? []), n])
+  for (const names of files.values()) {
+    const current = names.find(n => n.known !== undefined && matches(n.st, n.known))
+    const lead = current ?? names[0]!
+    if (!current) {
+      if (lead.known === undefined) {
+        result.created++
+        await rec.recordWhole(lead.volPath, wholeFileOps({ create: { mode: Number(lead.st.mode) & 0o7777 } }, lead.real, () => xattrOps(lead.real)))
+      } else {
+        result.changed++
+        await journalWholeFile(rec, lead.real, lead.volPath)
+      }
+    }
+    for (const n of names) {
+      if (n === lead || (current && n.known !== undefined)) continue
+      if (n.known === undefined) result.created++
+      else { result.changed++; await rec.record(n.volPath, { unlink: {} }) }
+      await rec.record(lead.volPath, { link: { to: n.volPath } })
+    }
+  }
 }
 
 export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: string, log: Logger): Promise<ReconcileResult> {
@@ -110,6 +165,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
   const resending = new Set(journal.resends())
   const result: ReconcileResult = { created: 0, changed: 0, removed: 0 }
   const seen = new Set<string>()
+  const linked: LinkedName[] = []
 
   async function walk (rel: string): Promise<void> {
     for (const name of (await fsp.readdir(path.join(filesDir, rel))).sort()) {
@@ -125,6 +181,10 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
       // Files to resend are sent whole below.
       const known = leftAlone(volPath) || resending.has(volPath) ? 'pending' : await journal.record(volPath)
       const mode = Number(st.mode) & 0o7777
+      if (known !== 'pending' && st.isFile() && st.nlink > 1n) {
+        linked.push({ volPath, real, st, known })
+        continue
+      }
       if (known === undefined) {
         result.created++
         if (st.isDirectory()) await rec.record(volPath, { mkdir: { mode } })
@@ -132,7 +192,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
         else if (st.isFile()) await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, () => xattrOps(real)))
         else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
         if (st.isDirectory()) for (const op of await xattrOps(real)) await rec.record(volPath, op)
-      } else if (known !== 'pending' && st.isFile() && (Number(st.size) !== known.size || nsToNumber(st.mtimeNs) !== known.mtimeNs)) {
+      } else if (known !== 'pending' && st.isFile() && !matches(st, known)) {
         result.changed++
         await journalWholeFile(rec, real, volPath)
       }
@@ -140,6 +200,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
     }
   }
   await walk('')
+  await reconcileLinked(rec, linked, result)
 
   // Gone while unmounted: deepest first, so directories are empty when removed.
   const gone: Array<[string, boolean]> = []

@@ -15,6 +15,7 @@ import { conflictCopyName, isConflictCopyName, sameResult, subjectOf } from './c
 import type { SyncStats } from './sync-stats.js'
 import { logger } from '../util/log.js'
 import { fault } from '../util/fault.js'
+import { detachName } from '../fs/detach.js'
 
 const log = logger('conflict')
 
@@ -225,18 +226,7 @@ export class ConflictResolver {
 
   /** Gives path an inode of its own with the same content, mode and times, in one rename. */
   private async detach (volPath: string): Promise<void> {
-    const { real, tempPath } = this.opts
-    const st = await fsp.lstat(real(volPath))
-    const tmp = tempPath()
-    try {
-      await fsp.copyFile(real(volPath), tmp, fs.constants.COPYFILE_FICLONE)
-      await fsp.chmod(tmp, st.mode & 0o7777)
-      await fsp.utimes(tmp, st.atime, st.mtime)
-      await fsp.rename(tmp, real(volPath))
-    } catch (err) {
-      await fsp.rm(tmp, { force: true })
-      throw err
-    }
+    await detachName(this.opts.real(volPath), this.opts.tempPath())
     log.info({ path: volPath }, 'a hard link made here and not yet sent is detached from its other names before the change that won is applied')
   }
 

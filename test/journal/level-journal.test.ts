@@ -470,8 +470,12 @@ t.test('an unsent hard link is found from either of its names, until it is acked
   t.equal(await j.pendingLinkTo('/y'), true, 'to its new name')
   t.equal(await j.pendingLinkFrom('/y'), false, 'not from its new name')
   t.equal(await j.pendingLinkTo('/x'), false, 'nor to its source')
+  t.same(await j.pendingLinks(), [{ from: '/x', to: '/y' }], 'listed once')
   for (const p of await j.readOutbox(0, 10)) await j.ack(p, p.deviceSeq)
   t.equal(await j.pendingLinkFrom('/x'), false, 'acked: the others have it')
+  t.same(await j.pendingLinks(), [], 'none listed')
+  // Without its own record, the next start would take the new name for a new file and send it as one.
+  t.same(await j.record('/y'), await j.record('/x'), 'the new name has the record of the file it names')
 })
 
 // The storage node checks a change against its base (DESIGN §6). A file this

@@ -210,3 +210,67 @@ t.test('a file sent whole that a crash cut short is sent whole again, not as the
   t.ok(replay(txs, Buffer.alloc(0)).equals(data), 'the others end with the whole file')
   t.same(journal.resends(), [], 'and it is not sent again')
 })
+
+// A write through one name of a hard-linked file is journaled under that name
+// alone. At the next start the other names' records are behind: sending them
+// whole made the others replace their link with a file of its own while this
+// mount kept the link (convergence harness with hard links, seed 922608).
+t.test('names of one hard-linked file at startup: behind their records after a write through another name, and linked while unmounted', async t => {
+  const { files, journal, rec } = await setup(t)
+  const real = (p: string): string => path.join(files, p)
+  const journalAcked = async (p: string, ops: Op[]): Promise<void> => {
+    const st = await fsp.stat(real(p), { bigint: true })
+    await journal.appendTx(p, ops, { mtimeNs: st.mtimeNs, size: Number(st.size) })
+    for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
+  }
+  await fsp.writeFile(real('x'), 'v1')
+  await journalAcked('/x', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }])
+  await fsp.link(real('x'), real('y'))
+  await journalAcked('/x', [{ link: { to: '/y' } }])
+  await fsp.writeFile(real('x'), 'v2, longer')
+  await journalAcked('/x', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('v2, longer') } }])
+  await fsp.link(real('x'), real('z'))
+  const result = await reconcile(journal, rec, files, logger('test'))
+  t.same(result, { created: 1, changed: 0, removed: 0 }, 'only the name made while unmounted is new')
+  const txs = await outbox(journal)
+  t.same(txs.map(tx => [tx.path, kinds(tx.ops)]), [['/x', ['link']]], 'it goes as a link from a name whose record is current, not as a new file')
+  t.equal((txs[0]!.ops[0] as { link: { to: string } }).link.to, '/z')
+})
+
+t.test('names of one hard-linked file changed while unmounted: the first goes whole, the others as links to it', async t => {
+  const { files, journal, rec } = await setup(t)
+  const real = (p: string): string => path.join(files, p)
+  const st = async (): Promise<{ mtimeNs: bigint; size: number }> => {
+    const s = await fsp.stat(real('a'), { bigint: true })
+    return { mtimeNs: s.mtimeNs, size: Number(s.size) }
+  }
+  await fsp.writeFile(real('a'), 'v1')
+  await fsp.link(real('a'), real('b'))
+  await journal.appendTx('/a', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }], await st())
+  await journal.appendTx('/a', [{ link: { to: '/b' } }], await st())
+  for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
+  await fsp.writeFile(real('b'), 'changed while unmounted')
+  const result = await reconcile(journal, rec, files, logger('test'))
+  t.same(result, { created: 0, changed: 2, removed: 0 })
+  const txs = await outbox(journal)
+  t.same(txs.map(tx => [tx.path, kinds(tx.ops)[0]]), [['/a', 'truncate'], ['/b', 'unlink'], ['/a', 'link']], 'a whole, then b made a link to it again')
+  t.equal(replay(txs.slice(0, 1), Buffer.from('v1')).toString(), 'changed while unmounted')
+  t.equal((await fsp.stat(real('a'))).ino, (await fsp.stat(real('b'))).ino, 'still one file here')
+})
+
+t.test('a hard-linked name sent whole or as new becomes a file of its own here first, as it does on the others', async t => {
+  const { files, rec } = await setup(t)
+  const real = (p: string): string => path.join(files, p)
+  await fsp.writeFile(real('x'), 'shared')
+  await fsp.link(real('x'), real('y'))
+  await fsp.link(real('x'), real('z'))
+  let n = 0
+  const tempPath = (): string => path.join(files, '..', `tmp${++n}`)
+  await answerRefresh(rec, real('y'), '/y', tempPath)
+  await journalNewFile(rec, real('z'), '/z', tempPath)
+  const [x, y, z] = await Promise.all(['x', 'y', 'z'].map(p => fsp.stat(real(p))))
+  t.not(y!.ino, x!.ino, 'y, sent whole, is a file of its own')
+  t.not(z!.ino, x!.ino, 'z, sent as new, too')
+  t.equal(x!.nlink, 1, 'x is alone')
+  t.same(await Promise.all(['x', 'y', 'z'].map(p => fsp.readFile(real(p), 'utf8'))), ['shared', 'shared', 'shared'], 'all with the content')
+})
