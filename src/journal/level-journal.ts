@@ -103,6 +103,10 @@ export class LevelJournal implements Journal {
   private readonly pendingBySubject = new Map<string, Set<number>>()
   /** Unacked transactions whose ops name other paths (renames, links): the only ones pendingLinks reads. */
   private readonly pendingTargets = new Set<number>()
+  /** The links of those, read once: pendingLinks runs before every remote apply. */
+  private readonly linksOf = new Map<number, Array<{ from: string; to: string }>>()
+  /** Counts unindex calls: links read across one (an ack, a drop, a remote rename moving the entry) are not kept. */
+  private unindexed = 0
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N (commitInOrder). */
   private readonly commits: Array<{ batch: BatchOp[]; added: Array<[number, OutboxEntry]>; resolve: () => void; reject: (err: unknown) => void }> = []
   private committing = false
@@ -453,6 +457,8 @@ export class LevelJournal implements Journal {
 
   private unindex (deviceSeq: number, e: OutboxEntry): void {
     this.pendingTargets.delete(deviceSeq)
+    this.linksOf.delete(deviceSeq)
+    this.unindexed++
     for (const p of new Set([e.subject ?? e.path, e.path])) {
       const set = this.pendingBySubject.get(p)
       set?.delete(deviceSeq)
@@ -838,14 +844,21 @@ export class LevelJournal implements Journal {
     // Links are rare and not indexed by path: only entries that name other paths are read.
     const out: Array<{ from: string; to: string }> = []
     for (const deviceSeq of [...this.pendingTargets].sort((a, b) => a - b)) {
-      const e = await this.entry(deviceSeq)
-      if (!e) continue
-      for (let i = 0; i < e.opCount; i++) {
-        const raw = await this.db.get(keys.op(e.openId, (e.firstOp ?? 0) + i))
-        if (raw === undefined || isRef(raw)) continue
-        const op = OpCodec.decode(raw)
-        if ('link' in op && op.link) out.push({ from: e.path, to: op.link.to })
+      let links = this.linksOf.get(deviceSeq)
+      if (!links) {
+        const before = this.unindexed
+        const e = await this.entry(deviceSeq)
+        if (!e) continue
+        links = []
+        for (let i = 0; i < e.opCount; i++) {
+          const raw = await this.db.get(keys.op(e.openId, (e.firstOp ?? 0) + i))
+          if (raw === undefined || isRef(raw)) continue
+          const op = OpCodec.decode(raw)
+          if ('link' in op && op.link) links.push({ from: e.path, to: op.link.to })
+        }
+        if (this.unindexed === before) this.linksOf.set(deviceSeq, links)
       }
+      out.push(...links)
     }
     return out
   }
