@@ -112,7 +112,7 @@ export interface Journal {
   /** Whether a transaction not yet acked hard-links path to another name. */
   pendingLinkFrom (path: string): Promise<boolean>
   /** The hard links of transactions not yet acked, oldest first, as journaled: from the transaction's path to the link's. */
-  pendingLinks (): Promise<Array<{ from: string; to: string }>>
+  pendingLinks (): Promise<Array<{ from: string; to: string; deviceSeq: number }>>
   /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */
   dropPending (deviceSeqs: number[]): Promise<PendingTx[]>
   /** Remembers a conflict, for `deltafs status`. */

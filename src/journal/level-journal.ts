@@ -104,7 +104,7 @@ export class LevelJournal implements Journal {
   /** Unacked transactions whose ops name other paths (renames, links): the only ones pendingLinks reads. */
   private readonly pendingTargets = new Set<number>()
   /** The links of those, read once: pendingLinks runs before every remote apply. */
-  private readonly linksOf = new Map<number, Array<{ from: string; to: string }>>()
+  private readonly linksOf = new Map<number, Array<{ from: string; to: string; deviceSeq: number }>>()
   /** Counts unindex calls: links read across one (an ack, a drop, a remote rename moving the entry) are not kept. */
   private unindexed = 0
   /** Batches that hand out device seqs commit in seq order, so the pusher never sees N+1 before N (commitInOrder). */
@@ -840,9 +840,9 @@ export class LevelJournal implements Journal {
     return (await this.pendingLinks()).some(l => l.from === path)
   }
 
-  async pendingLinks (): Promise<Array<{ from: string; to: string }>> {
+  async pendingLinks (): Promise<Array<{ from: string; to: string; deviceSeq: number }>> {
     // Links are rare and not indexed by path: only entries that name other paths are read.
-    const out: Array<{ from: string; to: string }> = []
+    const out: Array<{ from: string; to: string; deviceSeq: number }> = []
     for (const deviceSeq of [...this.pendingTargets].sort((a, b) => a - b)) {
       let links = this.linksOf.get(deviceSeq)
       if (!links) {
@@ -854,7 +854,7 @@ export class LevelJournal implements Journal {
           const raw = await this.db.get(keys.op(e.openId, (e.firstOp ?? 0) + i))
           if (raw === undefined || isRef(raw)) continue
           const op = OpCodec.decode(raw)
-          if ('link' in op && op.link) links.push({ from: e.path, to: op.link.to })
+          if ('link' in op && op.link) links.push({ from: e.path, to: op.link.to, deviceSeq })
         }
         if (this.unindexed === before) this.linksOf.set(deviceSeq, links)
       }

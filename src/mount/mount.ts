@@ -168,7 +168,7 @@ export class Mount {
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
           onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
-          pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir },
+          pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir, outbox: (after, limit) => journal.readOutbox(after, limit) },
           stages,
         }),
         onBaseMismatch: (p, author) => recorder.record(p, { refresh: { deviceId: author } }),

@@ -15,7 +15,7 @@ import { logger } from '../util/log.js'
 import { setTimes } from '../util/set-times.js'
 import { sameFile } from '../util/same-file.js'
 import { pathsOf } from '../journal/records.js'
-import { LinkRebase, type PendingLink } from './link-rebase.js'
+import { LinkRebase, type PendingLinks } from './link-rebase.js'
 import type { PartStages, Stage } from './part-stages.js'
 
 const log = logger('apply')
@@ -87,8 +87,8 @@ export interface ApplierOptions {
   onMoved?: (from: string, to: string) => void
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
-  /** The hard links this mount has made and not sent yet, and where LinkRebase sets their names aside. */
-  pendingLinks?: { list: () => Promise<PendingLink[]>; asideDir: string }
+  /** The hard links this mount has made and not sent yet (LinkRebase). */
+  pendingLinks?: PendingLinks
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
   stages?: PartStages
 }
@@ -97,7 +97,7 @@ export class Applier {
   private readonly links: LinkRebase | undefined
 
   constructor (private readonly root: string, private readonly opts?: ApplierOptions) {
-    this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks.list, opts.pendingLinks.asideDir) : undefined
+    this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks) : undefined
   }
 
   /**

@@ -18,10 +18,25 @@ import path from 'node:path'
 import { resolveInside } from '../fs/safe-path.js'
 import { sameFile } from '../util/same-file.js'
 import { logger } from '../util/log.js'
+import type { PendingTx } from '../journal/journal.js'
 
 const log = logger('sync')
 
-export interface PendingLink { from: string; to: string }
+export interface PendingLink {
+  from: string; to: string
+  /** The device seq of the transaction that made it: the changes journaled after it went through the link. */
+  deviceSeq?: number
+}
+
+/** What LinkRebase reads of this mount's outbox. */
+export interface PendingLinks {
+  /** The hard links of transactions not yet acked, oldest first. */
+  list: () => Promise<PendingLink[]>
+  /** Where names are set aside: on the backing filesystem, outside the visible tree, kept across restarts. */
+  asideDir: string
+  /** The outbox after a device seq (Journal.readOutbox). */
+  outbox?: (after: number, limit: number) => Promise<PendingTx[]>
+}
 
 interface SetAside { link: PendingLink; tmp: string; note: string }
 
@@ -32,13 +47,11 @@ async function lstatOrNull (p: string): Promise<Stats | undefined> {
 export class LinkRebase {
   private n = 0
 
-  constructor (
-    private readonly root: string,
-    /** The hard links of transactions not yet acked, oldest first. */
-    private readonly pending: () => Promise<PendingLink[]>,
-    /** Where names are set aside: on the backing filesystem, outside the visible tree, kept across restarts. */
-    private readonly dir: string,
-  ) {}
+  private readonly dir: string
+
+  constructor (private readonly root: string, private readonly links: PendingLinks) {
+    this.dir = links.asideDir
+  }
 
   /**
    * Puts back what a mount killed during a remote change left aside: where
@@ -68,7 +81,7 @@ export class LinkRebase {
   /** Runs apply, a remote change of `paths`, with the pending links that name any of them undone, and makes them again after. */
   async around<T> (paths: string[], apply: () => Promise<T>): Promise<T> {
     const touched = new Set(paths)
-    const links = (await this.pending()).filter(l => touched.has(l.from) || touched.has(l.to))
+    const links = (await this.links.list()).filter(l => touched.has(l.from) || touched.has(l.to))
     if (links.length === 0) return await apply()
     const aside: SetAside[] = []
     try {
@@ -98,18 +111,53 @@ export class LinkRebase {
 
   /** What link(from, to) makes of the tree as the remote change left it, as every other mount will do it. */
   private async makeAgain (aside: SetAside): Promise<void> {
-    await this.restore(aside)
+    if (await this.restore(aside)) await this.writeAgain(aside.link)
     await fsp.rm(aside.note, { force: true })
   }
 
-  private async restore ({ link, tmp }: SetAside): Promise<void> {
+  /**
+   * The writes and truncations this mount made through the link's name
+   * after the link, made again: the others apply them to what the remote
+   * change and the link leave there, not to the file they were made on
+   * here. (Writes and truncations in order are idempotent, so those already
+   * in the file change nothing.)
+   */
+  private async writeAgain (link: PendingLink): Promise<void> {
+    const read = this.links.outbox
+    if (!read || link.deviceSeq === undefined) return
+    const real = await resolveInside(this.root, link.to)
+    let fh: fsp.FileHandle | undefined
+    try {
+      for (let after = link.deviceSeq; ;) {
+        const page = await read(after, 64)
+        if (page.length === 0) break
+        for (const { deviceSeq, tx } of page) {
+          after = deviceSeq
+          if (tx.path !== link.to) continue
+          for (const op of tx.ops) {
+            // Anything else changes which file the name is: what follows is not through the link.
+            if (!('write' in op && op.write) && !('truncate' in op && op.truncate) && !('setAttr' in op && op.setAttr)) return
+            fh ??= await fsp.open(real, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW)
+            if ('write' in op && op.write) await fh.write(op.write.data, 0, op.write.data.length, op.write.offset)
+            else if ('truncate' in op && op.truncate) await fh.truncate(op.truncate.size)
+          }
+        }
+      }
+    } finally {
+      await fh?.close()
+    }
+  }
+
+  /** Whether the name ends as a name of the file the link's source names. */
+  private async restore ({ link, tmp }: SetAside): Promise<boolean> {
     const to = await resolveInside(this.root, link.to)
     const from = await resolveInside(this.root, link.from)
     const [t, f, kept] = await Promise.all([lstatOrNull(to), lstatOrNull(from), lstatOrNull(tmp)])
-    if (!kept) return
+    if (!kept) return false
     if (t) {
       // Taken by the remote change: the link finds the name taken there too.
       await fsp.rm(tmp, { force: true })
+      return false
     } else if (f?.isFile() && sameFile(f, kept)) {
       await fsp.rename(tmp, to)
     } else if (f?.isFile()) {
@@ -124,8 +172,11 @@ export class LinkRebase {
       await fsp.chmod(to, kept.mode & 0o7777)
       await fsp.utimes(to, kept.atime, kept.mtime)
       await fsp.rm(tmp, { force: true })
+      return false
     } else {
       await fsp.rename(tmp, to)
+      return false
     }
+    return true
   }
 }

@@ -470,7 +470,7 @@ t.test('an unsent hard link is found from either of its names, until it is acked
   t.equal(await j.pendingLinkTo('/y'), true, 'to its new name')
   t.equal(await j.pendingLinkFrom('/y'), false, 'not from its new name')
   t.equal(await j.pendingLinkTo('/x'), false, 'nor to its source')
-  t.same(await j.pendingLinks(), [{ from: '/x', to: '/y' }], 'listed once')
+  t.same(await j.pendingLinks(), [{ from: '/x', to: '/y', deviceSeq: 2 }], 'listed once, with the transaction that made it')
   for (const p of await j.readOutbox(0, 10)) await j.ack(p, p.deviceSeq)
   t.equal(await j.pendingLinkFrom('/x'), false, 'acked: the others have it')
   t.same(await j.pendingLinks(), [], 'none listed')

@@ -9,7 +9,8 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import type { Op, Transaction } from '../../src/codec/wire.js'
 import { Applier, BaseMismatch } from '../../src/sync/applier.js'
-import { LinkRebase, type PendingLink } from '../../src/sync/link-rebase.js'
+import { LinkRebase, type PendingLink, type PendingLinks } from '../../src/sync/link-rebase.js'
+import type { PendingTx } from '../../src/journal/journal.js'
 import { tempDir } from '../helpers/processes.js'
 
 let seq = 0
@@ -32,34 +33,39 @@ async function tree (root: string): Promise<{ files: Record<string, string>; lin
 
 interface Side { root: string; applier: Applier }
 
-function side (t: Test, pending?: () => Promise<PendingLink[]>): Side {
+function side (t: Test, pending?: PendingLinks['list'], outbox?: PendingLinks['outbox']): Side {
   const root = tempDir()
   const temps = tempDir()
   t.teardown(() => { fs.rmSync(root, { recursive: true, force: true }); fs.rmSync(temps, { recursive: true, force: true }) })
   let n = 0
   const tempPath = (): string => path.join(temps, `t${++n}`)
   const asideDir = path.join(temps, 'aside')
-  return { root, applier: new Applier(root, { deviceId: 'here', tempPath, onRefresh: async () => {}, ...(pending ? { pendingLinks: { list: pending, asideDir } } : {}) }) }
+  return { root, applier: new Applier(root, { deviceId: 'here', tempPath, onRefresh: async () => {}, ...(pending ? { pendingLinks: { list: pending, asideDir, outbox } } : {}) }) }
 }
 
 /**
  * Starts both sides with files {x: 'old', w: 'new'}; here links x to y
- * (unsent), then both apply the remote change, and the others the link.
+ * (unsent) and then writes `later` through y (unsent too), then both apply
+ * the remote change, and the others the link and the writes.
  */
-async function race (t: Test, remote: Transaction[]): Promise<void> {
-  const pending: PendingLink[] = [{ from: '/x', to: '/y' }]
-  const here = side(t, async () => pending)
+async function race (t: Test, remote: Transaction[], later: Op[] = []): Promise<void> {
+  const pending: PendingLink[] = [{ from: '/x', to: '/y', deviceSeq: 1 }]
+  const own = (deviceSeq: number, p: string, ops: Op[]): PendingTx => ({ deviceSeq, tx: { ...tx(p, ops), txId: { deviceId: 'here', deviceSeq } }, bytes: 0, subject: p, checked: true })
+  const outbox = [own(1, '/x', [{ link: { to: '/y' } }]), ...(later.length > 0 ? [own(2, '/y', later)] : [])]
+  const here = side(t, async () => pending, async after => outbox.filter(p => p.deviceSeq > after))
   const there = side(t)
   for (const s of [here, there]) {
     await fsp.writeFile(path.join(s.root, 'x'), 'old')
     await fsp.writeFile(path.join(s.root, 'w'), 'new')
   }
   await fsp.link(path.join(here.root, 'x'), path.join(here.root, 'y'))
+  await applyOps(path.join(here.root, 'y'), later)
   for (const r of remote) {
     for (const s of [here, there]) await s.applier.apply(r).catch(err => { if (!(err instanceof BaseMismatch)) throw err })
   }
   try {
-    await there.applier.apply({ ...tx('/x', [{ link: { to: '/y' } }]), txId: { deviceId: 'here', deviceSeq: 1 } })
+    await there.applier.apply(outbox[0]!.tx)
+    if (outbox[1]) await there.applier.apply(outbox[1].tx)
   } catch (err) {
     // The others ask this mount for the file at the link's name, whole.
     if (!(err instanceof BaseMismatch)) throw err
@@ -67,6 +73,17 @@ async function race (t: Test, remote: Transaction[]): Promise<void> {
     await fsp.copyFile(path.join(here.root, 'y'), path.join(there.root, 'y')).catch(e => { if (e.code !== 'ENOENT') throw e })
   }
   t.same(await tree(here.root), await tree(there.root), 'this mount ends as the others do')
+}
+
+async function applyOps (file: string, ops: Op[]): Promise<void> {
+  if (ops.length === 0) return
+  const fh = await fsp.open(file, 'r+')
+  try {
+    for (const op of ops) {
+      if ('write' in op && op.write) await fh.write(op.write.data, 0, op.write.data.length, op.write.offset)
+      if ('truncate' in op && op.truncate) await fh.truncate(op.truncate.size)
+    }
+  } finally { await fh.close() }
 }
 
 t.test('a remote deletion of the link\'s name, ordered before the link', async t => {
@@ -106,6 +123,25 @@ t.test('a remote write into the link\'s source, in place', async t => {
 
 t.test('a remote rename of the link\'s name, then a deletion of its source', async t => {
   await race(t, [tx('/x', [{ rename: { to: '/y' } }]), tx('/y', [{ unlink: {} }])])
+  t.end()
+})
+
+// Convergence harness with hard links, seed 577030: a write through the
+// link's new name, made here on the old file, reached the others after the
+// remote change that replaced the file's content, so there it landed on
+// the new content.
+t.test('a write through the link\'s name after the link, and a remote change of the source\'s content ordered first', async t => {
+  await race(t, [tx('/x', [{ truncate: { size: 0 } }, write('the remote content'), { setAttr: { hasMode: true, mode: 0o644 } }])], [{ write: { offset: 4, data: Buffer.from('MINE') } }])
+  t.end()
+})
+
+t.test('a write through the link\'s name after the link, and a remote file renamed over its source', async t => {
+  await race(t, [tx('/w', [{ rename: { to: '/x' } }])], [{ truncate: { size: 2 } }, { write: { offset: 1, data: Buffer.from('+') } }])
+  t.end()
+})
+
+t.test('a write through the link\'s name after the link, and a remote deletion of that name', async t => {
+  await race(t, [tx('/y', [{ unlink: {} }])], [{ write: { offset: 0, data: Buffer.from('O') } }])
   t.end()
 })
 
