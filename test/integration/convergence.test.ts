@@ -59,11 +59,12 @@ const DIRS = ['d0', 'd1', 'd1/e']
 // and a link or rename racing other changes to the same names can leave
 // mounts with different links, and then different content. The races of
 // this kind found so far are fixed (tests in applier-posix, posix-ops,
-// link-rebase and whole-file); with them, 3 of 12 runs of 300 steps still
-// ended with the mounts different (4 of 12 before the last of those fixes),
-// and one of the 3 with a burst write kept in a conflict copy that also
-// holds another mount's write. The rest needs links replicated by file
-// identity.
+// link-rebase and whole-file). Even so, 3 of 12 runs of 300 steps ended
+// with the mounts different when this was written (4 of 12 before the last
+// of those fixes). In two runs a conflict copy also held another mount's
+// write through a linked name: conflicts are settled per name, but a write
+// through one name changes the file under all of them. The rest needs files
+// identified on the wire by more than their path.
 const LINKS = process.env.DELTAFS_CONVERGENCE_LINKS === '1'
 
 t.comment(`seed ${seed}, ${STEPS} steps${LINKS ? ', hard links' : ''} (DELTAFS_CONVERGENCE_SEED=${seed} DELTAFS_CONVERGENCE_STEPS=${STEPS}${LINKS ? ' DELTAFS_CONVERGENCE_LINKS=1' : ''} to reproduce)`)
