@@ -60,8 +60,8 @@ const DIRS = ['d0', 'd1', 'd1/e']
 // mounts with different links, and then different content. The races of
 // this kind found so far are fixed (tests in applier-posix, posix-ops,
 // link-rebase and whole-file). Even so, 3 of 12 runs of 300 steps ended
-// with the mounts different when this was written (4 of 12 before the last
-// of those fixes). In two runs a conflict copy also held another mount's
+// with the mounts different when this was written (4 of 12 before the
+// link-rebase and whole-file fixes). In two runs a conflict copy also held another mount's
 // write through a linked name: conflicts are settled per name, but a write
 // through one name changes the file under all of them. The rest needs files
 // identified on the wire by more than their path.
