@@ -46,7 +46,6 @@ async function lstatOrNull (p: string): Promise<Stats | undefined> {
 
 export class LinkRebase {
   private n = 0
-
   private readonly dir: string
 
   constructor (private readonly root: string, private readonly links: PendingLinks) {
@@ -64,16 +63,17 @@ export class LinkRebase {
     for (const name of (await fsp.readdir(dir)).filter(n => n.endsWith('.json'))) {
       const note = path.join(dir, name)
       const tmp = note.slice(0, -'.json'.length)
-      const { to } = JSON.parse(await fsp.readFile(note, 'utf8')) as { to: string }
-      const kept = await lstatOrNull(tmp)
-      if (kept) {
+      // A note cut short by the kill was written before its rename: nothing left the tree.
+      const to = await fsp.readFile(note, 'utf8').then(text => (JSON.parse(text) as { to?: unknown }).to).catch(() => undefined)
+      const kept = typeof to === 'string' ? await lstatOrNull(tmp) : undefined
+      if (kept && typeof to === 'string') {
         const real = await resolveInside(root, to)
         if (await lstatOrNull(real)) await fsp.rm(tmp, { force: true })
         else { await fsp.rename(tmp, real); restored++ }
       }
       await fsp.rm(note, { force: true })
     }
-    // Set aside but not yet written down: nothing of the tree.
+    // Without a note a file never left the tree (the note comes first).
     for (const name of await fsp.readdir(dir)) await fsp.rm(path.join(dir, name), { force: true })
     return restored
   }

@@ -156,6 +156,8 @@ t.test('a mount killed with a name set aside puts it back when it starts, where 
   await fsp.writeFile(path.join(dir, '2'), 'old')
   await fsp.writeFile(path.join(dir, '2.json'), JSON.stringify({ to: '/z' }))
   await fsp.writeFile(path.join(dir, '3'), 'set aside, not written down: never left the tree')
+  await fsp.writeFile(path.join(dir, '4'), 'its note cut short by the kill')
+  await fsp.writeFile(path.join(dir, '4.json'), '{"to": "/w')
   t.equal(await LinkRebase.recover(dir, root), 1, 'one name put back')
   t.same(await tree(root), { files: { x: 'old', y: 'old', z: 'theirs' }, linked: [['x', 'y']] }, 'the free name is the link again; the taken one keeps what the change put there')
   t.same(await fsp.readdir(dir), [], 'nothing left aside')
