@@ -116,16 +116,17 @@ export async function journalNewFile (rec: TxRecorder, real: string, volPath: st
   await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, async () => [attrsOp(st), ...await xattrOps(real)]))
 }
 
-interface LinkedName { volPath: string; real: string; st: BigIntStats; known: FileRecord | undefined }
+interface LinkedName { volPath: string; real: string; st: BigIntStats; known: FileRecord | undefined | 'pending' }
 
-function matches (st: BigIntStats, known: FileRecord): boolean {
-  return Number(st.size) === known.size && nsToNumber(st.mtimeNs) === known.mtimeNs
+function matches (st: BigIntStats, known: FileRecord | 'pending'): boolean {
+  return known !== 'pending' && Number(st.size) === known.size && nsToNumber(st.mtimeNs) === known.mtimeNs
 }
 
 /**
  * Names of one file. A write through one of them is journaled under that
  * name alone, so the records of the others fall behind although nothing
- * changed unseen: where one name still matches its record, the file is as
+ * changed unseen: where one name has changes on their way (pending, or a
+ * remote apply to redo) or still matches its record, the file is as
  * journaled, and a name without a record (linked while unmounted) goes as
  * a link from it. Where none matches, the file changed while unmounted: the
  * first name goes whole and the others as links to it, so the others end
@@ -135,10 +136,10 @@ async function reconcileLinked (rec: TxRecorder, linked: LinkedName[], result: R
   const files = new Map<bigint, LinkedName[]>()
   for (const n of linked) files.set(n.st.ino, [...(files.get(n.st.ino) ?? []), n])
   for (const names of files.values()) {
-    const current = names.find(n => n.known !== undefined && matches(n.st, n.known))
+    const current = names.find(n => n.known === 'pending') ?? names.find(n => n.known !== undefined && matches(n.st, n.known))
     const lead = current ?? names[0]!
     if (!current) {
-      if (lead.known === undefined) {
+      if (lead.known === undefined || lead.known === 'pending') {
         result.created++
         await rec.recordWhole(lead.volPath, wholeFileOps({ create: { mode: Number(lead.st.mode) & 0o7777 } }, lead.real, () => xattrOps(lead.real)))
       } else {
@@ -147,7 +148,7 @@ async function reconcileLinked (rec: TxRecorder, linked: LinkedName[], result: R
       }
     }
     for (const n of names) {
-      if (n === lead || (current && n.known !== undefined)) continue
+      if (n === lead || n.known === 'pending' || (current && n.known !== undefined)) continue
       if (n.known === undefined) result.created++
       else { result.changed++; await rec.record(n.volPath, { unlink: {} }) }
       await rec.record(lead.volPath, { link: { to: n.volPath } })
@@ -181,7 +182,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
       // Files to resend are sent whole below.
       const known = leftAlone(volPath) || resending.has(volPath) ? 'pending' : await journal.record(volPath)
       const mode = Number(st.mode) & 0o7777
-      if (known !== 'pending' && st.isFile() && st.nlink > 1n) {
+      if (st.isFile() && st.nlink > 1n) {
         linked.push({ volPath, real, st, known })
         continue
       }

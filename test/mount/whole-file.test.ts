@@ -274,3 +274,23 @@ t.test('a hard-linked name sent whole or as new becomes a file of its own here f
   t.equal(x!.nlink, 1, 'x is alone')
   t.same(await Promise.all(['x', 'y', 'z'].map(p => fsp.readFile(real(p), 'utf8'))), ['shared', 'shared', 'shared'], 'all with the content')
 })
+
+t.test('names of one hard-linked file at startup, one of them with a write still on its way: the others are not sent', async t => {
+  const { files, journal, rec } = await setup(t)
+  const real = (p: string): string => path.join(files, p)
+  const facts = async (): Promise<{ mtimeNs: bigint; size: number }> => {
+    const s = await fsp.stat(real('x'), { bigint: true })
+    return { mtimeNs: s.mtimeNs, size: Number(s.size) }
+  }
+  await fsp.writeFile(real('x'), 'v1')
+  await fsp.link(real('x'), real('y'))
+  await journal.appendTx('/x', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }], await facts())
+  await journal.appendTx('/x', [{ link: { to: '/y' } }], await facts())
+  for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
+  // A write through x, journaled, and the mount killed before its ack.
+  await fsp.writeFile(real('x'), 'v2, longer')
+  await journal.appendTx('/x', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('v2, longer') } }], await facts())
+  const result = await reconcile(journal, rec, files, logger('test'))
+  t.same(result, { created: 0, changed: 0, removed: 0 }, 'nothing changed unseen')
+  t.same((await outbox(journal)).map(tx => [tx.path, kinds(tx.ops)[0]]), [['/x', 'truncate']], 'only the write on its way')
+})
