@@ -131,7 +131,8 @@ export class Mount {
         real: p => passthrough.real(p),
         aside: () => records.tempPath(),
         deviceId: journal.deviceId,
-        journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p, () => records.tempPath()),
+        // Not detached from other names: the copy is the very file its descriptors write to.
+        journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
         kept: async entry => { await this.conflicts?.keptDeleted(entry) },
       })
       const vfs = new CaptureVfs(passthrough, this.recorder, this.captureStats, { real: p => passthrough.real(p), reopen: (fh, p) => passthrough.reopen(fh, p), records, journal: this.journal, openDeleted }, gate)

@@ -107,6 +107,11 @@ export async function answerRefresh (rec: TxRecorder, real: string, volPath: str
   }
 }
 
+/** A file found without a record: created, its content, its user.* attributes. */
+function journalFound (rec: TxRecorder, real: string, volPath: string, mode: number): Promise<void> {
+  return rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, () => xattrOps(real)))
+}
+
 /** Journals the file at volPath as a new file, in one transaction: created, its content, mode, times and user.* attributes. */
 export async function journalNewFile (rec: TxRecorder, real: string, volPath: string, tempPath?: () => string): Promise<void> {
   await ownFile(real, tempPath)
@@ -139,9 +144,10 @@ async function reconcileLinked (rec: TxRecorder, linked: LinkedName[], result: R
     const current = names.find(n => n.known === 'pending') ?? names.find(n => n.known !== undefined && matches(n.st, n.known))
     const lead = current ?? names[0]!
     if (!current) {
+      // (No name is pending here: a pending one is current.)
       if (lead.known === undefined || lead.known === 'pending') {
         result.created++
-        await rec.recordWhole(lead.volPath, wholeFileOps({ create: { mode: Number(lead.st.mode) & 0o7777 } }, lead.real, () => xattrOps(lead.real)))
+        await journalFound(rec, lead.real, lead.volPath, Number(lead.st.mode) & 0o7777)
       } else {
         result.changed++
         await journalWholeFile(rec, lead.real, lead.volPath)
@@ -190,7 +196,7 @@ export async function reconcile (journal: Journal, rec: TxRecorder, filesDir: st
         result.created++
         if (st.isDirectory()) await rec.record(volPath, { mkdir: { mode } })
         else if (st.isSymbolicLink()) await rec.record(volPath, { symlink: { target: await fsp.readlink(real) } })
-        else if (st.isFile()) await rec.recordWhole(volPath, wholeFileOps({ create: { mode } }, real, () => xattrOps(real)))
+        else if (st.isFile()) await journalFound(rec, real, volPath, mode)
         else if (st.isFIFO()) await rec.record(volPath, { mknod: { mode: fs.constants.S_IFIFO | mode } })
         if (st.isDirectory()) for (const op of await xattrOps(real)) await rec.record(volPath, op)
       } else if (known !== 'pending' && st.isFile() && !matches(st, known)) {

@@ -211,6 +211,20 @@ t.test('a file sent whole that a crash cut short is sent whole again, not as the
   t.same(journal.resends(), [], 'and it is not sent again')
 })
 
+/** The file at `a` linked to `b`, both journaled and acked: each name has the file's record. */
+async function linkedAndAcked (files: string, journal: LevelJournal, a: string, b: string): Promise<(p: string, ops: Op[]) => Promise<void>> {
+  const journalAcked = async (p: string, ops: Op[]): Promise<void> => {
+    const st = await fsp.stat(path.join(files, p), { bigint: true })
+    await journal.appendTx(p, ops, { mtimeNs: st.mtimeNs, size: Number(st.size) })
+    for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
+  }
+  await fsp.writeFile(path.join(files, a), 'v1')
+  await journalAcked(a, [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }])
+  await fsp.link(path.join(files, a), path.join(files, b))
+  await journalAcked(a, [{ link: { to: b } }])
+  return journalAcked
+}
+
 // A write through one name of a hard-linked file is journaled under that name
 // alone. At the next start the other names' records are behind: sending them
 // whole made the others replace their link with a file of its own while this
@@ -218,15 +232,7 @@ t.test('a file sent whole that a crash cut short is sent whole again, not as the
 t.test('names of one hard-linked file at startup: behind their records after a write through another name, and linked while unmounted', async t => {
   const { files, journal, rec } = await setup(t)
   const real = (p: string): string => path.join(files, p)
-  const journalAcked = async (p: string, ops: Op[]): Promise<void> => {
-    const st = await fsp.stat(real(p), { bigint: true })
-    await journal.appendTx(p, ops, { mtimeNs: st.mtimeNs, size: Number(st.size) })
-    for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
-  }
-  await fsp.writeFile(real('x'), 'v1')
-  await journalAcked('/x', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }])
-  await fsp.link(real('x'), real('y'))
-  await journalAcked('/x', [{ link: { to: '/y' } }])
+  const journalAcked = await linkedAndAcked(files, journal, '/x', '/y')
   await fsp.writeFile(real('x'), 'v2, longer')
   await journalAcked('/x', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('v2, longer') } }])
   await fsp.link(real('x'), real('z'))
@@ -240,15 +246,7 @@ t.test('names of one hard-linked file at startup: behind their records after a w
 t.test('names of one hard-linked file changed while unmounted: the first goes whole, the others as links to it', async t => {
   const { files, journal, rec } = await setup(t)
   const real = (p: string): string => path.join(files, p)
-  const st = async (): Promise<{ mtimeNs: bigint; size: number }> => {
-    const s = await fsp.stat(real('a'), { bigint: true })
-    return { mtimeNs: s.mtimeNs, size: Number(s.size) }
-  }
-  await fsp.writeFile(real('a'), 'v1')
-  await fsp.link(real('a'), real('b'))
-  await journal.appendTx('/a', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }], await st())
-  await journal.appendTx('/a', [{ link: { to: '/b' } }], await st())
-  for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
+  await linkedAndAcked(files, journal, '/a', '/b')
   await fsp.writeFile(real('b'), 'changed while unmounted')
   const result = await reconcile(journal, rec, files, logger('test'))
   t.same(result, { created: 0, changed: 2, removed: 0 })
@@ -278,18 +276,11 @@ t.test('a hard-linked name sent whole or as new becomes a file of its own here f
 t.test('names of one hard-linked file at startup, one of them with a write still on its way: the others are not sent', async t => {
   const { files, journal, rec } = await setup(t)
   const real = (p: string): string => path.join(files, p)
-  const facts = async (): Promise<{ mtimeNs: bigint; size: number }> => {
-    const s = await fsp.stat(real('x'), { bigint: true })
-    return { mtimeNs: s.mtimeNs, size: Number(s.size) }
-  }
-  await fsp.writeFile(real('x'), 'v1')
-  await fsp.link(real('x'), real('y'))
-  await journal.appendTx('/x', [{ create: { mode: 0o644 } }, { write: { offset: 0, data: Buffer.from('v1') } }], await facts())
-  await journal.appendTx('/x', [{ link: { to: '/y' } }], await facts())
-  for (const pending of await journal.readOutbox(0, 10)) await journal.ack(pending, pending.deviceSeq)
+  await linkedAndAcked(files, journal, '/x', '/y')
   // A write through x, journaled, and the mount killed before its ack.
   await fsp.writeFile(real('x'), 'v2, longer')
-  await journal.appendTx('/x', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('v2, longer') } }], await facts())
+  const st = await fsp.stat(real('x'), { bigint: true })
+  await journal.appendTx('/x', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('v2, longer') } }], { mtimeNs: st.mtimeNs, size: Number(st.size) })
   const result = await reconcile(journal, rec, files, logger('test'))
   t.same(result, { created: 0, changed: 0, removed: 0 }, 'nothing changed unseen')
   t.same((await outbox(journal)).map(tx => [tx.path, kinds(tx.ops)[0]]), [['/x', 'truncate']], 'only the write on its way')

@@ -86,64 +86,32 @@ async function applyOps (file: string, ops: Op[]): Promise<void> {
   } finally { await fh.close() }
 }
 
-t.test('a remote deletion of the link\'s name, ordered before the link', async t => {
-  await race(t, [tx('/y', [{ unlink: {} }])])
-  t.end()
-})
+// Each: the remote change (both sides apply it), and the writes this mount
+// made through the link's name after the link (the others apply them last).
+// The last three come from the convergence harness with hard links, seed
+// 577030: a write through the link's new name, made here on the old file,
+// reached the others after the remote change that replaced the file's
+// content, so there it landed on the new content.
+const RACES: Array<[string, Transaction[], Op[]?]> = [
+  ['a remote deletion of the link\'s name, ordered before the link', [tx('/y', [{ unlink: {} }])]],
+  ['a remote file renamed over the link\'s source', [tx('/w', [{ rename: { to: '/x' } }])]],
+  ['a remote file made at the link\'s source, over the old one', [tx('/x', [{ create: { mode: 0o644 } }, write('made')])]],
+  ['the link\'s source deleted remotely', [tx('/x', [{ unlink: {} }])]],
+  ['the link\'s source renamed away remotely', [tx('/x', [{ rename: { to: '/z' } }])]],
+  ['a remote file made at the link\'s name', [tx('/y', [{ create: { mode: 0o644 } }, write('theirs')])]],
+  ['a remote write into the link\'s source, in place', [tx('/x', [{ write: { offset: 1, data: Buffer.from('!') } }])]],
+  ['a remote rename of the link\'s name, then a deletion of its source', [tx('/x', [{ rename: { to: '/y' } }]), tx('/y', [{ unlink: {} }])]],
+  ['a write through the link\'s name after the link, and a remote change of the source\'s content ordered first', [tx('/x', [{ truncate: { size: 0 } }, write('the remote content'), { setAttr: { hasMode: true, mode: 0o644 } }])], [{ write: { offset: 4, data: Buffer.from('MINE') } }]],
+  ['a write through the link\'s name after the link, and a remote file renamed over its source', [tx('/w', [{ rename: { to: '/x' } }])], [{ truncate: { size: 2 } }, { write: { offset: 1, data: Buffer.from('+') } }]],
+  ['a write through the link\'s name after the link, and a remote deletion of that name', [tx('/y', [{ unlink: {} }])], [{ write: { offset: 0, data: Buffer.from('O') } }]],
+]
 
-t.test('a remote file renamed over the link\'s source', async t => {
-  await race(t, [tx('/w', [{ rename: { to: '/x' } }])])
-  t.end()
-})
-
-t.test('a remote file made at the link\'s source, over the old one', async t => {
-  await race(t, [tx('/x', [{ create: { mode: 0o644 } }, write('made')])])
-  t.end()
-})
-
-t.test('the link\'s source deleted remotely', async t => {
-  await race(t, [tx('/x', [{ unlink: {} }])])
-  t.end()
-})
-
-t.test('the link\'s source renamed away remotely', async t => {
-  await race(t, [tx('/x', [{ rename: { to: '/z' } }])])
-  t.end()
-})
-
-t.test('a remote file made at the link\'s name', async t => {
-  await race(t, [tx('/y', [{ create: { mode: 0o644 } }, write('theirs')])])
-  t.end()
-})
-
-t.test('a remote write into the link\'s source, in place', async t => {
-  await race(t, [tx('/x', [{ write: { offset: 1, data: Buffer.from('!') } }])])
-  t.end()
-})
-
-t.test('a remote rename of the link\'s name, then a deletion of its source', async t => {
-  await race(t, [tx('/x', [{ rename: { to: '/y' } }]), tx('/y', [{ unlink: {} }])])
-  t.end()
-})
-
-// Convergence harness with hard links, seed 577030: a write through the
-// link's new name, made here on the old file, reached the others after the
-// remote change that replaced the file's content, so there it landed on
-// the new content.
-t.test('a write through the link\'s name after the link, and a remote change of the source\'s content ordered first', async t => {
-  await race(t, [tx('/x', [{ truncate: { size: 0 } }, write('the remote content'), { setAttr: { hasMode: true, mode: 0o644 } }])], [{ write: { offset: 4, data: Buffer.from('MINE') } }])
-  t.end()
-})
-
-t.test('a write through the link\'s name after the link, and a remote file renamed over its source', async t => {
-  await race(t, [tx('/w', [{ rename: { to: '/x' } }])], [{ truncate: { size: 2 } }, { write: { offset: 1, data: Buffer.from('+') } }])
-  t.end()
-})
-
-t.test('a write through the link\'s name after the link, and a remote deletion of that name', async t => {
-  await race(t, [tx('/y', [{ unlink: {} }])], [{ write: { offset: 0, data: Buffer.from('O') } }])
-  t.end()
-})
+for (const [name, remote, later] of RACES) {
+  t.test(name, async t => {
+    await race(t, remote, later)
+    t.end()
+  })
+}
 
 t.test('a mount killed with a name set aside puts it back when it starts, where the name is still free', async t => {
   const root = tempDir()
