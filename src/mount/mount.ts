@@ -156,6 +156,7 @@ export class Mount {
           journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
           journalWholeFile: p => journalWholeFile(recorder, passthrough.real(p), p, () => records.tempPath()),
           moveOpen: (p, copy) => vfs.moveOpen(p, copy),
+          otherNames: p => vfs.otherNames(p),
         },
       })
       await this.conflicts.open()

@@ -19,6 +19,12 @@ import { detachName } from '../fs/detach.js'
 
 const log = logger('conflict')
 
+/** Whether op changes a file's content or attributes, not which names it has. */
+function isOfFile (op: Op): boolean {
+  return ('write' in op && op.write !== undefined) || ('truncate' in op && op.truncate !== undefined) ||
+    ('setAttr' in op && op.setAttr !== undefined) || ('setXattr' in op && op.setXattr !== undefined) || ('removeXattr' in op && op.removeXattr !== undefined)
+}
+
 /** What the resolver needs from the capture side of the mount. */
 export interface LocalChanges {
   /** Whether path has a transaction still being captured. */
@@ -37,6 +43,8 @@ export interface LocalChanges {
    * false when nothing has it open for writing.
    */
   moveOpen?: (path: string, copy: string) => Promise<boolean>
+  /** The other names of the file at path (hard links), under which its changes were journaled too. */
+  otherNames?: (path: string) => Promise<string[]>
 }
 
 export interface ConflictResolverOptions {
@@ -191,6 +199,7 @@ export class ConflictResolver {
         await fsp.utimes(real(copy), st.atime, st.mtime)
       }
       await local.journalNewFile(copy)
+      if (!moved && st.nlink > 1) await this.dropMirrors(subject)
       // A hard link this mount made to subject and has not sent: the
       // winner's change, applied next in place, would reach the linked
       // file's other names too, which the others do not have linked here.
@@ -222,6 +231,29 @@ export class ConflictResolver {
         ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
           `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
         : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted or renamed it; the change wins and the file comes back`)
+  }
+
+  /**
+   * The changes of a hard-linked file went out under each of its names
+   * (CaptureVfs), and the copy just made holds what they left: those
+   * pending under the other names are dropped with the subject's. Kept,
+   * they would be judged "the same change" (the winner's, applied in place
+   * next, reaches those names here too) and sent again over the winner's.
+   * Only changes of content and attributes: a name's own create, rename or
+   * delete is not the file's.
+   */
+  private async dropMirrors (subject: string): Promise<void> {
+    const { journal, local } = this.opts
+    for (const q of await local.otherNames?.(subject) ?? []) {
+      const mirrors: number[] = []
+      for (const s of journal.pendingOn(q)) {
+        const [p] = await journal.readOutbox(s - 1, 1)
+        if (p?.deviceSeq === s && p.subject === q && p.source === undefined && p.tx.ops.every(isOfFile)) mirrors.push(s)
+      }
+      if (mirrors.length === 0) continue
+      await journal.dropPending(mirrors)
+      log.info({ path: q, of: subject, dropped: mirrors.length }, "a hard-linked file's changes under another of its names are kept in the conflict copy")
+    }
   }
 
   /** Gives path an inode of its own with the same content, mode and times, in one rename. */

@@ -459,3 +459,29 @@ t.test('an offline hard link of a file another mount deletes: the linked name is
     t.equal(tree['x.txt'], undefined, `x.txt is gone on ${name}`)
   }
 })
+
+t.test('two names of one file edited on two mounts while one is away: each edit is kept whole, and the mounts agree', async t => {
+  // x.txt and y.txt are one file on both mounts. A writes through x.txt
+  // while away; B writes the same bytes through y.txt, which the node
+  // orders first. Journaled under the name written alone, the two edits
+  // were not a conflict (two names): each mount applied the other's over
+  // its own, so A ended with B's bytes and B with A's, and A's edit was
+  // nowhere on A.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  await writeSynced(a('x.txt'), 'x.txt and y.txt are one file\n'.repeat(40))
+  await fsp.link(a('x.txt'), a('y.txt'))
+  await settle([A, B])
+  t.equal(fs.statSync(b('y.txt')).ino, fs.statSync(b('x.txt')).ino, 'B has the two names as one file')
+  pa.cut()
+  const mine = await patchSynced(a('x.txt'), Buffer.from('A WROTE THROUGH x.txt'), 100)
+  const theirs = await patchSynced(b('y.txt'), Buffer.from('B WROTE THROUGH y.txt'), 100)
+  await waitFor("B's edit to reach the node", async () => Number((await B.status()).pendingTx) === 0)
+  pa.heal()
+  const tree = await settleOrFail(t, [A, B])
+  if (!tree) return
+  const known: Record<string, string> = { "A's edit": sha(mine), "B's edit": sha(theirs) }
+  t.equal(tree['x.txt']?.sha256, sha(theirs), "x.txt holds B's edit, the first, on every mount", { tree: describe(tree, known) })
+  t.equal(tree['y.txt']?.sha256, sha(theirs), "y.txt holds B's edit on every mount", { tree: describe(tree, known) })
+  t.ok(allConflictCopies(tree).some(p => tree[p]?.sha256 === sha(mine)), "A's edit is kept whole as a conflict copy", { tree: describe(tree, known) })
+})
