@@ -17,7 +17,7 @@ import type { Journal } from '../journal/journal.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr } from '../fs/xattr.js'
 import { sameFile } from '../util/same-file.js'
-import { LinkNames } from './link-names.js'
+import { LinkNames } from '../fs/link-names.js'
 import { FsError, isErrno } from '../util/errors.js'
 import os from 'node:os'
 
@@ -30,6 +30,11 @@ const EMPTY = Buffer.alloc(0)
 import type { TimeSet } from '../util/times.js'
 import type { RwGate } from '../util/rw-gate.js'
 
+
+/** The names of a file (p and others) but q. */
+function namesBut (q: string, p: string, others: string[]): string[] {
+  return [p, ...others.filter(n => n !== q)]
+}
 
 function exists (real: string): boolean {
   try {
@@ -170,12 +175,13 @@ export class CaptureVfs implements Vfs {
     if (runs.length === 0) return this.inner.write(p, fh, next, len, pos)
     for (const r of runs) this.stats.bytesCaptured += r.data.length
     // Under its other names before it lands, as under p: journaled first.
-    for (const q of await this.othersOf(p)) await this.rec.write(q, runs)
+    const others = await this.othersOf(p)
+    for (const q of others) await this.rec.write(q, runs, undefined, namesBut(q, p, others))
     // Journaled first, then written: a crash in between replays the write.
     const landed = await this.rec.write(p, runs, () => {
       fault('capture.after-journal')
       return this.inner.write(p, fh, next, len, pos)
-    })
+    }, others)
     if (oldLen < len && landed === len) this.appendEnd.set(fh, { end: pos + len, epoch })
     else this.appendEnd.delete(fh)
     return landed!
@@ -539,8 +545,8 @@ export class CaptureVfs implements Vfs {
     if (!ofFile) this.links?.forget()
     const result = await run()
     const done = typeof op === 'function' ? await op() : op
-    await this.rec.record(p, done)
-    for (const q of others) await this.rec.record(q, done)
+    await this.rec.record(p, done, others)
+    for (const q of others) await this.rec.record(q, done, namesBut(q, p, others))
     return result
   }
 }

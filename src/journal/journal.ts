@@ -56,9 +56,9 @@ export interface Journal {
   /** Drops an open transaction and its ops: it was replaced by a smaller one. */
   discardTx (openId: number, opCount: number): Promise<void>
   /** Closes a transaction so that it can be pushed, split into frame-sized parts; returns the last device seq. */
-  closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number>
+  closeTx (openId: number, opCount: number, facts: FileFacts, alsoAt?: string[]): Promise<number>
   /** Journals a complete transaction in one batch; returns its device seq and the op bytes. */
-  appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }>
+  appendTx (path: string, ops: Op[], facts: FileFacts, alsoAt?: string[]): Promise<{ deviceSeq: number; bytes: number }>
   /** Makes everything journaled so far survive power loss. */
   sync (): Promise<void>
   /** Closed transactions with deviceSeq > after, oldest first; at least one, then no more than maxBytes of ops. */

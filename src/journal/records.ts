@@ -3,7 +3,7 @@
 // kept: a file made there later is based on the mount's applied cursor,
 // which the node takes as a new file where a deletion at or before it was
 // the last change (FrameHeader.removes).
-import { removesSubject, type Transaction } from '../codec/wire.js'
+import { type Op, removesSubject, type Transaction } from '../codec/wire.js'
 import type { FileRecord } from './journal.js'
 import { nsToNumber } from '../util/times.js'
 
@@ -18,6 +18,12 @@ export function kindOf (st: { isFile (): boolean; isDirectory (): boolean; isSym
 
 /** The renames a transaction makes, in order, so child records can follow their directory. */
 /** Every path a transaction names: its own, and where its renames and links lead. */
+/** Whether op changes a file's content or attributes, not which names it has. */
+export function isOfFile (op: Op): boolean {
+  return ('write' in op && op.write !== undefined) || ('truncate' in op && op.truncate !== undefined) ||
+    ('setAttr' in op && op.setAttr !== undefined) || ('setXattr' in op && op.setXattr !== undefined) || ('removeXattr' in op && op.removeXattr !== undefined)
+}
+
 export function pathsOf (tx: Transaction): string[] {
   const paths = new Set([tx.path])
   for (const op of tx.ops) {

@@ -7,7 +7,9 @@ import path from 'node:path'
 import { type Op, opKind, type RebuildOp, type Transaction } from '../codec/wire.js'
 import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
-import { type FileFacts, kindOf } from '../journal/records.js'
+import { type FileFacts, isOfFile, kindOf } from '../journal/records.js'
+import { LinkNames } from '../fs/link-names.js'
+import { detachName } from '../fs/detach.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
 import { getXattr, isUserXattr, listXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
 import { mkfifo } from '../fs/mkfifo.js'
@@ -95,9 +97,13 @@ export interface ApplierOptions {
 
 export class Applier {
   private readonly links: LinkRebase | undefined
+  /** The names of hard-linked files here (onlyAuthorsNames). */
+  private readonly names: LinkNames
+  private namesEpoch = 0
 
   constructor (private readonly root: string, private readonly opts?: ApplierOptions) {
     this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks) : undefined
+    this.names = new LinkNames(p => path.join(root, p))
   }
 
   /**
@@ -265,6 +271,7 @@ export class Applier {
   private async applyInPlace (tx: Transaction, prebuilt?: Prebuilt): Promise<ApplyResult> {
     await this.checkBaseExists(tx)
     if (startsOver(tx)) await this.unlinkIfLinked(tx.path)
+    else if (tx.ops.every(isOfFile)) await this.onlyAuthorsNames(tx)
     let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
@@ -306,6 +313,27 @@ export class Applier {
     if (!st?.isFile() || st.nlink < 2) return
     if (await this.opts?.linksPendingFrom?.(volPath)) return
     await fsp.unlink(real)
+  }
+
+  /**
+   * A change of a file's content or attributes reaches every name of the
+   * file it is applied to. Its author journaled it under each name it
+   * reached there (alsoAt), so where this path is also a name of the file
+   * outside those (links that differ here, for now or for good: a race of a
+   * link with a rename or delete on another mount), the path gets a file of
+   * its own first. The change then reaches here just the names it reached
+   * on its author, each by its own transaction.
+   */
+  private async onlyAuthorsNames (tx: Transaction): Promise<void> {
+    if (!this.opts) return
+    const real = await resolveInside(this.root, tx.path)
+    const st = await fsp.lstat(real).catch(() => undefined)
+    if (!st?.isFile() || st.nlink < 2) return
+    const authors = new Set([tx.path, ...tx.alsoAt ?? []])
+    const outside = (await this.names.othersOf(tx.path, ++this.namesEpoch)).filter(n => !authors.has(n))
+    if (outside.length === 0) return
+    await detachName(real, this.opts.tempPath())
+    log.info({ path: tx.path, outside, author: tx.txId.deviceId }, "a hard-linked name gets a file of its own before a change its author made to it without its other names here")
   }
 
   /**

@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { Op, Transaction } from '../codec/wire.js'
 import type { ConflictEntry, Journal } from '../journal/journal.js'
-import { renamesOf } from '../journal/records.js'
+import { isOfFile, renamesOf } from '../journal/records.js'
 import { conflictCopyName, isConflictCopyName, sameResult, subjectOf } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
 import { logger } from '../util/log.js'
@@ -19,13 +19,6 @@ import { detachName } from '../fs/detach.js'
 
 const log = logger('conflict')
 
-/** Whether op changes a file's content or attributes, not which names it has. */
-function isOfFile (op: Op): boolean {
-  return ('write' in op && op.write !== undefined) || ('truncate' in op && op.truncate !== undefined) ||
-    ('setAttr' in op && op.setAttr !== undefined) || ('setXattr' in op && op.setXattr !== undefined) || ('removeXattr' in op && op.removeXattr !== undefined)
-}
-
-/** What the resolver needs from the capture side of the mount. */
 export interface LocalChanges {
   /** Whether path has a transaction still being captured. */
   isOpen (path: string): boolean

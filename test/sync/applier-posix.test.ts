@@ -150,6 +150,44 @@ t.test('a file started over is written through a hard link this mount made from 
   t.equal(fs.statSync(path.join(root, 'v')).nlink, 2, 'v and w are still one file')
 })
 
+// Links can differ between mounts. A write reaches every name of the file
+// it is applied to, so it must be applied to a file with no names beyond
+// those it reached on its author, who sent it under each of them (alsoAt).
+t.test("a change of a hard-linked name reaches only the names it reached on its author", async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  let n = 0
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, `.tmp${++n}`), onRefresh: async () => {} })
+  const real = (p: string): string => path.join(root, p)
+  const ino = (p: string): number => fs.statSync(real(p)).ino
+  fs.writeFileSync(real('x'), 'old content')
+  fs.linkSync(real('x'), real('y'))
+  fs.linkSync(real('x'), real('z'))
+  const edit = { write: { offset: 0, data: Buffer.from('NEW') } }
+
+  // Linked as here on the author: applied in place, the links stay.
+  await applier.apply({ ...tx('/x', [edit]), alsoAt: ['/y', '/z'] })
+  t.same(['x', 'y', 'z'].map(p => fs.readFileSync(real(p), 'utf8')), ['NEW content', 'NEW content', 'NEW content'], 'every name has the write')
+  t.equal(ino('y'), ino('x'), 'still one file')
+
+  // The author had x and y as one file, and z not.
+  const second = { write: { offset: 4, data: Buffer.from('CONTENT') } }
+  await applier.apply({ ...tx('/x', [second]), alsoAt: ['/y'] })
+  t.equal(fs.readFileSync(real('z'), 'utf8'), 'NEW content', 'z, not a name of the file on the author, is left as it was')
+  t.equal(fs.readFileSync(real('x'), 'utf8'), 'NEW CONTENT', 'x has the write')
+  await applier.apply({ ...tx('/y', [second]), alsoAt: ['/x'] })
+  t.equal(fs.readFileSync(real('y'), 'utf8'), 'NEW CONTENT', 'y has it by its own transaction')
+  t.equal(fs.readFileSync(real('z'), 'utf8'), 'NEW content', 'z still as it was')
+
+  // An author with one name: nothing else changes.
+  fs.linkSync(real('x'), real('w'))
+  await applier.apply(tx('/w', [{ setAttr: { hasMode: true, mode: 0o600 } }, { truncate: { size: 3 } }]))
+  t.equal(fs.readFileSync(real('w'), 'utf8'), 'NEW', 'w has the truncation')
+  t.equal(fs.readFileSync(real('x'), 'utf8'), 'NEW CONTENT', 'x, which the author did not change, keeps its content')
+  t.equal(fs.statSync(real('x')).mode & 0o777, 0o644, 'and its mode')
+  t.equal(fs.statSync(real('w')).mode & 0o777, 0o600, 'w has the mode')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))

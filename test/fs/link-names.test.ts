@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { LinkNames } from '../../src/capture/link-names.js'
+import { LinkNames } from '../../src/fs/link-names.js'
 
 t.test('names of a linked file follow links, renames, unlinks and a detach', async t => {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'deltafs-link-names-'))
