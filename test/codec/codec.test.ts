@@ -51,6 +51,7 @@ function tx (ops: Op[], over: Partial<Transaction> = {}): Transaction {
     sourceBaseVersion: 2,
     part: 2,
     moreParts: true,
+    alsoAt: [],
     ...over,
   }
 }
