@@ -45,13 +45,14 @@ function side (t: Test, pending?: PendingLinks['list'], outbox?: PendingLinks['o
 
 /**
  * Starts both sides with files {x: 'old', w: 'new'}; here links x to y
- * (unsent) and then writes `later` through y (unsent too), then both apply
- * the remote change, and the others the link and the writes.
+ * (unsent) and then writes `later` through y (unsent too, journaled under
+ * both names, as CaptureVfs does), then both apply the remote change, and
+ * the others the link and the writes.
  */
 async function race (t: Test, remote: Transaction[], later: Op[] = []): Promise<void> {
   const pending: PendingLink[] = [{ from: '/x', to: '/y', deviceSeq: 1 }]
-  const own = (deviceSeq: number, p: string, ops: Op[]): PendingTx => ({ deviceSeq, tx: { ...tx(p, ops), txId: { deviceId: 'here', deviceSeq } }, bytes: 0, subject: p, checked: true })
-  const outbox = [own(1, '/x', [{ link: { to: '/y' } }]), ...(later.length > 0 ? [own(2, '/y', later)] : [])]
+  const own = (deviceSeq: number, p: string, ops: Op[], alsoAt: string[] = []): PendingTx => ({ deviceSeq, tx: { ...tx(p, ops), txId: { deviceId: 'here', deviceSeq }, alsoAt }, bytes: 0, subject: p, checked: true })
+  const outbox = [own(1, '/x', [{ link: { to: '/y' } }]), ...(later.length > 0 ? [own(2, '/y', later, ['/x']), own(3, '/x', later, ['/y'])] : [])]
   const here = side(t, async () => pending, async after => outbox.filter(p => p.deviceSeq > after))
   const there = side(t)
   for (const s of [here, there]) {
@@ -64,8 +65,7 @@ async function race (t: Test, remote: Transaction[], later: Op[] = []): Promise<
     for (const s of [here, there]) await s.applier.apply(r).catch(err => { if (!(err instanceof BaseMismatch)) throw err })
   }
   try {
-    await there.applier.apply(outbox[0]!.tx)
-    if (outbox[1]) await there.applier.apply(outbox[1].tx)
+    for (const p of outbox) await there.applier.apply(p.tx)
   } catch (err) {
     // The others ask this mount for the file at the link's name, whole.
     if (!(err instanceof BaseMismatch)) throw err
