@@ -133,7 +133,9 @@ export class ConflictResolver {
     // Another file renamed over it (an atomic save) takes it out of the tree
     // as a delete does, for the descriptors open on it here.
     const replaced = tx.path !== subject && tx.ops.some(op => 'rename' in op && op.rename?.to === subject)
-    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes || replaced)
+    // Applied in place, the winner's change reaches here the names it was journaled under on its author.
+    const reaches = tx.ops.every(isOfFile) ? tx.alsoAt ?? [] : []
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes || replaced, reaches)
   }
 
   /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
@@ -168,7 +170,7 @@ export class ConflictResolver {
    * is journaled would leave nothing to mend the file here (the winner's
    * change applies again on top of this version, a mix only this mount has).
    */
-  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean, removed = false): Promise<void> {
+  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean, removed = false, reaches: string[] = []): Promise<void> {
     const { journal, local, real, stats } = this.opts
     let copy = ''
     const st = await fsp.lstat(real(subject)).catch(() => undefined)
@@ -192,7 +194,7 @@ export class ConflictResolver {
         await fsp.utimes(real(copy), st.atime, st.mtime)
       }
       await local.journalNewFile(copy)
-      if (!moved && st.nlink > 1) await this.dropMirrors(subject)
+      if (!moved && st.nlink > 1 && reaches.length > 0) await this.dropMirrors(subject, reaches)
       // A hard link this mount made to subject and has not sent: the
       // winner's change, applied next in place, would reach the linked
       // file's other names too, which the others do not have linked here.
@@ -228,16 +230,21 @@ export class ConflictResolver {
 
   /**
    * The changes of a hard-linked file went out under each of its names
-   * (CaptureVfs), and the copy just made holds what they left: those
-   * pending under the other names are dropped with the subject's. Kept,
-   * they would be judged "the same change" (the winner's, applied in place
-   * next, reaches those names here too) and sent again over the winner's.
-   * Only changes of content and attributes: a name's own create, rename or
-   * delete is not the file's.
+   * (CaptureVfs), and the copy just made holds what they left. Where the
+   * winner's change, applied in place next, reaches another name here too
+   * (it was journaled under it on its author), this mount's changes pending
+   * under that name are dropped with the subject's: kept, they would be
+   * judged "the same change" (the winner's bytes are there by then) and
+   * sent again over the winner's. Under names it does not reach they stay:
+   * the applier gives the subject a file of its own first, so those names
+   * keep this mount's version, and their changes go out as they are. Only
+   * changes of content and attributes: a name's create, rename or delete is
+   * not the file's.
    */
-  private async dropMirrors (subject: string): Promise<void> {
+  private async dropMirrors (subject: string, reaches: string[]): Promise<void> {
     const { journal, local } = this.opts
     for (const q of await local.otherNames?.(subject) ?? []) {
+      if (!reaches.includes(q)) continue
       const mirrors: number[] = []
       for (const s of journal.pendingOn(q)) {
         const [p] = await journal.readOutbox(s - 1, 1)

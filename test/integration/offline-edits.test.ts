@@ -485,3 +485,37 @@ t.test('two names of one file edited on two mounts while one is away: each edit 
   t.equal(tree['y.txt']?.sha256, sha(theirs), "y.txt holds B's edit on every mount", { tree: describe(tree, known) })
   t.ok(allConflictCopies(tree).some(p => tree[p]?.sha256 === sha(mine)), "A's edit is kept whole as a conflict copy", { tree: describe(tree, known) })
 })
+
+t.test('a linked file edited while away, and one of its names replaced on another mount: the other name keeps the edit everywhere', async t => {
+  // x.txt and y.txt are one file on both mounts. A writes through x.txt
+  // while away; B saves a new x.txt over the old one (write a temp file,
+  // rename it over), which the node orders first. A loses x.txt, keeping
+  // its version as a conflict copy; y.txt is still A's edited file on A,
+  // and A's edit of it must reach B too (B's save never touched y.txt).
+  // Both also edit z.txt, A first: A's edit of z.txt, refused, holds back
+  // the rest of A's outbox until A has applied B's changes, so that A
+  // meets B's save with its edit of y.txt still unsent.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  await writeSynced(a('x.txt'), 'x.txt and y.txt are one file\n'.repeat(40))
+  await fsp.link(a('x.txt'), a('y.txt'))
+  await writeSynced(a('z.txt'), 'z.txt, edited on both\n'.repeat(40))
+  await settle([A, B])
+  pa.cut()
+  await patchSynced(b('z.txt'), Buffer.from('B EDITED z.txt'), 10)
+  await patchSynced(a('z.txt'), Buffer.from('A EDITED z.txt'), 10)
+  const mine = await patchSynced(a('x.txt'), Buffer.from('A WROTE THROUGH x.txt'), 100)
+  const saved = 'B saved a new x.txt over the old one\n'.repeat(5)
+  await writeSynced(b('x.txt.tmp'), saved)
+  await fsp.rename(b('x.txt.tmp'), b('x.txt'))
+  await waitFor("B's save to reach the node", async () => {
+    const s = await B.status()
+    return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
+  })
+  pa.heal()
+  const tree = await settleOrFail(t, [A, B], 20_000)
+  if (!tree) return
+  const known: Record<string, string> = { "A's edit": sha(mine), "B's save": sha(saved) }
+  t.equal(tree['x.txt']?.sha256, sha(saved), "x.txt is B's save on every mount", { tree: describe(tree, known) })
+  t.equal(tree['y.txt']?.sha256, sha(mine), "y.txt has A's edit on every mount", { tree: describe(tree, known) })
+})
