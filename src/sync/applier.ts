@@ -150,7 +150,11 @@ export class Applier {
 
   async apply (tx: Transaction, prebuilt?: Prebuilt, seq = 0): Promise<ApplyResult> {
     validate(tx)
-    return this.links ? await this.links.around(pathsOf(tx), () => this.applyOrdered(tx, prebuilt, seq)) : await this.applyOrdered(tx, prebuilt, seq)
+    // A request for a file whole changes no name here. Its answer, if it is
+    // this mount's to give, is journaled after this mount's unsent links, so
+    // the others apply it after them: the links stay as they are for it.
+    const names = this.links && !tx.ops.every(op => 'refresh' in op && op.refresh) ? this.links : undefined
+    return names ? await names.around(pathsOf(tx), () => this.applyOrdered(tx, prebuilt, seq)) : await this.applyOrdered(tx, prebuilt, seq)
   }
 
   private async applyOrdered (tx: Transaction, prebuilt: Prebuilt | undefined, seq: number): Promise<ApplyResult> {
