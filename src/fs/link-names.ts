@@ -7,18 +7,20 @@
 // only, and the mounts would end different. So CaptureVfs journals the
 // change under every name (the others apply it once per name, which changes
 // nothing more where the names are one file there too), and each name's
-// record and conflict check stay its own.
+// record and conflict check stay its own. The Applier asks the same of the
+// names here, to keep a remote change to the names its author changed.
 //
 // Nearly every file has one name: that is remembered per path, so a run of
-// writes costs one lstat, until a namespace change here (forget) or a remote
-// apply (a new epoch) could have linked it. A linked file's names are cached per inode and checked by lstat on
-// each use; the tree is walked again only when a cached name is gone or the
-// link count changed since the last walk. Names outside the tree (a record
+// writes costs one lstat, until a namespace change here (forget) or a
+// remote apply (a new epoch) could have linked it. A linked file's names
+// are cached per inode and checked by lstat on each use; the tree is walked
+// again only when a cached name is gone or the link count changed since the
+// last walk. Names outside the tree (a record
 // kept by link, a name set aside) count in nlink but are never found, so the
 // count alone cannot say a walk is needed.
 import type { BigIntStats } from 'node:fs'
 import fsp from 'node:fs/promises'
-import { isFuseHidden } from '../fs/fuse-hidden.js'
+import { isFuseHidden } from './fuse-hidden.js'
 import { sameFile } from '../util/same-file.js'
 
 const MAX_SINGLE = 4096

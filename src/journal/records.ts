@@ -16,14 +16,13 @@ export function kindOf (st: { isFile (): boolean; isDirectory (): boolean; isSym
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other'
 }
 
-/** The renames a transaction makes, in order, so child records can follow their directory. */
-/** Every path a transaction names: its own, and where its renames and links lead. */
 /** Whether op changes a file's content or attributes, not which names it has. */
 export function isOfFile (op: Op): boolean {
   return ('write' in op && op.write !== undefined) || ('truncate' in op && op.truncate !== undefined) ||
     ('setAttr' in op && op.setAttr !== undefined) || ('setXattr' in op && op.setXattr !== undefined) || ('removeXattr' in op && op.removeXattr !== undefined)
 }
 
+/** Every path a transaction names: its own, and where its renames and links lead. */
 export function pathsOf (tx: Transaction): string[] {
   const paths = new Set([tx.path])
   for (const op of tx.ops) {
@@ -33,6 +32,7 @@ export function pathsOf (tx: Transaction): string[] {
   return [...paths]
 }
 
+/** The renames a transaction makes, in order, so child records can follow their directory. */
 export function renamesOf (tx: Transaction): Array<[string, string]> {
   const out: Array<[string, string]> = []
   let subject = tx.path

@@ -19,6 +19,7 @@ import { detachName } from '../fs/detach.js'
 
 const log = logger('conflict')
 
+/** What the resolver needs from the capture side of the mount. */
 export interface LocalChanges {
   /** Whether path has a transaction still being captured. */
   isOpen (path: string): boolean
