@@ -29,8 +29,8 @@ interface OutboxEntry {
   targets?: boolean
   /** Of a transaction split into parts: this part's number from 1, and whether parts follow (Transaction.part). */
   part?: number; moreParts?: true
-  /** Transaction.alsoAt. */
-  alsoAt?: string[]
+  /** Transaction.alsoAt and alsoBase. */
+  alsoAt?: string[]; alsoBase?: number
 }
 /** An op's journaled value, and the payload segment it refers to, if any. */
 interface Encoded { value: Uint8Array; bytes: number; segment?: number }
@@ -569,7 +569,7 @@ export class LevelJournal implements Journal {
       deviceSeq = ++this.deviceSeq
       entries++
       // Captured writes: checked unless they went to something other than a regular file.
-      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file', ...(alsoAt?.length ? { alsoAt } : {}) }
+      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file', ...(alsoAt?.length ? { alsoAt, alsoBase: this.appliedSeq } : {}) }
       added.push([deviceSeq, entry])
       this.index(deviceSeq, entry)
       this.counts.txClosed++
@@ -615,7 +615,7 @@ export class LevelJournal implements Journal {
       openId, opCount: ops.length, path, mtimeNs: facts.mtimeNs, size: facts.size, ...(facts.kind ? { kind: facts.kind } : {}), bytes,
       subject: subjectOf(path, ops), checked: isConflictChecked(ops, facts.kind),
       ...(ops.some(op => ('rename' in op && op.rename) || ('link' in op && op.link)) ? { targets: true } : {}),
-      ...(alsoAt?.length ? { alsoAt } : {}),
+      ...(alsoAt?.length ? { alsoAt, alsoBase: this.appliedSeq } : {}),
     }
     this.index(deviceSeq, entry)
     this.counts.txClosed++
@@ -776,7 +776,7 @@ export class LevelJournal implements Journal {
         ops,
         mtimeNs: e.mtimeNs,
         ...(e.part ? { part: e.part, moreParts: e.moreParts === true } : {}),
-        ...(e.alsoAt ? { alsoAt: e.alsoAt } : {}),
+        ...(e.alsoAt ? { alsoAt: e.alsoAt, alsoBase: e.alsoBase ?? 0 } : {}),
       }
       const source = subject !== e.path ? e.path : undefined
       if (source) tx.sourceBaseVersion = this.seenUpTo(record(first + e.opCount + 1)?.version ?? Infinity)

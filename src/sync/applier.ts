@@ -93,6 +93,8 @@ export interface ApplierOptions {
   pendingLinks?: PendingLinks
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
   stages?: PartStages
+  /** The volume seq of the last change of path applied or made here (its record's version). */
+  recordVersion?: (path: string) => Promise<number | undefined>
 }
 
 export class Applier {
@@ -326,7 +328,12 @@ export class Applier {
    * outside those (links that differ here, for now or for good: a race of a
    * link with a rename or delete on another mount), the path gets a file of
    * its own first. The change then reaches here just the names it reached
-   * on its author, each by its own transaction.
+   * on its author, each by its own transaction. So it does where one of
+   * those names changed after what its author had seen (alsoBase): that is
+   * a concurrent change of the same file, which came first, and the node
+   * refuses the author's change under that name; under a name new to the
+   * file (a link) it would still be taken, and reach the first change's
+   * names here through the link.
    */
   private async onlyAuthorsNames (tx: Transaction): Promise<void> {
     if (!this.opts) return
@@ -334,7 +341,11 @@ export class Applier {
     const st = await fsp.lstat(real).catch(() => undefined)
     if (!st?.isFile() || st.nlink < 2) return
     const authors = new Set([tx.path, ...tx.alsoAt ?? []])
-    const outside = (await this.names.othersOf(tx.path, ++this.namesEpoch)).filter(n => !authors.has(n))
+    const seen = tx.alsoBase ?? 0
+    const outside: string[] = []
+    for (const n of await this.names.othersOf(tx.path, ++this.namesEpoch)) {
+      if (!authors.has(n) || (tx.alsoAt?.length && (await this.opts.recordVersion?.(n) ?? 0) > seen)) outside.push(n)
+    }
     if (outside.length === 0) return
     await detachName(real, this.opts.tempPath())
     log.info({ path: tx.path, outside, author: tx.txId.deviceId }, "a hard-linked name gets a file of its own before a change its author made to it without its other names here")

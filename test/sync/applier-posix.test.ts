@@ -188,6 +188,31 @@ t.test("a change of a hard-linked name reaches only the names it reached on its 
   t.equal(fs.statSync(real('w')).mode & 0o777, 0o600, 'w has the mode')
 })
 
+// The author linked c to x and y (its link ordered after another mount's
+// change of x and y), then wrote through one of them without having seen
+// that change: the node refuses the write under x and y, and takes it
+// under c, a name new to the file. Applied in place here, it would reach x
+// and y through the link and replace the change that came first.
+t.test('a change under a name new to a file does not reach names that changed after its author last looked', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  let n = 0
+  const versions: Record<string, number> = { '/x': 10, '/y': 10 }
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, `.tmp${++n}`), onRefresh: async () => {}, recordVersion: async p => versions[p] })
+  const real = (p: string): string => path.join(root, p)
+  fs.writeFileSync(real('x'), 'the first change')
+  fs.linkSync(real('x'), real('y'))
+  fs.linkSync(real('x'), real('c'))
+  await applier.apply({ ...tx('/c', [{ truncate: { size: 0 } }, { write: { offset: 0, data: Buffer.from('concurrent') } }]), alsoAt: ['/x', '/y'], alsoBase: 5 })
+  t.equal(fs.readFileSync(real('c'), 'utf8'), 'concurrent', 'c has the change')
+  t.same(['x', 'y'].map(p => fs.readFileSync(real(p), 'utf8')), ['the first change', 'the first change'], 'x and y keep the change that came first')
+  await applier.apply({ ...tx('/c', [{ write: { offset: 0, data: Buffer.from('C') } }]), alsoAt: ['/x', '/y'], alsoBase: 12 })
+  t.equal(fs.readFileSync(real('x'), 'utf8'), 'the first change', 'a later change of c alone stays off them too (c is a file of its own now)')
+  fs.linkSync(real('x'), real('d'))
+  await applier.apply({ ...tx('/d', [{ write: { offset: 0, data: Buffer.from('T') } }]), alsoAt: ['/x', '/y'], alsoBase: 12 })
+  t.same(['x', 'y', 'd'].map(p => fs.readFileSync(real(p), 'utf8')), ['The first change', 'The first change', 'The first change'], 'a change made after seeing theirs reaches them')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
