@@ -11,7 +11,11 @@ export type EntryKind = 'file' | 'dir' | 'symlink' | 'other'
  * on 0, a new file to the node); gone marks the tombstones that earlier
  * versions kept, which still read as the deletion's version.
  */
-export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind; gone?: true }
+export interface FileRecord {
+  version: number; size: number; mtimeNs: number; kind?: EntryKind; gone?: true
+  /** The device whose change set version (Transaction.alsoBase needs it); absent in older records. */
+  by?: string
+}
 
 /**
  * A closed transaction waiting for its ack, ready to be framed. subject is

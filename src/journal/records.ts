@@ -53,17 +53,18 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
   }
   // The same test the node is told (FrameHeader.removes): the two must agree.
   const removed = removesSubject(tx.ops)
-  changes.set(subject, removed ? null : recordOf(seq, facts))
+  const by = tx.txId.deviceId
+  changes.set(subject, removed ? null : recordOf(seq, facts, by))
   // A link's new name is the same file: without a record of its own, the
   // next start would find it unknown and send it as a new file, which the
   // others put in place of their link while this mount kept its own.
-  if (!removed) for (const op of tx.ops) if ('link' in op && op.link) changes.set(op.link.to, recordOf(seq, facts))
+  if (!removed) for (const op of tx.ops) if ('link' in op && op.link) changes.set(op.link.to, recordOf(seq, facts, by))
   return changes
 }
 
 /** The record of a file as a change at seq left it. */
-export function recordOf (seq: number, facts: FileFacts): FileRecord {
-  return { version: seq, size: facts.size, mtimeNs: nsToNumber(facts.mtimeNs), ...(facts.kind ? { kind: facts.kind } : {}) }
+export function recordOf (seq: number, facts: FileFacts, by?: string): FileRecord {
+  return { version: seq, size: facts.size, mtimeNs: nsToNumber(facts.mtimeNs), ...(facts.kind ? { kind: facts.kind } : {}), ...(by ? { by } : {}) }
 }
 
 /** Where renames, in order, move path (itself or a directory above it). */

@@ -170,7 +170,7 @@ export class Mount {
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
           onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
-          recordVersion: async p => (await journal.record(p))?.version,
+          lastChange: p => journal.record(p),
           pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir, outbox: (after, limit) => journal.readOutbox(after, limit) },
           stages,
         }),

@@ -93,8 +93,8 @@ export interface ApplierOptions {
   pendingLinks?: PendingLinks
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
   stages?: PartStages
-  /** The volume seq of the last change of path applied or made here (its record's version). */
-  recordVersion?: (path: string) => Promise<number | undefined>
+  /** The last change of path applied or made here: its volume seq and author (its record's version and by). */
+  lastChange?: (path: string) => Promise<{ version: number; by?: string } | undefined>
 }
 
 export class Applier {
@@ -344,11 +344,17 @@ export class Applier {
     const seen = tx.alsoBase ?? 0
     const outside: string[] = []
     for (const n of await this.names.othersOf(tx.path, ++this.namesEpoch)) {
-      if (!authors.has(n) || (tx.alsoAt?.length && (await this.opts.recordVersion?.(n) ?? 0) > seen)) outside.push(n)
+      if (!authors.has(n) || (tx.alsoAt?.length && await this.changedUnseen(n, seen, tx.txId.deviceId))) outside.push(n)
     }
     if (outside.length === 0) return
     await detachName(real, this.opts.tempPath())
     log.info({ path: tx.path, outside, author: tx.txId.deviceId }, "a hard-linked name gets a file of its own before a change its author made to it without its other names here")
+  }
+
+  /** Whether path changed after seq by a device other than author (whose own changes it knows). */
+  private async changedUnseen (path: string, seq: number, author: string): Promise<boolean> {
+    const last = await this.opts?.lastChange?.(path)
+    return last !== undefined && last.version > seq && last.by !== author
   }
 
   /**

@@ -200,7 +200,10 @@ export class ConflictResolver {
       // winner's change, applied next in place, would reach the linked
       // file's other names too, which the others do not have linked here.
       // This name gets its own copy of the content first.
-      if (!moved && st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
+      // (Not for a winner that deletes the name or renames a file over it:
+      // nothing is applied in place, and LinkRebase sets the link aside for
+      // that change and makes it again after it, as the others will.)
+      if (!moved && !removed && st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
     }
     if (heal) await this.askForWholeFile(subject, winner)
     const dropped = await journal.dropPending(seqs)

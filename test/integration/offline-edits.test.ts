@@ -519,3 +519,20 @@ t.test('a linked file edited while away, and one of its names replaced on anothe
   t.equal(tree['x.txt']?.sha256, sha(saved), "x.txt is B's save on every mount", { tree: describe(tree, known) })
   t.equal(tree['y.txt']?.sha256, sha(mine), "y.txt has A's edit on every mount", { tree: describe(tree, known) })
 })
+
+t.test('an offline delete and hard link over a name another mount deletes, then a write through the link: the link is kept everywhere', async t => {
+  // A deletes b.txt, links y.txt there and writes through y.txt while
+  // away; B deletes b.txt too, which the node orders first. B's delete
+  // meets A's changes of b.txt as a conflict (a delete against a write):
+  // A keeps its version as a copy, and the link, which the node takes
+  // after B's delete, must stay on A as it is made on B.
+  const y = 'y.txt, which A links to b.txt\n'.repeat(30)
+  let edited: Buffer = Buffer.alloc(0)
+  const trees = await offlineLinkRace(t, { 'y.txt': y, 'b.txt': 'the old b.txt\n'.repeat(20) },
+    async a => { await fsp.unlink(a('b.txt')); await fsp.link(a('y.txt'), a('b.txt')); edited = await patchSynced(a('y.txt'), Buffer.from('A WROTE THROUGH y.txt'), 30) },
+    b => fsp.unlink(b('b.txt')))
+  for (const [name, tree] of trees ?? []) {
+    t.equal(tree['b.txt']?.sha256, sha(edited), `b.txt is the linked file, with A's write, on ${name}`)
+    t.equal(tree['y.txt']?.sha256, sha(edited), `y.txt has A's write on ${name}`)
+  }
+})

@@ -197,8 +197,9 @@ t.test('a change under a name new to a file does not reach names that changed af
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
   let n = 0
-  const versions: Record<string, number> = { '/x': 10, '/y': 10 }
-  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, `.tmp${++n}`), onRefresh: async () => {}, recordVersion: async p => versions[p] })
+  // x and y changed at seq 10 by another device; c was linked at 11 by the author (dev).
+  const last: Record<string, { version: number; by: string }> = { '/x': { version: 10, by: 'other' }, '/y': { version: 10, by: 'other' }, '/c': { version: 11, by: 'dev' } }
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, `.tmp${++n}`), onRefresh: async () => {}, lastChange: async p => last[p] })
   const real = (p: string): string => path.join(root, p)
   fs.writeFileSync(real('x'), 'the first change')
   fs.linkSync(real('x'), real('y'))
@@ -209,6 +210,8 @@ t.test('a change under a name new to a file does not reach names that changed af
   await applier.apply({ ...tx('/c', [{ write: { offset: 0, data: Buffer.from('C') } }]), alsoAt: ['/x', '/y'], alsoBase: 12 })
   t.equal(fs.readFileSync(real('x'), 'utf8'), 'the first change', 'a later change of c stays off them too (c is a file of its own now)')
   fs.linkSync(real('x'), real('d'))
+  // The author's own changes after alsoBase (the link that made d) are known to it.
+  last['/x'] = { version: 14, by: 'dev' }
   await applier.apply({ ...tx('/d', [{ write: { offset: 0, data: Buffer.from('T') } }]), alsoAt: ['/x', '/y'], alsoBase: 12 })
   t.same(['x', 'y', 'd'].map(p => fs.readFileSync(real(p), 'utf8')), ['The first change', 'The first change', 'The first change'], 'a change made after seeing theirs reaches them')
 })
