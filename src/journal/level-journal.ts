@@ -840,6 +840,13 @@ export class LevelJournal implements Journal {
     return (await this.pendingLinks()).some(l => l.to === path)
   }
 
+  async pendingDeletion (path: string): Promise<boolean> {
+    const last = this.pendingOn(path).at(-1)
+    if (last === undefined) return false
+    const [p] = await this.readOutbox(last - 1, 1)
+    return p?.deviceSeq === last && p.subject === path && p.tx.ops.some(op => 'unlink' in op && op.unlink)
+  }
+
   async pendingLinkFrom (path: string): Promise<boolean> {
     return (await this.pendingLinks()).some(l => l.from === path)
   }

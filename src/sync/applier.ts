@@ -87,6 +87,8 @@ export interface ApplierOptions {
   onRemoving?: (path: string, by: { deviceId: string; seq: number }) => Promise<void>
   /** A remote Rename moved from (a file or a directory) to `to`: descriptors open under from now write there. */
   onMoved?: (from: string, to: string) => void
+  /** Whether this mount deleted path and has not sent the deletion yet (the node orders it after the change being applied). */
+  deletedHere?: (path: string) => Promise<boolean>
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
   /** The hard links this mount has made and not sent yet (LinkRebase). */
@@ -451,6 +453,9 @@ export class Applier {
       if (this.opts && op.refresh.deviceId === this.opts.deviceId) await this.opts.onRefresh(subject)
     } else if ('link' in op && op.link) {
       const to = await resolveInside(this.root, checkVolumePath(op.link.to))
+      // This mount's deletion of that name, not sent yet, comes after the
+      // link everywhere: the others make the link and then delete it.
+      if (await this.opts?.deletedHere?.(op.link.to) && !(await exists(to))) return subject
       await ignore(fsp.link(real, to), 'EEXIST')
     } else if ('mknod' in op && op.mknod) {
       const mode = op.mknod.mode & MODE_MASK

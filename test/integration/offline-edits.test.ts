@@ -536,3 +536,17 @@ t.test('an offline delete and hard link over a name another mount deletes, then 
     t.equal(tree['y.txt']?.sha256, sha(edited), `y.txt has A's write on ${name}`)
   }
 })
+
+t.test('an offline delete of a name another mount links a file to: the name is gone everywhere', async t => {
+  // A deletes c.txt while away; B deletes it too and links x.txt there,
+  // which the node orders first. A's delete, ordered after B's link,
+  // removes the link on the others; A must not make it.
+  const x = 'x.txt, which B links to c.txt\n'.repeat(30)
+  const trees = await offlineLinkRace(t, { 'x.txt': x, 'c.txt': 'the old c.txt\n'.repeat(20) },
+    a => fsp.unlink(a('c.txt')),
+    async b => { await fsp.unlink(b('c.txt')); await fsp.link(b('x.txt'), b('c.txt')) })
+  for (const [name, tree] of trees ?? []) {
+    t.equal(tree['c.txt'], undefined, `c.txt is gone on ${name}`)
+    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${name}`)
+  }
+})

@@ -216,6 +216,19 @@ t.test('a change under a name new to a file does not reach names that changed af
   t.same(['x', 'y', 'd'].map(p => fs.readFileSync(real(p), 'utf8')), ['The first change', 'The first change', 'The first change'], 'a change made after seeing theirs reaches them')
 })
 
+// This mount deleted c and has not sent it; another mount's link to c,
+// ordered first, reaches here: the others make the link and then delete it.
+t.test('a remote hard link to a name this mount deleted and has not sent is not made', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, '.tmp'), onRefresh: async () => {}, deletedHere: async p => p === '/c' })
+  fs.writeFileSync(path.join(root, 'x'), 'x')
+  await applier.apply(tx('/x', [{ link: { to: '/c' } }]))
+  t.notOk(fs.existsSync(path.join(root, 'c')), 'c stays deleted, as it ends on the others')
+  await applier.apply(tx('/x', [{ link: { to: '/d' } }]))
+  t.equal(fs.statSync(path.join(root, 'd')).ino, fs.statSync(path.join(root, 'x')).ino, 'a link to another name is made')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
