@@ -54,7 +54,10 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
   // The same test the node is told (FrameHeader.removes): the two must agree.
   const removed = removesSubject(tx.ops)
   const by = tx.txId.deviceId
-  changes.set(subject, removed ? null : recordOf(seq, facts, by))
+  // A link leaves its source's content as it was: its record (the last
+  // change of that content, and whose: Applier.onlyAuthorsNames) stays.
+  const linksOnly = tx.ops.every(op => 'link' in op && op.link)
+  if (!linksOnly) changes.set(subject, removed ? null : recordOf(seq, facts, by))
   // A link's new name is the same file: without a record of its own, the
   // next start would find it unknown and send it as a new file, which the
   // others put in place of their link while this mount kept its own.

@@ -475,7 +475,9 @@ t.test('an unsent hard link is found from either of its names, until it is acked
   t.equal(await j.pendingLinkFrom('/x'), false, 'acked: the others have it')
   t.same(await j.pendingLinks(), [], 'none listed')
   // Without its own record, the next start would take the new name for a new file and send it as one.
-  t.same(await j.record('/y'), await j.record('/x'), 'the new name has the record of the file it names')
+  const [x, y] = [await j.record('/x'), await j.record('/y')]
+  t.same([y?.size, y?.mtimeNs], [x?.size, x?.mtimeNs], 'the new name has the facts of the file it names')
+  t.same([x?.version, y?.version], [1, 2], "the source's record stays its last content change's; the new name's is the link's")
 })
 
 // The storage node checks a change against its base (DESIGN §6). A file this
