@@ -56,7 +56,7 @@ export function recordChanges (tx: Transaction, seq: number, facts: FileFacts): 
   const by = tx.txId.deviceId
   // A link leaves its source's content as it was: its record (the last
   // change of that content, and whose: Applier.onlyAuthorsNames) stays.
-  const linksOnly = tx.ops.every(op => 'link' in op && op.link)
+  const linksOnly = tx.ops.length > 0 && tx.ops.every(op => 'link' in op && op.link)
   if (!linksOnly) changes.set(subject, removed ? null : recordOf(seq, facts, by))
   // A link's new name is the same file: without a record of its own, the
   // next start would find it unknown and send it as a new file, which the
