@@ -17,6 +17,7 @@ import type { Journal } from '../journal/journal.js'
 import { isFuseHidden } from '../fs/fuse-hidden.js'
 import { isUserXattr } from '../fs/xattr.js'
 import { sameFile } from '../util/same-file.js'
+import { LinkNames } from '../fs/link-names.js'
 import { FsError, isErrno } from '../util/errors.js'
 import os from 'node:os'
 
@@ -29,6 +30,11 @@ const EMPTY = Buffer.alloc(0)
 import type { TimeSet } from '../util/times.js'
 import type { RwGate } from '../util/rw-gate.js'
 
+
+/** The names of a file (p and others) but q. */
+function namesBut (q: string, p: string, others: string[]): string[] {
+  return [p, ...others.filter(n => n !== q)]
+}
 
 function exists (real: string): boolean {
   try {
@@ -78,6 +84,8 @@ export class CaptureVfs implements Vfs {
 
   readonly getattrNow?: (path: string) => BigIntStats | undefined
   readonly shortcuts: FuseShortcuts
+  /** A change of a hard-linked file is journaled under each of its names (see LinkNames). */
+  private readonly links: LinkNames | undefined
 
   /**
    * gate: local changes hold it shared and remote applies exclusive, so a
@@ -90,6 +98,15 @@ export class CaptureVfs implements Vfs {
     // getattr is the inner's, unchanged: its lstat can be answered off the
     // JS thread. getxattr refuses every name outside user.* (below).
     this.shortcuts = { ...inner.shortcuts, userXattrsOnly: true }
+    this.links = rw ? new LinkNames(p => rw.real(p)) : undefined
+  }
+
+  /** ConflictResolver's otherNames. */
+  otherNames (p: string): Promise<string[]> { return this.othersOf(p) }
+
+  /** The other names of the file at p, under which its changes are journaled too. */
+  private othersOf (p: string): Promise<string[]> {
+    return this.links ? this.links.othersOf(p, this.gate?.exclusiveRuns ?? 0) : Promise.resolve([])
   }
 
   private local<T> (fn: () => Promise<T>): Promise<T> {
@@ -157,11 +174,14 @@ export class CaptureVfs implements Vfs {
     this.stats.bytesWritten += len
     if (runs.length === 0) return this.inner.write(p, fh, next, len, pos)
     for (const r of runs) this.stats.bytesCaptured += r.data.length
+    // Under its other names before it lands, as under p: journaled first.
+    const others = await this.othersOf(p)
+    for (const q of others) await this.rec.write(q, runs, undefined, namesBut(q, p, others))
     // Journaled first, then written: a crash in between replays the write.
     const landed = await this.rec.write(p, runs, () => {
       fault('capture.after-journal')
       return this.inner.write(p, fh, next, len, pos)
-    })
+    }, others)
     if (oldLen < len && landed === len) this.appendEnd.set(fh, { end: pos + len, epoch })
     else this.appendEnd.delete(fh)
     return landed!
@@ -170,6 +190,7 @@ export class CaptureVfs implements Vfs {
   async fsync (p: string, fh: number, datasync: boolean): Promise<void> {
     if (this.orphaned.has(fh)) return this.inner.fsync(p, fh, datasync)
     p = await this.pathOf(p, fh, false)
+    for (const q of await this.othersOf(p)) await this.rec.close(q)
     await this.rec.close(p)
     await this.rec.flush(p)
     await this.rec.sync()
@@ -239,7 +260,7 @@ export class CaptureVfs implements Vfs {
   private async truncateNow (p: string, size: number): Promise<void> {
     // open(O_TRUNC) arrives as open, then truncate of the path to 0.
     if (size === 0 && await this.startRewrite(p)) return
-    return this.changeNow(p, () => this.inner.truncate(p, size), { truncate: { size } })
+    return this.changeNow(p, () => this.inner.truncate(p, size), { truncate: { size } }, [], true)
   }
 
   ftruncate (p: string, fh: number, size: number): Promise<void> { return this.local(() => this.ftruncateNow(p, fh, size)) }
@@ -248,7 +269,7 @@ export class CaptureVfs implements Vfs {
     if (this.orphaned.has(fh)) return this.inner.ftruncate(p, fh, size)
     p = await this.pathOf(p, fh, true)
     if (size === 0 && await this.startRewrite(p)) return
-    return this.changeNow(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } })
+    return this.changeNow(p, () => this.inner.ftruncate(p, fh, size), { truncate: { size } }, [], true)
   }
 
   /**
@@ -306,6 +327,7 @@ export class CaptureVfs implements Vfs {
         // A new file saved over an old one: keep the old content (a hard
         // link, O(1)) and let the recorder send the difference.
         await this.rec.closeAll([to])
+        this.links?.forget()
         const base = await this.rw.records.keepByLink(this.rw.real(to), (await this.rw.journal.record(to))?.version ?? 0)
         try {
           await this.inner.rename(from, to)
@@ -500,7 +522,7 @@ export class CaptureVfs implements Vfs {
    */
   private attr (p: string, run: () => Promise<void>, op: Op | (() => Promise<Op>)): Promise<void> {
     return this.local(async () => {
-      if (isFuseHidden(p) || !this.rec.isHeld(p)) return this.changeNow(p, run, op)
+      if (isFuseHidden(p) || !this.rec.isHeld(p)) return this.changeNow(p, run, op, [], true)
       await run()
       const done = typeof op === 'function' ? await op() : op
       // The rewrite ended meanwhile (its grace ran out, a rename took it): on its own, after it.
@@ -510,12 +532,21 @@ export class CaptureVfs implements Vfs {
     })
   }
 
-  /** change() for callers already holding the gate (it is not re-entrant). */
-  private async changeNow<T> (p: string, run: () => Promise<T>, op: Op | (() => Promise<Op>), alsoRelated: string[] = []): Promise<T> {
+  /**
+   * change() for callers already holding the gate (it is not re-entrant).
+   * ofFile: the op changes the file (its size or attributes), not its name,
+   * so it is journaled under each of its names; any other op may change
+   * which names a file has.
+   */
+  private async changeNow<T> (p: string, run: () => Promise<T>, op: Op | (() => Promise<Op>), alsoRelated: string[] = [], ofFile = false): Promise<T> {
     if (isFuseHidden(p)) return run() // already unlinked, for everyone else
-    await this.rec.closeAll([p, ...alsoRelated])
+    const others = ofFile ? await this.othersOf(p) : []
+    await this.rec.closeAll([p, ...alsoRelated, ...others])
+    if (!ofFile) this.links?.forget()
     const result = await run()
-    await this.rec.record(p, typeof op === 'function' ? await op() : op)
+    const done = typeof op === 'function' ? await op() : op
+    await this.rec.record(p, done, others)
+    for (const q of others) await this.rec.record(q, done, namesBut(q, p, others))
     return result
   }
 }

@@ -78,6 +78,8 @@ interface OpenTx {
   landing?: Promise<unknown>
   /** Attribute changes journaled into a held rewrite (amendHeld): a Rebuild that replaces its ops must carry them. */
   attrs?: Op[]
+  /** The file's other names its writes are journaled under too (Transaction.alsoAt). */
+  alsoAt?: string[]
 }
 
 /**
@@ -302,12 +304,14 @@ export class TxRecorder {
    * awaited: an end of the transaction that starts meanwhile (a grace timer,
    * another op's closeAll) must read the file's content and facts after it.
    */
-  async write (path: string, runs: ChangedRun[], land?: () => Promise<number>): Promise<number | undefined> {
+  async write (path: string, runs: ChangedRun[], land?: () => Promise<number>, alsoAt: string[] = []): Promise<number | undefined> {
     let tx = this.open.get(path)
     if (!tx) {
       tx = { openId: this.journal.beginTx(path), opCount: 0, bytes: 0, chain: Promise.resolve() }
       this.open.set(path, tx)
     }
+    // A namespace change closes open transactions first, so the names a transaction's writes reach stay the same.
+    if (alsoAt.length > 0) tx.alsoAt = alsoAt
     const ops: Op[] = runs.map(r => ({ write: { offset: r.offset, data: r.data } }))
     if (tx.held?.fresh) return this.writeFresh(path, tx, ops, land)
     const first = tx.opCount
@@ -456,9 +460,9 @@ export class TxRecorder {
   }
 
   /** Journals a single-op transaction. Callers close open transactions first (closeAll). */
-  async record (path: string, op: Op): Promise<void> {
+  async record (path: string, op: Op, alsoAt?: string[]): Promise<void> {
     // The record a transaction leaves is for the path it ends at (a rename's target).
-    const { bytes } = await this.journal.appendTx(path, [op], await this.facts('rename' in op && op.rename ? op.rename.to : path))
+    const { bytes } = await this.journal.appendTx(path, [op], await this.facts('rename' in op && op.rename ? op.rename.to : path), alsoAt)
     this.stats.bytesJournaled += bytes
   }
 
@@ -489,7 +493,7 @@ export class TxRecorder {
     // Ahead of it, they would land on the others' old copy and be undone by
     // the rewrite, or make its delta's base mismatch there.
     await this.settled([path])
-    await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path))
+    await this.journal.closeTx(tx.openId, tx.opCount, await this.facts(path), tx.alsoAt)
   }
 
   /** Waits for the ends of held rewrites in flight that journal at or under one of `related`. */

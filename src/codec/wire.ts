@@ -54,6 +54,10 @@ export interface Transaction {
   /** Of a transaction split into parts (LevelJournal.closeTx): this part's number from 1, and whether parts follow. */
   part?: number
   moreParts?: boolean
+  /** The file's other names on its author, under which the same change is journaled too (hard links). */
+  alsoAt?: string[]
+  /** The volume seq the author had applied when it journaled the change (with alsoAt). */
+  alsoBase?: number
 }
 
 export enum PayloadCodec { UNSPECIFIED = 0, NONE = 1, ZSTD = 2 }

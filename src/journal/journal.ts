@@ -11,7 +11,11 @@ export type EntryKind = 'file' | 'dir' | 'symlink' | 'other'
  * on 0, a new file to the node); gone marks the tombstones that earlier
  * versions kept, which still read as the deletion's version.
  */
-export interface FileRecord { version: number; size: number; mtimeNs: number; kind?: EntryKind; gone?: true }
+export interface FileRecord {
+  version: number; size: number; mtimeNs: number; kind?: EntryKind; gone?: true
+  /** The device whose change set version (Transaction.alsoBase needs it); absent in older records. */
+  by?: string
+}
 
 /**
  * A closed transaction waiting for its ack, ready to be framed. subject is
@@ -56,9 +60,9 @@ export interface Journal {
   /** Drops an open transaction and its ops: it was replaced by a smaller one. */
   discardTx (openId: number, opCount: number): Promise<void>
   /** Closes a transaction so that it can be pushed, split into frame-sized parts; returns the last device seq. */
-  closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number>
+  closeTx (openId: number, opCount: number, facts: FileFacts, alsoAt?: string[]): Promise<number>
   /** Journals a complete transaction in one batch; returns its device seq and the op bytes. */
-  appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }>
+  appendTx (path: string, ops: Op[], facts: FileFacts, alsoAt?: string[]): Promise<{ deviceSeq: number; bytes: number }>
   /** Makes everything journaled so far survive power loss. */
   sync (): Promise<void>
   /** Closed transactions with deviceSeq > after, oldest first; at least one, then no more than maxBytes of ops. */
@@ -111,6 +115,8 @@ export interface Journal {
   pendingLinkTo (path: string): Promise<boolean>
   /** Whether a transaction not yet acked hard-links path to another name. */
   pendingLinkFrom (path: string): Promise<boolean>
+  /** Whether the last transaction not yet acked that leaves content at path deletes it. */
+  pendingDeletion (path: string): Promise<boolean>
   /** The hard links of transactions not yet acked, oldest first, as journaled: from the transaction's path to the link's. */
   pendingLinks (): Promise<Array<{ from: string; to: string; deviceSeq: number }>>
   /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */

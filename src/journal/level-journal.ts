@@ -29,6 +29,8 @@ interface OutboxEntry {
   targets?: boolean
   /** Of a transaction split into parts: this part's number from 1, and whether parts follow (Transaction.part). */
   part?: number; moreParts?: true
+  /** Transaction.alsoAt and alsoBase. */
+  alsoAt?: string[]; alsoBase?: number
 }
 /** An op's journaled value, and the payload segment it refers to, if any. */
 interface Encoded { value: Uint8Array; bytes: number; segment?: number }
@@ -544,7 +546,7 @@ export class LevelJournal implements Journal {
     if (this.releaseOps(openId, 0, opCount)) void this.collect()
   }
 
-  async closeTx (openId: number, opCount: number, facts: FileFacts): Promise<number> {
+  async closeTx (openId: number, opCount: number, facts: FileFacts, alsoAt?: string[]): Promise<number> {
     const { mtimeNs, size, kind } = facts
     const open = this.openTx.get(openId)
     if (!open) throw new DeltafsError('JOURNAL', `transaction ${openId} is not open`)
@@ -567,7 +569,7 @@ export class LevelJournal implements Journal {
       deviceSeq = ++this.deviceSeq
       entries++
       // Captured writes: checked unless they went to something other than a regular file.
-      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file' }
+      const entry: OutboxEntry = { openId, firstOp: first, opCount: n, path: open.path, mtimeNs, size, ...(kind ? { kind } : {}), bytes, subject: open.path, checked: kind === undefined || kind === 'file', ...(alsoAt?.length ? { alsoAt, alsoBase: this.appliedSeq } : {}) }
       added.push([deviceSeq, entry])
       this.index(deviceSeq, entry)
       this.counts.txClosed++
@@ -594,7 +596,7 @@ export class LevelJournal implements Journal {
     return deviceSeq
   }
 
-  async appendTx (path: string, ops: Op[], facts: FileFacts): Promise<{ deviceSeq: number; bytes: number }> {
+  async appendTx (path: string, ops: Op[], facts: FileFacts, alsoAt?: string[]): Promise<{ deviceSeq: number; bytes: number }> {
     // Bytes first: a closed transaction is the pusher's at once.
     const encoded = await this.encodeWritten(ops)
     // Numbered only after the await: a closeTx running meanwhile takes the
@@ -613,6 +615,7 @@ export class LevelJournal implements Journal {
       openId, opCount: ops.length, path, mtimeNs: facts.mtimeNs, size: facts.size, ...(facts.kind ? { kind: facts.kind } : {}), bytes,
       subject: subjectOf(path, ops), checked: isConflictChecked(ops, facts.kind),
       ...(ops.some(op => ('rename' in op && op.rename) || ('link' in op && op.link)) ? { targets: true } : {}),
+      ...(alsoAt?.length ? { alsoAt, alsoBase: this.appliedSeq } : {}),
     }
     this.index(deviceSeq, entry)
     this.counts.txClosed++
@@ -773,6 +776,7 @@ export class LevelJournal implements Journal {
         ops,
         mtimeNs: e.mtimeNs,
         ...(e.part ? { part: e.part, moreParts: e.moreParts === true } : {}),
+        ...(e.alsoAt ? { alsoAt: e.alsoAt, alsoBase: e.alsoBase ?? 0 } : {}),
       }
       const source = subject !== e.path ? e.path : undefined
       if (source) tx.sourceBaseVersion = this.seenUpTo(record(first + e.opCount + 1)?.version ?? Infinity)
@@ -834,6 +838,13 @@ export class LevelJournal implements Journal {
 
   async pendingLinkTo (path: string): Promise<boolean> {
     return (await this.pendingLinks()).some(l => l.to === path)
+  }
+
+  async pendingDeletion (path: string): Promise<boolean> {
+    const last = this.pendingOn(path).at(-1)
+    if (last === undefined) return false
+    const [p] = await this.readOutbox(last - 1, 1)
+    return p?.deviceSeq === last && p.subject === path && p.tx.ops.some(op => 'unlink' in op && op.unlink)
   }
 
   async pendingLinkFrom (path: string): Promise<boolean> {

@@ -156,6 +156,7 @@ export class Mount {
           journalNewFile: p => journalNewFile(recorder, passthrough.real(p), p),
           journalWholeFile: p => journalWholeFile(recorder, passthrough.real(p), p, () => records.tempPath()),
           moveOpen: (p, copy) => vfs.moveOpen(p, copy),
+          otherNames: p => vfs.otherNames(p),
         },
       })
       await this.conflicts.open()
@@ -169,6 +170,8 @@ export class Mount {
           onRemoving: (p, by) => vfs.adoptOpen(p, by),
           onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
+          lastChange: p => journal.record(p),
+          deletedHere: p => journal.pendingDeletion(p),
           pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir, outbox: (after, limit) => journal.readOutbox(after, limit) },
           stages,
         }),

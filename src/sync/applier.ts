@@ -7,7 +7,9 @@ import path from 'node:path'
 import { type Op, opKind, type RebuildOp, type Transaction } from '../codec/wire.js'
 import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
-import { type FileFacts, kindOf } from '../journal/records.js'
+import { type FileFacts, isOfFile, kindOf } from '../journal/records.js'
+import { LinkNames } from '../fs/link-names.js'
+import { detachName } from '../fs/detach.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
 import { getXattr, isUserXattr, listXattr, removeXattr, setXattr, XATTR_SIZE_MAX } from '../fs/xattr.js'
 import { mkfifo } from '../fs/mkfifo.js'
@@ -85,19 +87,27 @@ export interface ApplierOptions {
   onRemoving?: (path: string, by: { deviceId: string; seq: number }) => Promise<void>
   /** A remote Rename moved from (a file or a directory) to `to`: descriptors open under from now write there. */
   onMoved?: (from: string, to: string) => void
+  /** Whether this mount deleted path and has not sent the deletion yet (the node orders it after the change being applied). */
+  deletedHere?: (path: string) => Promise<boolean>
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
   /** The hard links this mount has made and not sent yet (LinkRebase). */
   pendingLinks?: PendingLinks
   /** Where files sent whole in parts are put together; without it, parts apply in place one by one. */
   stages?: PartStages
+  /** The last change of path applied or made here: its volume seq and author (its record's version and by). */
+  lastChange?: (path: string) => Promise<{ version: number; by?: string } | undefined>
 }
 
 export class Applier {
   private readonly links: LinkRebase | undefined
+  /** The names of hard-linked files here (onlyAuthorsNames). */
+  private readonly names: LinkNames
+  private namesEpoch = 0
 
   constructor (private readonly root: string, private readonly opts?: ApplierOptions) {
     this.links = opts?.pendingLinks ? new LinkRebase(root, opts.pendingLinks) : undefined
+    this.names = new LinkNames(p => path.join(root, p))
   }
 
   /**
@@ -144,7 +154,11 @@ export class Applier {
 
   async apply (tx: Transaction, prebuilt?: Prebuilt, seq = 0): Promise<ApplyResult> {
     validate(tx)
-    return this.links ? await this.links.around(pathsOf(tx), () => this.applyOrdered(tx, prebuilt, seq)) : await this.applyOrdered(tx, prebuilt, seq)
+    // A request for a file whole changes no name here. Its answer, if it is
+    // this mount's to give, is journaled after this mount's unsent links, so
+    // the others apply it after them: the links stay as they are for it.
+    const names = this.links && !tx.ops.every(op => 'refresh' in op && op.refresh) ? this.links : undefined
+    return names ? await names.around(pathsOf(tx), () => this.applyOrdered(tx, prebuilt, seq)) : await this.applyOrdered(tx, prebuilt, seq)
   }
 
   private async applyOrdered (tx: Transaction, prebuilt: Prebuilt | undefined, seq: number): Promise<ApplyResult> {
@@ -265,6 +279,7 @@ export class Applier {
   private async applyInPlace (tx: Transaction, prebuilt?: Prebuilt): Promise<ApplyResult> {
     await this.checkBaseExists(tx)
     if (startsOver(tx)) await this.unlinkIfLinked(tx.path)
+    else if (tx.ops.every(isOfFile)) await this.onlyAuthorsNames(tx)
     let subject = tx.path
     let bytes = 0
     let fh: fsp.FileHandle | undefined
@@ -306,6 +321,42 @@ export class Applier {
     if (!st?.isFile() || st.nlink < 2) return
     if (await this.opts?.linksPendingFrom?.(volPath)) return
     await fsp.unlink(real)
+  }
+
+  /**
+   * A change of a file's content or attributes reaches every name of the
+   * file it is applied to. Its author journaled it under each name it
+   * reached there (alsoAt), so where this path is also a name of the file
+   * outside those (links that differ here, for now or for good: a race of a
+   * link with a rename or delete on another mount), the path gets a file of
+   * its own first. The change then reaches here just the names it reached
+   * on its author, each by its own transaction. So it does where one of
+   * those names changed after what its author had seen (alsoBase): that is
+   * a concurrent change of the same file, which came first, and the node
+   * refuses the author's change under that name; under a name new to the
+   * file (a link) it would still be taken, and reach the first change's
+   * names here through the link.
+   */
+  private async onlyAuthorsNames (tx: Transaction): Promise<void> {
+    if (!this.opts) return
+    const real = await resolveInside(this.root, tx.path)
+    const st = await fsp.lstat(real).catch(() => undefined)
+    if (!st?.isFile() || st.nlink < 2) return
+    const authors = new Set([tx.path, ...tx.alsoAt ?? []])
+    const seen = tx.alsoBase ?? 0
+    const outside: string[] = []
+    for (const n of await this.names.othersOf(tx.path, ++this.namesEpoch)) {
+      if (!authors.has(n) || (tx.alsoAt?.length && await this.changedUnseen(n, seen, tx.txId.deviceId))) outside.push(n)
+    }
+    if (outside.length === 0) return
+    await detachName(real, this.opts.tempPath())
+    log.info({ path: tx.path, outside, author: tx.txId.deviceId }, "a hard-linked name gets a file of its own before a change its author made to it without its other names here")
+  }
+
+  /** Whether path changed after seq by a device other than author (whose own changes it knows). */
+  private async changedUnseen (path: string, seq: number, author: string): Promise<boolean> {
+    const last = await this.opts?.lastChange?.(path)
+    return last !== undefined && last.version > seq && last.by !== author
   }
 
   /**
@@ -402,6 +453,9 @@ export class Applier {
       if (this.opts && op.refresh.deviceId === this.opts.deviceId) await this.opts.onRefresh(subject)
     } else if ('link' in op && op.link) {
       const to = await resolveInside(this.root, checkVolumePath(op.link.to))
+      // This mount's deletion of that name, not sent yet, comes after the
+      // link everywhere: the others make the link and then delete it.
+      if (await this.opts?.deletedHere?.(op.link.to) && !(await exists(to))) return subject
       await ignore(fsp.link(real, to), 'EEXIST')
     } else if ('mknod' in op && op.mknod) {
       const mode = op.mknod.mode & MODE_MASK

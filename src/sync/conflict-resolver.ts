@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { Op, Transaction } from '../codec/wire.js'
 import type { ConflictEntry, Journal } from '../journal/journal.js'
-import { renamesOf } from '../journal/records.js'
+import { isOfFile, renamesOf } from '../journal/records.js'
 import { conflictCopyName, isConflictCopyName, sameResult, subjectOf } from './conflict-policy.js'
 import type { SyncStats } from './sync-stats.js'
 import { logger } from '../util/log.js'
@@ -37,6 +37,8 @@ export interface LocalChanges {
    * false when nothing has it open for writing.
    */
   moveOpen?: (path: string, copy: string) => Promise<boolean>
+  /** The other names of the file at path (hard links), under which its changes were journaled too. */
+  otherNames?: (path: string) => Promise<string[]>
 }
 
 export interface ConflictResolverOptions {
@@ -132,7 +134,9 @@ export class ConflictResolver {
     // Another file renamed over it (an atomic save) takes it out of the tree
     // as a delete does, for the descriptors open on it here.
     const replaced = tx.path !== subject && tx.ops.some(op => 'rename' in op && op.rename?.to === subject)
-    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes || replaced)
+    // Applied in place, the winner's change reaches here the names it was journaled under on its author.
+    const reaches = tx.ops.every(isOfFile) ? tx.alsoAt ?? [] : []
+    await this.keepLocal(subject, tx.txId.deviceId, seq, seqs, heal, removes || replaced, reaches)
   }
 
   /** Called after a remote transaction was applied: conflict copies made elsewhere are listed here too. */
@@ -167,7 +171,7 @@ export class ConflictResolver {
    * is journaled would leave nothing to mend the file here (the winner's
    * change applies again on top of this version, a mix only this mount has).
    */
-  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean, removed = false): Promise<void> {
+  private async keepLocal (subject: string, winner: string, seq: number, seqs: number[], heal: boolean, removed = false, reaches: string[] = []): Promise<void> {
     const { journal, local, real, stats } = this.opts
     let copy = ''
     const st = await fsp.lstat(real(subject)).catch(() => undefined)
@@ -191,11 +195,15 @@ export class ConflictResolver {
         await fsp.utimes(real(copy), st.atime, st.mtime)
       }
       await local.journalNewFile(copy)
+      if (!moved && st.nlink > 1 && reaches.length > 0) await this.dropMirrors(subject, reaches)
       // A hard link this mount made to subject and has not sent: the
       // winner's change, applied next in place, would reach the linked
       // file's other names too, which the others do not have linked here.
       // This name gets its own copy of the content first.
-      if (!moved && st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
+      // (Not for a winner that deletes the name or renames a file over it:
+      // nothing is applied in place, and LinkRebase sets the link aside for
+      // that change and makes it again after it, as the others will.)
+      if (!moved && !removed && st.nlink > 1 && await journal.pendingLinkTo(subject)) await this.detach(subject)
     }
     if (heal) await this.askForWholeFile(subject, winner)
     const dropped = await journal.dropPending(seqs)
@@ -222,6 +230,34 @@ export class ConflictResolver {
         ? `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount changed it too; ` +
           `that change wins, this mount's version is kept as ${path.posix.basename(copy)}`
         : `conflict: ${subject} was changed on device ${winner} (seq ${seq}) while this mount deleted or renamed it; the change wins and the file comes back`)
+  }
+
+  /**
+   * The changes of a hard-linked file went out under each of its names
+   * (CaptureVfs), and the copy just made holds what they left. Where the
+   * winner's change, applied in place next, reaches another name here too
+   * (it was journaled under it on its author), this mount's changes pending
+   * under that name are dropped with the subject's: kept, they would be
+   * judged "the same change" (the winner's bytes are there by then) and
+   * sent again over the winner's. Under names it does not reach they stay:
+   * the applier gives the subject a file of its own first, so those names
+   * keep this mount's version, and their changes go out as they are. Only
+   * changes of content and attributes: a name's create, rename or delete is
+   * not the file's.
+   */
+  private async dropMirrors (subject: string, reaches: string[]): Promise<void> {
+    const { journal, local } = this.opts
+    for (const q of await local.otherNames?.(subject) ?? []) {
+      if (!reaches.includes(q)) continue
+      const mirrors: number[] = []
+      for (const s of journal.pendingOn(q)) {
+        const [p] = await journal.readOutbox(s - 1, 1)
+        if (p?.deviceSeq === s && p.subject === q && p.source === undefined && p.tx.ops.every(isOfFile)) mirrors.push(s)
+      }
+      if (mirrors.length === 0) continue
+      await journal.dropPending(mirrors)
+      log.info({ path: q, of: subject, dropped: mirrors.length }, "a hard-linked file's changes under another of its names are kept in the conflict copy")
+    }
   }
 
   /** Gives path an inode of its own with the same content, mode and times, in one rename. */

@@ -51,6 +51,8 @@ function tx (ops: Op[], over: Partial<Transaction> = {}): Transaction {
     sourceBaseVersion: 2,
     part: 2,
     moreParts: true,
+    alsoAt: [],
+    alsoBase: 0,
     ...over,
   }
 }
@@ -75,7 +77,7 @@ function refuses (t: Test, fn: () => unknown, code: string, message: string): vo
 }
 
 t.test('every op kind survives seal and open', async t => {
-  const original = tx(allOps)
+  const original = tx(allOps, { alsoAt: ['/dir/other name.txt', '/second.txt'], alsoBase: 2 ** 33 + 5 })
   t.equal(new Set(allOps.map(opKind)).size, 14, 'the fixture holds 14 distinct op kinds')
   const frame = codec.seal(original)
   t.same(codec.open(frame), original, 'open(seal(tx)) is tx, field by field')

@@ -54,17 +54,17 @@ const STEPS = Number(process.env.DELTAFS_CONVERGENCE_STEPS ?? 150)
 const PATHS = ['f0.txt', 'f1.bin', 'd0/a.txt', 'd0/b.txt', 'd0/c.bin', 'd1/a.txt', 'd1/b.txt', 'd1/c.bin', 'd1/e/x.txt', 'd1/e/y.txt']
 const DIRS = ['d0', 'd1', 'd1/e']
 
-// Hard links only with DELTAFS_CONVERGENCE_LINKS=1: file identity on the
-// wire is the path, so which names share a file is not replicated as such,
-// and a link or rename racing other changes to the same names can leave
-// mounts with different links, and then different content. The races of
-// this kind found so far are fixed (tests in applier-posix, posix-ops,
-// link-rebase and whole-file). Even so, 3 of 12 runs of 300 steps ended
-// with the mounts different when this was written (4 of 12 before the
-// link-rebase and whole-file fixes). In two runs a conflict copy also held another mount's
-// write through a linked name: conflicts are settled per name, but a write
-// through one name changes the file under all of them. The rest needs files
-// identified on the wire by more than their path.
+// Hard links only with DELTAFS_CONVERGENCE_LINKS=1 (and in `npm run soak`).
+// Files are identified by path on the wire, so which names share a file is
+// not replicated as such, and a link racing other changes of the same names
+// can leave mounts with different links for a while. What keeps them equal
+// in content: a change of a linked file goes under each of its names, with
+// the list of them and the seq its author had seen (Transaction.also_at and
+// also_base), and a receiver keeps it to those names; unsent links are
+// replayed over remote changes (LinkRebase). The races found so far are
+// fixed, each with a test (applier-posix, link-rebase, whole-file,
+// offline-edits). Runs of 300 steps with links when this was written: 22
+// of 22 passed; 3 of 12 had failed before changes went under every name.
 const LINKS = process.env.DELTAFS_CONVERGENCE_LINKS === '1'
 
 t.comment(`seed ${seed}, ${STEPS} steps${LINKS ? ', hard links' : ''} (DELTAFS_CONVERGENCE_SEED=${seed} DELTAFS_CONVERGENCE_STEPS=${STEPS}${LINKS ? ' DELTAFS_CONVERGENCE_LINKS=1' : ''} to reproduce)`)

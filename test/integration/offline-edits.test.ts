@@ -459,3 +459,94 @@ t.test('an offline hard link of a file another mount deletes: the linked name is
     t.equal(tree['x.txt'], undefined, `x.txt is gone on ${name}`)
   }
 })
+
+t.test('two names of one file edited on two mounts while one is away: each edit is kept whole, and the mounts agree', async t => {
+  // x.txt and y.txt are one file on both mounts. A writes through x.txt
+  // while away; B writes the same bytes through y.txt, which the node
+  // orders first. Journaled under the name written alone, the two edits
+  // were not a conflict (two names): each mount applied the other's over
+  // its own, so A ended with B's bytes and B with A's, and A's edit was
+  // nowhere on A.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  await writeSynced(a('x.txt'), 'x.txt and y.txt are one file\n'.repeat(40))
+  await fsp.link(a('x.txt'), a('y.txt'))
+  await settle([A, B])
+  t.equal(fs.statSync(b('y.txt')).ino, fs.statSync(b('x.txt')).ino, 'B has the two names as one file')
+  pa.cut()
+  const mine = await patchSynced(a('x.txt'), Buffer.from('A WROTE THROUGH x.txt'), 100)
+  const theirs = await patchSynced(b('y.txt'), Buffer.from('B WROTE THROUGH y.txt'), 100)
+  await waitFor("B's edit to reach the node", async () => Number((await B.status()).pendingTx) === 0)
+  pa.heal()
+  const tree = await settleOrFail(t, [A, B])
+  if (!tree) return
+  const known: Record<string, string> = { "A's edit": sha(mine), "B's edit": sha(theirs) }
+  t.equal(tree['x.txt']?.sha256, sha(theirs), "x.txt holds B's edit, the first, on every mount", { tree: describe(tree, known) })
+  t.equal(tree['y.txt']?.sha256, sha(theirs), "y.txt holds B's edit on every mount", { tree: describe(tree, known) })
+  t.ok(allConflictCopies(tree).some(p => tree[p]?.sha256 === sha(mine)), "A's edit is kept whole as a conflict copy", { tree: describe(tree, known) })
+})
+
+t.test('a linked file edited while away, and one of its names replaced on another mount: the other name keeps the edit everywhere', async t => {
+  // x.txt and y.txt are one file on both mounts. A writes through x.txt
+  // while away; B saves a new x.txt over the old one (write a temp file,
+  // rename it over), which the node orders first. A loses x.txt, keeping
+  // its version as a conflict copy; y.txt is still A's edited file on A,
+  // and A's edit of it must reach B too (B's save never touched y.txt).
+  // Both also edit z.txt, A first: A's edit of z.txt, refused, holds back
+  // the rest of A's outbox until A has applied B's changes, so that A
+  // meets B's save with its edit of y.txt still unsent.
+  const { c, A, pa, a, b } = await twoBehindProxies(t)
+  const B = c.mounts[1]!
+  await writeSynced(a('x.txt'), 'x.txt and y.txt are one file\n'.repeat(40))
+  await fsp.link(a('x.txt'), a('y.txt'))
+  await writeSynced(a('z.txt'), 'z.txt, edited on both\n'.repeat(40))
+  await settle([A, B])
+  pa.cut()
+  await patchSynced(b('z.txt'), Buffer.from('B EDITED z.txt'), 10)
+  await patchSynced(a('z.txt'), Buffer.from('A EDITED z.txt'), 10)
+  const mine = await patchSynced(a('x.txt'), Buffer.from('A WROTE THROUGH x.txt'), 100)
+  const saved = 'B saved a new x.txt over the old one\n'.repeat(5)
+  await writeSynced(b('x.txt.tmp'), saved)
+  await fsp.rename(b('x.txt.tmp'), b('x.txt'))
+  await waitFor("B's save to reach the node", async () => {
+    const s = await B.status()
+    return Number(s.pendingTx) === 0 && Number(s.heldRewrites) === 0
+  })
+  pa.heal()
+  const tree = await settleOrFail(t, [A, B], 20_000)
+  if (!tree) return
+  const known: Record<string, string> = { "A's edit": sha(mine), "B's save": sha(saved) }
+  t.equal(tree['x.txt']?.sha256, sha(saved), "x.txt is B's save on every mount", { tree: describe(tree, known) })
+  t.equal(tree['y.txt']?.sha256, sha(mine), "y.txt has A's edit on every mount", { tree: describe(tree, known) })
+})
+
+t.test('an offline delete and hard link over a name another mount deletes, then a write through the link: the link is kept everywhere', async t => {
+  // A deletes b.txt, links y.txt there and writes through y.txt while
+  // away; B deletes b.txt too, which the node orders first. B's delete
+  // meets A's changes of b.txt as a conflict (a delete against a write):
+  // A keeps its version as a copy, and the link, which the node takes
+  // after B's delete, must stay on A as it is made on B.
+  const y = 'y.txt, which A links to b.txt\n'.repeat(30)
+  let edited: Buffer = Buffer.alloc(0)
+  const trees = await offlineLinkRace(t, { 'y.txt': y, 'b.txt': 'the old b.txt\n'.repeat(20) },
+    async a => { await fsp.unlink(a('b.txt')); await fsp.link(a('y.txt'), a('b.txt')); edited = await patchSynced(a('y.txt'), Buffer.from('A WROTE THROUGH y.txt'), 30) },
+    b => fsp.unlink(b('b.txt')))
+  for (const [name, tree] of trees ?? []) {
+    t.equal(tree['b.txt']?.sha256, sha(edited), `b.txt is the linked file, with A's write, on ${name}`)
+    t.equal(tree['y.txt']?.sha256, sha(edited), `y.txt has A's write on ${name}`)
+  }
+})
+
+t.test('an offline delete of a name another mount links a file to: the name is gone everywhere', async t => {
+  // A deletes c.txt while away; B deletes it too and links x.txt there,
+  // which the node orders first. A's delete, ordered after B's link,
+  // removes the link on the others; A must not make it.
+  const x = 'x.txt, which B links to c.txt\n'.repeat(30)
+  const trees = await offlineLinkRace(t, { 'x.txt': x, 'c.txt': 'the old c.txt\n'.repeat(20) },
+    a => fsp.unlink(a('c.txt')),
+    async b => { await fsp.unlink(b('c.txt')); await fsp.link(b('x.txt'), b('c.txt')) })
+  for (const [name, tree] of trees ?? []) {
+    t.equal(tree['c.txt'], undefined, `c.txt is gone on ${name}`)
+    t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${name}`)
+  }
+})

@@ -98,7 +98,7 @@ t.test('ack drops a transaction and stamps its file record', async t => {
   t.equal(await j.record('/a.txt'), undefined, 'no record before the first ack')
 
   await j.ack(first, 10)
-  t.same(await j.record('/a.txt'), { version: 10, size: 5, mtimeNs: 5_000 }, 'record has the volume seq, size and mtime of the close')
+  t.same(await j.record('/a.txt'), { version: 10, size: 5, mtimeNs: 5_000, by: j.deviceId }, 'record has the volume seq, size and mtime of the close')
   t.same((await j.readOutbox(0, 10)).map(p => p.deviceSeq), [2], 'only the second is left')
   t.same(j.pending(), { tx: 1, bytes: second.bytes }, 'pending() went down by one transaction and its bytes')
   t.equal((await j.readOutbox(0, 10))[0]?.tx.baseVersion, 0, 'its own ack at 10 says nothing of other devices\' changes before 10: the base stays at what was applied (0)')
@@ -108,14 +108,14 @@ t.test('ack drops a transaction and stamps its file record', async t => {
   await j.ack(second, 11)
   t.same(j.pending(), { tx: 0, bytes: 0 }, 'pending() is back to 0')
   t.same(await j.readOutbox(0, 10), [], 'the outbox is empty')
-  t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000 }, 'record follows the last ack')
+  t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000, by: j.deviceId }, 'record follows the last ack')
   t.equal(j.counters().txAcked, 2, 'txAcked counter')
 
   await j.ack(first, 99)
   await j.ack({ ...second, deviceSeq: 12345 }, 100)
   t.same(j.pending(), { tx: 0, bytes: 0 }, 'acking again or acking an unknown tx changes nothing in pending()')
   t.equal(j.counters().txAcked, 2, '... nor in the counters')
-  t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000 }, '... nor in the record')
+  t.same(await j.record('/a.txt'), { version: 11, size: 11, mtimeNs: 6_000, by: j.deviceId }, '... nor in the record')
 })
 
 t.test('an ack landing while readOutbox reads an entry: the entry is left out, not an error', async t => {
@@ -149,7 +149,7 @@ t.test('ack moves or drops the record on rename and unlink', async t => {
   await journalTx(j, '/new', [{ unlink: {} }], 3n, -1)
   const [w, r, u] = await j.readOutbox(0, 10)
   await j.ack(w!, 1)
-  t.same(await j.record('/old'), { version: 1, size: 1, mtimeNs: 1000 }, 'record of /old')
+  t.same(await j.record('/old'), { version: 1, size: 1, mtimeNs: 1000, by: j.deviceId }, 'record of /old')
   await j.ack(r!, 2)
   t.equal(await j.record('/old'), undefined, 'rename drops the record of the source')
   t.equal((await j.record('/new'))?.version, 2, 'and gives the target one at the rename version')
@@ -429,7 +429,7 @@ t.test('acks recorded together: in order, a renamed directory taking the records
   const [w1, w2, r, w3] = await j.readOutbox(0, 10)
   await j.ackMany([{ pending: w1!, seq: 5 }, { pending: w2!, seq: 6 }, { pending: w1!, seq: 5 }, { pending: r!, seq: 7 }, { pending: w3!, seq: 8 }])
   t.equal(await j.record('/d/f'), undefined, 'nothing left under the old name')
-  t.same(await j.record('/e/f'), { version: 8, size: 3, mtimeNs: 4000 }, 'the file\'s record moved with its directory, then the last ack stamped it')
+  t.same(await j.record('/e/f'), { version: 8, size: 3, mtimeNs: 4000, by: j.deviceId }, 'the file\'s record moved with its directory, then the last ack stamped it')
   t.same(j.pending(), { tx: 0, bytes: 0 }, 'all four acked')
   t.equal(j.counters().txAcked, 4, 'each counted once')
   t.same(await j.readOutbox(0, 10), [], 'the outbox is empty')
@@ -475,7 +475,9 @@ t.test('an unsent hard link is found from either of its names, until it is acked
   t.equal(await j.pendingLinkFrom('/x'), false, 'acked: the others have it')
   t.same(await j.pendingLinks(), [], 'none listed')
   // Without its own record, the next start would take the new name for a new file and send it as one.
-  t.same(await j.record('/y'), await j.record('/x'), 'the new name has the record of the file it names')
+  const [x, y] = [await j.record('/x'), await j.record('/y')]
+  t.same([y?.size, y?.mtimeNs], [x?.size, x?.mtimeNs], 'the new name has the facts of the file it names')
+  t.same([x?.version, y?.version], [1, 2], "the source's record stays its last content change's; the new name's is the link's")
 })
 
 // The storage node checks a change against its base (DESIGN §6). A file this

@@ -150,6 +150,85 @@ t.test('a file started over is written through a hard link this mount made from 
   t.equal(fs.statSync(path.join(root, 'v')).nlink, 2, 'v and w are still one file')
 })
 
+// Links can differ between mounts. A write reaches every name of the file
+// it is applied to, so it must be applied to a file with no names beyond
+// those it reached on its author, who sent it under each of them (alsoAt).
+t.test("a change of a hard-linked name reaches only the names it reached on its author", async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  let n = 0
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, `.tmp${++n}`), onRefresh: async () => {} })
+  const real = (p: string): string => path.join(root, p)
+  const ino = (p: string): number => fs.statSync(real(p)).ino
+  fs.writeFileSync(real('x'), 'old content')
+  fs.linkSync(real('x'), real('y'))
+  fs.linkSync(real('x'), real('z'))
+  const edit = { write: { offset: 0, data: Buffer.from('NEW') } }
+
+  // Linked as here on the author: applied in place, the links stay.
+  await applier.apply({ ...tx('/x', [edit]), alsoAt: ['/y', '/z'] })
+  t.same(['x', 'y', 'z'].map(p => fs.readFileSync(real(p), 'utf8')), ['NEW content', 'NEW content', 'NEW content'], 'every name has the write')
+  t.equal(ino('y'), ino('x'), 'still one file')
+
+  // The author had x and y as one file, and z not.
+  const second = { write: { offset: 4, data: Buffer.from('CONTENT') } }
+  await applier.apply({ ...tx('/x', [second]), alsoAt: ['/y'] })
+  t.equal(fs.readFileSync(real('z'), 'utf8'), 'NEW content', 'z, not a name of the file on the author, is left as it was')
+  t.equal(fs.readFileSync(real('x'), 'utf8'), 'NEW CONTENT', 'x has the write')
+  await applier.apply({ ...tx('/y', [second]), alsoAt: ['/x'] })
+  t.equal(fs.readFileSync(real('y'), 'utf8'), 'NEW CONTENT', 'y has it by its own transaction')
+  t.equal(fs.readFileSync(real('z'), 'utf8'), 'NEW content', 'z still as it was')
+
+  // An author with one name: nothing else changes.
+  fs.linkSync(real('x'), real('w'))
+  await applier.apply(tx('/w', [{ setAttr: { hasMode: true, mode: 0o600 } }, { truncate: { size: 3 } }]))
+  t.equal(fs.readFileSync(real('w'), 'utf8'), 'NEW', 'w has the truncation')
+  t.equal(fs.readFileSync(real('x'), 'utf8'), 'NEW CONTENT', 'x, which the author did not change, keeps its content')
+  t.equal(fs.statSync(real('x')).mode & 0o777, 0o644, 'and its mode')
+  t.equal(fs.statSync(real('w')).mode & 0o777, 0o600, 'w has the mode')
+})
+
+// The author linked c to x and y (its link ordered after another mount's
+// change of x and y), then wrote through one of them without having seen
+// that change: the node refuses the write under x and y, and takes it
+// under c, a name new to the file. Applied in place here, it would reach x
+// and y through the link and replace the change that came first.
+t.test('a change under a name new to a file does not reach names that changed after its author last looked', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  let n = 0
+  // x and y changed at seq 10 by another device; c was linked at 11 by the author (dev).
+  const last: Record<string, { version: number; by: string }> = { '/x': { version: 10, by: 'other' }, '/y': { version: 10, by: 'other' }, '/c': { version: 11, by: 'dev' } }
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, `.tmp${++n}`), onRefresh: async () => {}, lastChange: async p => last[p] })
+  const real = (p: string): string => path.join(root, p)
+  fs.writeFileSync(real('x'), 'the first change')
+  fs.linkSync(real('x'), real('y'))
+  fs.linkSync(real('x'), real('c'))
+  await applier.apply({ ...tx('/c', [{ write: { offset: 0, data: Buffer.from('concurrent') } }]), alsoAt: ['/x', '/y'], alsoBase: 5 })
+  t.equal(fs.readFileSync(real('c'), 'utf8'), 'concurrentchange', 'c has the change')
+  t.same(['x', 'y'].map(p => fs.readFileSync(real(p), 'utf8')), ['the first change', 'the first change'], 'x and y keep the change that came first')
+  await applier.apply({ ...tx('/c', [{ write: { offset: 0, data: Buffer.from('C') } }]), alsoAt: ['/x', '/y'], alsoBase: 12 })
+  t.equal(fs.readFileSync(real('x'), 'utf8'), 'the first change', 'a later change of c stays off them too (c is a file of its own now)')
+  fs.linkSync(real('x'), real('d'))
+  // The author's own changes after alsoBase (the link that made d) are known to it.
+  last['/x'] = { version: 14, by: 'dev' }
+  await applier.apply({ ...tx('/d', [{ write: { offset: 0, data: Buffer.from('T') } }]), alsoAt: ['/x', '/y'], alsoBase: 12 })
+  t.same(['x', 'y', 'd'].map(p => fs.readFileSync(real(p), 'utf8')), ['The first change', 'The first change', 'The first change'], 'a change made after seeing theirs reaches them')
+})
+
+// This mount deleted c and has not sent it; another mount's link to c,
+// ordered first, reaches here: the others make the link and then delete it.
+t.test('a remote hard link to a name this mount deleted and has not sent is not made', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, '.tmp'), onRefresh: async () => {}, deletedHere: async p => p === '/c' })
+  fs.writeFileSync(path.join(root, 'x'), 'x')
+  await applier.apply(tx('/x', [{ link: { to: '/c' } }]))
+  t.notOk(fs.existsSync(path.join(root, 'c')), 'c stays deleted, as it ends on the others')
+  await applier.apply(tx('/x', [{ link: { to: '/d' } }]))
+  t.equal(fs.statSync(path.join(root, 'd')).ino, fs.statSync(path.join(root, 'x')).ino, 'a link to another name is made')
+})
+
 t.test('a FIFO where a file is expected does not block the apply', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))

@@ -11,6 +11,7 @@ import type { Op, Transaction } from '../../src/codec/wire.js'
 import { Applier, BaseMismatch } from '../../src/sync/applier.js'
 import { LinkRebase, type PendingLink, type PendingLinks } from '../../src/sync/link-rebase.js'
 import type { PendingTx } from '../../src/journal/journal.js'
+import { detachName } from '../../src/fs/detach.js'
 import { tempDir } from '../helpers/processes.js'
 
 let seq = 0
@@ -45,13 +46,14 @@ function side (t: Test, pending?: PendingLinks['list'], outbox?: PendingLinks['o
 
 /**
  * Starts both sides with files {x: 'old', w: 'new'}; here links x to y
- * (unsent) and then writes `later` through y (unsent too), then both apply
- * the remote change, and the others the link and the writes.
+ * (unsent) and then writes `later` through y (unsent too, journaled under
+ * both names, as CaptureVfs does), then both apply the remote change, and
+ * the others the link and the writes.
  */
 async function race (t: Test, remote: Transaction[], later: Op[] = []): Promise<void> {
   const pending: PendingLink[] = [{ from: '/x', to: '/y', deviceSeq: 1 }]
-  const own = (deviceSeq: number, p: string, ops: Op[]): PendingTx => ({ deviceSeq, tx: { ...tx(p, ops), txId: { deviceId: 'here', deviceSeq } }, bytes: 0, subject: p, checked: true })
-  const outbox = [own(1, '/x', [{ link: { to: '/y' } }]), ...(later.length > 0 ? [own(2, '/y', later)] : [])]
+  const own = (deviceSeq: number, p: string, ops: Op[], alsoAt: string[] = []): PendingTx => ({ deviceSeq, tx: { ...tx(p, ops), txId: { deviceId: 'here', deviceSeq }, alsoAt }, bytes: 0, subject: p, checked: true })
+  const outbox = [own(1, '/x', [{ link: { to: '/y' } }]), ...(later.length > 0 ? [own(2, '/y', later, ['/x']), own(3, '/x', later, ['/y'])] : [])]
   const here = side(t, async () => pending, async after => outbox.filter(p => p.deviceSeq > after))
   const there = side(t)
   for (const s of [here, there]) {
@@ -64,8 +66,7 @@ async function race (t: Test, remote: Transaction[], later: Op[] = []): Promise<
     for (const s of [here, there]) await s.applier.apply(r).catch(err => { if (!(err instanceof BaseMismatch)) throw err })
   }
   try {
-    await there.applier.apply(outbox[0]!.tx)
-    if (outbox[1]) await there.applier.apply(outbox[1].tx)
+    for (const p of outbox) await there.applier.apply(p.tx)
   } catch (err) {
     // The others ask this mount for the file at the link's name, whole.
     if (!(err instanceof BaseMismatch)) throw err
@@ -112,6 +113,44 @@ for (const [name, remote, later] of RACES) {
     t.end()
   })
 }
+
+// A request for the link's source whole, addressed here and ordered before
+// the link: the answer is journaled after the link, so the others link
+// first and then take the source whole, which replaces it (a file of its
+// own there). Here the answer gives the source a file of its own too
+// (detach), and the link must not be made again over it.
+t.test('a remote request for the link\'s source whole, answered here after the link', async t => {
+  const temps = tempDir()
+  t.teardown(() => fs.rmSync(temps, { recursive: true, force: true }))
+  let n = 0
+  const tempPath = (): string => path.join(temps, `t${++n}`)
+  const answers: Transaction[] = []
+  const pending: PendingLink[] = [{ from: '/x', to: '/y', deviceSeq: 1 }]
+  const hereRoot = tempDir()
+  const thereRoot = tempDir()
+  t.teardown(() => { fs.rmSync(hereRoot, { recursive: true, force: true }); fs.rmSync(thereRoot, { recursive: true, force: true }) })
+  const here = new Applier(hereRoot, {
+    deviceId: 'here',
+    tempPath,
+    // As the mount answers (answerRefresh): the name detached from its other names, then sent whole.
+    onRefresh: async p => {
+      await detachName(path.join(hereRoot, p), tempPath())
+      const content = await fsp.readFile(path.join(hereRoot, p))
+      answers.push({ ...tx(p, [{ truncate: { size: 0 } }, { write: { offset: 0, data: content } }]), txId: { deviceId: 'here', deviceSeq: 2 } })
+    },
+    pendingLinks: { list: async () => pending, asideDir: path.join(temps, 'aside') },
+  })
+  const there = new Applier(thereRoot, { deviceId: 'there', tempPath, onRefresh: async () => {} })
+  for (const root of [hereRoot, thereRoot]) await fsp.writeFile(path.join(root, 'x'), 'old')
+  await fsp.link(path.join(hereRoot, 'x'), path.join(hereRoot, 'y'))
+  const request = tx('/x', [{ refresh: { deviceId: 'here' } }])
+  await here.apply(request)
+  t.equal(answers.length, 1, 'the request was answered here')
+  await there.apply(request)
+  await there.apply({ ...tx('/x', [{ link: { to: '/y' } }]), txId: { deviceId: 'here', deviceSeq: 1 } })
+  for (const a of answers) await there.apply(a)
+  t.same(await tree(hereRoot), await tree(thereRoot), 'this mount ends as the others do')
+})
 
 t.test('a mount killed with a name set aside puts it back when it starts, where the name is still free', async t => {
   const root = tempDir()
