@@ -109,6 +109,8 @@ export interface Journal {
   pending (): { tx: number; bytes: number }
   /** Device seqs of the conflict-checked transactions not yet acked whose subject is path. */
   pendingOn (path: string): number[]
+  /** Those transactions, oldest first, as journaled (pendingOn's, read from the outbox). */
+  pendingTxOn (path: string): Promise<PendingTx[]>
   /** Whether a transaction is still waiting for its ack. */
   isPending (deviceSeq: number): Promise<boolean>
   /** Whether a transaction not yet acked hard-links a file to path (a link the other mounts do not have yet). */

@@ -840,11 +840,18 @@ export class LevelJournal implements Journal {
     return (await this.pendingLinks()).some(l => l.to === path)
   }
 
+  async pendingTxOn (path: string): Promise<PendingTx[]> {
+    const out: PendingTx[] = []
+    for (const s of this.pendingOn(path)) {
+      const [p] = await this.readOutbox(s - 1, 1)
+      if (p?.deviceSeq === s && p.subject === path) out.push(p)
+    }
+    return out
+  }
+
   async pendingDeletion (path: string): Promise<boolean> {
-    const last = this.pendingOn(path).at(-1)
-    if (last === undefined) return false
-    const [p] = await this.readOutbox(last - 1, 1)
-    return p?.deviceSeq === last && p.subject === path && p.tx.ops.some(op => 'unlink' in op && op.unlink)
+    const last = (await this.pendingTxOn(path)).at(-1)
+    return last?.tx.ops.some(op => 'unlink' in op && op.unlink) === true
   }
 
   async pendingLinkFrom (path: string): Promise<boolean> {

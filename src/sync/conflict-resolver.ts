@@ -249,11 +249,7 @@ export class ConflictResolver {
     const { journal, local } = this.opts
     for (const q of await local.otherNames?.(subject) ?? []) {
       if (!reaches.includes(q)) continue
-      const mirrors: number[] = []
-      for (const s of journal.pendingOn(q)) {
-        const [p] = await journal.readOutbox(s - 1, 1)
-        if (p?.deviceSeq === s && p.subject === q && p.source === undefined && p.tx.ops.every(isOfFile)) mirrors.push(s)
-      }
+      const mirrors = (await journal.pendingTxOn(q)).filter(p => p.source === undefined && p.tx.ops.every(isOfFile)).map(p => p.deviceSeq)
       if (mirrors.length === 0) continue
       await journal.dropPending(mirrors)
       log.info({ path: q, of: subject, dropped: mirrors.length }, "a hard-linked file's changes under another of its names are kept in the conflict copy")
@@ -279,12 +275,7 @@ export class ConflictResolver {
   private async sendWhole (volPath: string): Promise<void> {
     const { journal, local } = this.opts
     await local.closeAll([volPath])
-    const own: number[] = []
-    for (const s of journal.pendingOn(volPath)) {
-      const [p] = await journal.readOutbox(s - 1, 1)
-      if (p?.deviceSeq === s && p.subject === volPath && p.source === undefined) own.push(s)
-    }
-    await journal.dropPending(own)
+    await journal.dropPending((await journal.pendingTxOn(volPath)).filter(p => p.source === undefined).map(p => p.deviceSeq))
     await local.journalWholeFile(volPath)
   }
 

@@ -247,6 +247,7 @@ t.test('pending transactions by subject, dropped when they lose a conflict', asy
   t.same(j.pendingOn('/a'), [s1, s4], 'writes to /a')
   t.same(j.pendingOn('/b'), [s2], 'a rename counts for its target')
   t.same(j.pendingOn('/d'), [], 'directories are not conflict-checked')
+  t.same((await j.pendingTxOn('/b')).map(p => [p.deviceSeq, p.source, p.tx.ops.length]), [[s2, '/a.tmp', 1]], 'pendingTxOn reads them as journaled')
   const [p1] = await j.readOutbox(0, 1)
   t.same([p1?.subject, p1?.checked], ['/a', true], 'readOutbox gives subject and checked')
   const dropped = await j.dropPending([s1, s4])
