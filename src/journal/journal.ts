@@ -117,8 +117,8 @@ export interface Journal {
   pendingLinkTo (path: string): Promise<boolean>
   /** Whether a transaction not yet acked hard-links path to another name. */
   pendingLinkFrom (path: string): Promise<boolean>
-  /** Whether the last transaction not yet acked that leaves content at path deletes it. */
-  pendingDeletion (path: string): Promise<boolean>
+  /** Whether the last transaction not yet acked that names path takes the name away: deletes it, or renames it to another. */
+  pendingRemoval (path: string): Promise<boolean>
   /** The hard links of transactions not yet acked, oldest first, as journaled: from the transaction's path to the link's. */
   pendingLinks (): Promise<Array<{ from: string; to: string; deviceSeq: number }>>
   /** Removes transactions that lost a conflict (their content was kept as a copy); returns them. */

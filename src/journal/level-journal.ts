@@ -849,9 +849,20 @@ export class LevelJournal implements Journal {
     return out
   }
 
-  async pendingDeletion (path: string): Promise<boolean> {
-    const last = (await this.pendingTxOn(path)).at(-1)
-    return last?.tx.ops.some(op => 'unlink' in op && op.unlink) === true
+  async pendingRemoval (path: string): Promise<boolean> {
+    // Asked only where a remote change finds the name gone here: a scan of the outbox is rare.
+    let last: { deviceSeq: number; e: OutboxEntry } | undefined
+    for await (const [key, value] of this.db.iterator({ gte: keys.outboxPrefix, lt: 't"' })) {
+      const e = parseEntry(value)
+      if (e.path === path || e.subject === path) last = { deviceSeq: parseInt(key.slice(2), 16), e }
+    }
+    if (!last) return false
+    const { deviceSeq, e } = last
+    // Its subject is where a rename leaves the file: elsewhere, the name was renamed away; there, renamed onto.
+    if ((e.subject ?? e.path) !== path) return true
+    if (e.path !== path) return false
+    const [p] = await this.readOutbox(deviceSeq - 1, 1)
+    return p?.deviceSeq === deviceSeq && p.tx.ops.some(op => ('unlink' in op && op.unlink) || ('rmdir' in op && op.rmdir))
   }
 
   async pendingLinkFrom (path: string): Promise<boolean> {

@@ -171,7 +171,7 @@ export class Mount {
           onMoved: (from, to) => vfs.movedRemotely(from, to),
           linksPendingFrom: p => journal.pendingLinkFrom(p),
           lastChange: p => journal.record(p),
-          deletedHere: p => journal.pendingDeletion(p),
+          removedHere: p => journal.pendingRemoval(p),
           pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir, outbox: (after, limit) => journal.readOutbox(after, limit) },
           stages,
         }),

@@ -87,8 +87,11 @@ export interface ApplierOptions {
   onRemoving?: (path: string, by: { deviceId: string; seq: number }) => Promise<void>
   /** A remote Rename moved from (a file or a directory) to `to`: descriptors open under from now write there. */
   onMoved?: (from: string, to: string) => void
-  /** Whether this mount deleted path and has not sent the deletion yet (the node orders it after the change being applied). */
-  deletedHere?: (path: string) => Promise<boolean>
+  /**
+   * Whether this mount deleted path, or renamed it away, and has not sent
+   * that yet: the node orders it after the change being applied.
+   */
+  removedHere?: (path: string) => Promise<boolean>
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
   /** The hard links this mount has made and not sent yet (LinkRebase). */
@@ -437,6 +440,14 @@ export class Applier {
         if (source && target && at === undefined) await this.opts?.onRemoving?.(op.rename.to, this.applying)
         await fsp.rename(real, to)
         if (source && at === undefined) this.opts?.onMoved?.(subject, op.rename.to)
+      } else if (at === undefined && await this.opts?.removedHere?.(subject)) {
+        // This mount deleted the file, or moved it away, and has not sent
+        // that: the change follows the rename (LevelJournal.followRenames),
+        // so the others take the name's old file out of the tree for the
+        // renamed one and then apply it to that. Here the renamed one is
+        // already where this mount left it; the old one goes the same way.
+        await this.opts?.onRemoving?.(op.rename.to, this.applying)
+        await (target.isDirectory() ? ignore(fsp.rmdir(to), 'ENOTEMPTY') : fsp.unlink(to))
       }
       return op.rename.to
     } else if ('symlink' in op && op.symlink) {
@@ -455,7 +466,7 @@ export class Applier {
       const to = await resolveInside(this.root, checkVolumePath(op.link.to))
       // This mount's deletion of that name, not sent yet, comes after the
       // link everywhere: the others make the link and then delete it.
-      if (await this.opts?.deletedHere?.(op.link.to) && !(await exists(to))) return subject
+      if (!(await exists(to)) && await this.opts?.removedHere?.(op.link.to)) return subject
       await ignore(fsp.link(real, to), 'EEXIST')
     } else if ('mknod' in op && op.mknod) {
       const mode = op.mknod.mode & MODE_MASK

@@ -550,3 +550,18 @@ t.test('an offline delete of a name another mount links a file to: the name is g
     t.equal(tree['x.txt']?.sha256, sha(x), `x.txt keeps its content on ${name}`)
   }
 })
+
+t.test('an offline delete or rename of a file another mount renames over a name: the old file at that name is gone everywhere', async t => {
+  // While A is away it deletes x.txt and renames y.txt to z.txt; B renames
+  // x.txt over c.txt and y.txt over d.txt, which the node orders first. A's
+  // changes follow B's renames (to c.txt and d.txt) on the others; on A the
+  // old c.txt and d.txt must go too, as B's renames put them out of the tree.
+  const y = 'y.txt, which A renames to z.txt\n'.repeat(25)
+  const trees = await offlineLinkRace(t, { 'x.txt': 'x.txt, which A deletes\n'.repeat(25), 'y.txt': y, 'c.txt': 'the old c.txt\n'.repeat(20), 'd.txt': 'the old d.txt\n'.repeat(20) },
+    async a => { await fsp.unlink(a('x.txt')); await fsp.rename(a('y.txt'), a('z.txt')) },
+    async b => { await fsp.rename(b('x.txt'), b('c.txt')); await fsp.rename(b('y.txt'), b('d.txt')) })
+  for (const [name, tree] of trees ?? []) {
+    t.same(Object.keys(tree).sort(), ['z.txt'], `only z.txt is left on ${name}`)
+    t.equal(tree['z.txt']?.sha256, sha(y), `z.txt has y.txt's content on ${name}`)
+  }
+})

@@ -463,6 +463,23 @@ t.test('transactions closed together are committed together, in order', async t 
   t.same((await again.readOutbox(0, 20)).map(p => p.deviceSeq), seqs, 'and after a reopen')
 })
 
+t.test('an unsent removal of a name is found from its last transaction naming it, until it is acked', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  const facts = { mtimeNs: 1n, size: 1, kind: 'file' as const }
+  await j.appendTx('/a', [write(0, 'a')], facts)
+  t.equal(await j.pendingRemoval('/a'), false, 'a write keeps the name')
+  await j.appendTx('/a', [{ unlink: {} }], facts)
+  t.equal(await j.pendingRemoval('/a'), true, 'deleted')
+  await j.appendTx('/a', [{ create: { mode: 0o644 } }], facts)
+  t.equal(await j.pendingRemoval('/a'), false, 'made again after')
+  await j.appendTx('/a', [{ rename: { to: '/b' } }], facts)
+  t.equal(await j.pendingRemoval('/a'), true, 'renamed away')
+  t.equal(await j.pendingRemoval('/b'), false, 'not the name it was renamed onto')
+  t.equal(await j.pendingRemoval('/c'), false, 'nor a name no transaction names')
+  for (const p of await j.readOutbox(0, 10)) await j.ack(p, p.deviceSeq)
+  t.equal(await j.pendingRemoval('/a'), false, 'acked: the others have it')
+})
+
 t.test('an unsent hard link is found from either of its names, until it is acked', async t => {
   const j = await openJournal(t, await tempDir(t))
   await j.appendTx('/x', [write(0, 'x')], { mtimeNs: 1n, size: 1 })

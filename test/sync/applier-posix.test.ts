@@ -221,12 +221,31 @@ t.test('a change under a name new to a file does not reach names that changed af
 t.test('a remote hard link to a name this mount deleted and has not sent is not made', async t => {
   const root = tempDir()
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
-  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, '.tmp'), onRefresh: async () => {}, deletedHere: async p => p === '/c' })
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => path.join(root, '.tmp'), onRefresh: async () => {}, removedHere: async p => p === '/c' })
   fs.writeFileSync(path.join(root, 'x'), 'x')
   await applier.apply(tx('/x', [{ link: { to: '/c' } }]))
   t.notOk(fs.existsSync(path.join(root, 'c')), 'c stays deleted, as it ends on the others')
   await applier.apply(tx('/x', [{ link: { to: '/d' } }]))
   t.equal(fs.statSync(path.join(root, 'd')).ino, fs.statSync(path.join(root, 'x')).ino, 'a link to another name is made')
+})
+
+// This mount deleted x (or renamed it away) and has not sent it; another
+// mount's rename of x over c, ordered first, reaches here. The others put x
+// in c's place, then apply this mount's change, which follows the rename.
+t.test('a remote rename over a name, of a file this mount removed and has not sent: the old file there goes', async t => {
+  const root = tempDir()
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+  const real = (p: string): string => path.join(root, p)
+  const removing: string[] = []
+  const applier = new Applier(root, { deviceId: 'me', tempPath: () => real('.tmp'), onRefresh: async () => {}, removedHere: async p => p === '/x', onRemoving: async p => { removing.push(p) } })
+  fs.writeFileSync(real('c'), 'the old c')
+  await applier.apply(tx('/x', [{ rename: { to: '/c' } }]))
+  t.notOk(fs.existsSync(real('c')), 'c is gone, as it ends on the others once the removal follows')
+  t.same(removing, ['/c'], 'descriptors open on it are told')
+  // A replay after a crash finds the rename done: the file at its target stays.
+  fs.writeFileSync(real('d'), 'y, renamed to d')
+  await applier.apply(tx('/y', [{ rename: { to: '/d' } }]))
+  t.equal(fs.readFileSync(real('d'), 'utf8'), 'y, renamed to d', 'a name this mount did not remove: its target is kept')
 })
 
 t.test('a FIFO where a file is expected does not block the apply', async t => {
