@@ -82,6 +82,8 @@ export interface Journal {
   beginApply (seq: number, paths: string[]): Promise<void>
   /** The paths of an apply that a crash interrupted (or that is under way): they and everything under them. */
   applying (): string[]
+  /** The seq of the apply a crash interrupted, found at open (0 if none): applied again, it may find its work done. */
+  interruptedApply (): number
   /**
    * Moves the applied cursor and updates file records in one batch. Pending
    * transactions on a path the transaction renames follow it to its new name

@@ -100,6 +100,7 @@ export class LevelJournal implements Journal {
   private backgroundSync: Promise<void> | undefined
   /** Paths of the remote transaction being applied (beginApply), until recordApplied. */
   private applyingPaths: string[] = []
+  private interruptedSeq = 0
   private readonly events = new EventEmitter()
   /** Unacked conflict-checked transactions by subject, for the conflict check on apply. */
   private readonly pendingBySubject = new Map<string, Set<number>>()
@@ -194,7 +195,9 @@ export class LevelJournal implements Journal {
     this.deviceSeq = readU64(await this.db.get(keys.deviceSeq))
     this.appliedSeq = readU64(await this.db.get(keys.applied))
     const applying = await this.db.get(keys.applying)
-    this.applyingPaths = applying === undefined ? [] : parse<{ paths: string[] }>(applying).paths
+    const interrupted = applying === undefined ? undefined : parse<{ seq: number; paths: string[] }>(applying)
+    this.applyingPaths = interrupted?.paths ?? []
+    this.interruptedSeq = interrupted?.seq ?? 0
     for (const c of COUNTERS) this.counts[c] = readU64(await this.db.get(keys.counter(c)))
     this.pendingTx = 0
     this.pendingBytes = 0
@@ -1013,6 +1016,8 @@ export class LevelJournal implements Journal {
   }
 
   applying (): string[] { return [...this.applyingPaths] }
+
+  interruptedApply (): number { return this.interruptedSeq }
 
   resends (): string[] { return [...this.resendPaths] }
 

@@ -172,6 +172,8 @@ export class Mount {
           linksPendingFrom: p => journal.pendingLinkFrom(p),
           lastChange: p => journal.record(p),
           removedHere: p => journal.pendingRemoval(p),
+          changedHere: p => journal.pendingOn(p).length > 0,
+          interruptedSeq: () => journal.interruptedApply(),
           pendingLinks: { list: () => journal.pendingLinks(), asideDir: linkAsideDir, outbox: (after, limit) => journal.readOutbox(after, limit) },
           stages,
         }),

@@ -92,6 +92,10 @@ export interface ApplierOptions {
    * that yet: the node orders it after the change being applied.
    */
   removedHere?: (path: string) => Promise<boolean>
+  /** Whether this mount has changed path and not sent it yet (a conflict-checked transaction on it is pending). */
+  changedHere?: (path: string) => boolean
+  /** The seq of an apply a crash interrupted (Journal.interruptedApply). */
+  interruptedSeq?: () => number
   /** Whether this mount has hard-linked path to another name and not sent it yet. */
   linksPendingFrom?: (path: string) => Promise<boolean>
   /** The hard links this mount has made and not sent yet (LinkRebase). */
@@ -363,6 +367,29 @@ export class Applier {
   }
 
   /**
+   * A rename from a name that is not here over one that is: what the file
+   * it renames is here.
+   * - 'done': this apply renamed it already, before a crash, or this mount
+   *   changed the target itself (its own file there, kept as a conflict copy
+   *   first if it lost, or its own rename of the same file there).
+   * - 'removed': this mount deleted it, or moved it away, and has not sent
+   *   that. The change follows the rename (LevelJournal.followRenames), so
+   *   the others take the target's old file out of the tree for the renamed
+   *   one and then apply it to that; here, the renamed one is already where
+   *   this mount left it, and the old one goes the same way.
+   * - 'missing': it is not here for another reason (its deletion here lost
+   *   a conflict, and the file is still to come back): renamed over, the old
+   *   file would stay, so its author sends it whole at its new name.
+   */
+  private async renamedFileHere (from: string, to: string): Promise<'done' | 'removed' | 'missing'> {
+    const opts = this.opts
+    if (!opts?.removedHere) return 'done'
+    if (this.applying.seq > 0 && this.applying.seq === opts.interruptedSeq?.()) return 'done'
+    if (opts.changedHere?.(to)) return 'done'
+    return await opts.removedHere(from) ? 'removed' : 'missing'
+  }
+
+  /**
    * Writes that start from the file's old bytes (no create or truncation to
    * 0 first) need that file: written into nothing they would make a sparse
    * fragment, not the author's file. The author sends it whole instead.
@@ -385,9 +412,10 @@ export class Applier {
       const to = checkVolumePath(movesMissing.to)
       const realTo = await resolveInside(this.root, to).catch(() => undefined)
       if (realTo === undefined || !(await exists(path.dirname(realTo)))) return
-      // A rename onto a name that is here goes ahead as before (it fails plainly).
       // A link to it could not be made at all: the author's file at that name is taken whole.
-      if ('rename' in first && first.rename && await exists(realTo)) return
+      // A rename over a name that is here: see renamedFileHere (a directory there is left to the rename).
+      const there = 'rename' in first && first.rename ? await fsp.lstat(realTo).catch(() => undefined) : undefined
+      if (there && (!there.isFile() || await this.renamedFileHere(tx.path, to) !== 'missing')) return
       throw new BaseMismatch(to, `${'rename' in first && first.rename ? 'rename' : 'link'} of ${JSON.stringify(tx.path)}, which this mount does not have, to ${JSON.stringify(to)}`)
     }
     throw new BaseMismatch(tx.path, `change of ${JSON.stringify(tx.path)} from its old bytes, which this mount does not have`)
@@ -436,16 +464,11 @@ export class Applier {
         // name, which the author's rename removed.
         await fsp.unlink(real)
       } else if (source || !target) {
-        // (Without a source but with a target: a replay after a crash finds the rename done already.)
         if (source && target && at === undefined) await this.opts?.onRemoving?.(op.rename.to, this.applying)
         await fsp.rename(real, to)
         if (source && at === undefined) this.opts?.onMoved?.(subject, op.rename.to)
-      } else if (at === undefined && await this.opts?.removedHere?.(subject)) {
-        // This mount deleted the file, or moved it away, and has not sent
-        // that: the change follows the rename (LevelJournal.followRenames),
-        // so the others take the name's old file out of the tree for the
-        // renamed one and then apply it to that. Here the renamed one is
-        // already where this mount left it; the old one goes the same way.
+      } else if (at === undefined && await this.renamedFileHere(subject, op.rename.to) === 'removed') {
+        // (Without a source but with a target, and 'done': nothing to do.)
         await this.opts?.onRemoving?.(op.rename.to, this.applying)
         await (target.isDirectory() ? ignore(fsp.rmdir(to), 'ENOTEMPTY') : fsp.unlink(to))
       }

@@ -565,3 +565,30 @@ t.test('an offline delete or rename of a file another mount renames over a name:
     t.equal(tree['z.txt']?.sha256, sha(y), `z.txt has y.txt's content on ${name}`)
   }
 })
+
+t.test('an offline delete of a file another mount edits and then renames over a name: the edit comes back at that name everywhere', async t => {
+  // B deletes x.txt while away; A appends to it and renames it over c.txt.
+  // B's delete loses to A's edit (the file comes back, sent whole), but A's
+  // rename reaches B before that, with x.txt not there: B must not keep its
+  // old c.txt, which the rename put out of the tree everywhere else. Here
+  // B's request for x.txt whole is still unsent when the rename arrives, so
+  // it follows the rename and asks for c.txt; where it went out first (seed
+  // 714660), the rename asks for c.txt itself (applier-posix test).
+  const { c, A, pb, a, b } = await twoBehindProxies(t)
+  t.teardown(() => { if (!t.passing()) t.comment(c.logs()) })
+  const B = c.mounts[1]!
+  const x = 'x.txt, which B deletes\n'.repeat(30)
+  await writeSynced(a('x.txt'), x)
+  await writeSynced(a('c.txt'), 'the old c.txt\n'.repeat(20))
+  await settle([A, B])
+  pb.cut()
+  await fsp.unlink(b('x.txt'))
+  await appendSynced(a('x.txt'), 'and A appends\n')
+  await fsp.rename(a('x.txt'), a('c.txt'))
+  await waitFor("A's changes to reach the node", async () => Number((await A.status()).pendingTx) === 0)
+  pb.heal()
+  const tree = await settleOrFail(t, [A, B])
+  if (!tree) return
+  t.equal(tree['c.txt']?.sha256, sha(x + 'and A appends\n'), "c.txt is A's edited x.txt", { tree: Object.keys(tree) })
+  t.equal(tree['x.txt'], undefined, 'x.txt is gone')
+})

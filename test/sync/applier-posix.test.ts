@@ -237,15 +237,27 @@ t.test('a remote rename over a name, of a file this mount removed and has not se
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
   const real = (p: string): string => path.join(root, p)
   const removing: string[] = []
-  const applier = new Applier(root, { deviceId: 'me', tempPath: () => real('.tmp'), onRefresh: async () => {}, removedHere: async p => p === '/x', onRemoving: async p => { removing.push(p) } })
+  const applier = new Applier(root, {
+    deviceId: 'me', tempPath: () => real('.tmp'), onRefresh: async () => {}, onRemoving: async p => { removing.push(p) },
+    removedHere: async p => p === '/x', changedHere: p => p === '/e', interruptedSeq: () => 7,
+  })
   fs.writeFileSync(real('c'), 'the old c')
-  await applier.apply(tx('/x', [{ rename: { to: '/c' } }]))
+  await applier.apply(tx('/x', [{ rename: { to: '/c' } }]), undefined, 5)
   t.notOk(fs.existsSync(real('c')), 'c is gone, as it ends on the others once the removal follows')
   t.same(removing, ['/c'], 'descriptors open on it are told')
-  // A replay after a crash finds the rename done: the file at its target stays.
-  fs.writeFileSync(real('d'), 'y, renamed to d')
-  await applier.apply(tx('/y', [{ rename: { to: '/d' } }]))
-  t.equal(fs.readFileSync(real('d'), 'utf8'), 'y, renamed to d', 'a name this mount did not remove: its target is kept')
+  // Not removed here: the file is missing for another reason (a deletion
+  // that lost a conflict, its content still to come back). Renamed over,
+  // d would keep its old content: its author sends it whole.
+  fs.writeFileSync(real('d'), 'the old d')
+  await refused(t, applier.apply(tx('/y', [{ rename: { to: '/d' } }]), undefined, 6), 'BASE_MISMATCH', 'a rename of a missing file over a name that is here is a base mismatch')
+  t.equal(fs.readFileSync(real('d'), 'utf8'), 'the old d', 'and changes nothing')
+  // The apply a crash interrupted, again: its rename is done already.
+  await applier.apply(tx('/y', [{ rename: { to: '/d' } }]), undefined, 7)
+  t.equal(fs.readFileSync(real('d'), 'utf8'), 'the old d', 'a replay finds the rename done: the file at its target stays')
+  // A name this mount changed itself (its own rename of the same file there, say).
+  fs.writeFileSync(real('e'), 'x, renamed to e here too')
+  await applier.apply(tx('/x', [{ rename: { to: '/e' } }]), undefined, 8)
+  t.equal(fs.readFileSync(real('e'), 'utf8'), 'x, renamed to e here too', "a target with this mount's own change pending stays")
 })
 
 t.test('a FIFO where a file is expected does not block the apply', async t => {
