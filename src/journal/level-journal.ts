@@ -798,6 +798,7 @@ export class LevelJournal implements Journal {
 
   private async ackNow (acks: Array<{ pending: PendingTx; seq: number }>): Promise<void> {
     const batch: BatchOp[] = []
+    const again: Array<{ path: string; ops: Op[]; facts: FileFacts }> = []
     const done: Array<[number, OutboxEntry]> = []
     const write = async (): Promise<void> => {
       if (done.length === 0) return
@@ -822,13 +823,27 @@ export class LevelJournal implements Journal {
       if (renamesOf(pending.tx).length > 0) await write()
       batch.push({ type: 'del', key: keys.outbox(pending.deviceSeq) })
       for (let i = 0; i < e.opCount; i++) batch.push({ type: 'del', key: keys.op(e.openId, (e.firstOp ?? 0) + i) })
+      done.push([pending.deviceSeq, e])
+      const facts: FileFacts = { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) }
+      // A request for a file whole, moved by a remote rename while on its
+      // way (followRenames): the node took it under the old name, where its
+      // author has nothing to send, and ordered it after the rename (it is
+      // not conflict-checked, so nothing refused it). Asked again under the
+      // new name; the old name gets no record.
+      if (e.path !== pending.tx.path && pending.tx.ops.every(op => 'refresh' in op && op.refresh)) {
+        again.push({ path: e.path, ops: pending.tx.ops, facts })
+        continue
+      }
       await this.moveChildRecords(pending.tx, batch)
-      for (const [path, rec] of recordChanges(pending.tx, seq, { size: e.size, mtimeNs: e.mtimeNs, ...(e.kind ? { kind: e.kind } : {}) })) {
+      for (const [path, rec] of recordChanges(pending.tx, seq, facts)) {
         batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
       }
-      done.push([pending.deviceSeq, e])
     }
     await write()
+    for (const { path, ops, facts } of again) {
+      await this.appendTx(path, ops, facts)
+      log.info({ path }, 'a request for a file whole went out under the name a remote rename moved it from: asked again under its new name')
+    }
   }
 
   pendingOn (path: string): number[] {

@@ -292,6 +292,19 @@ t.test('a remote rename moves pending transactions along, in the batch that reco
   t.same((await j.readOutbox(0, 10)).map(p => [p.deviceSeq, p.tx.path]), [[s2, '/e/g'], [s3, '/dx']], 'the others stay, moved')
 })
 
+t.test('a request for a file whole that a remote rename moved on its way is asked again under the new name', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  const facts = { mtimeNs: 1n, size: 4, kind: 'file' as const }
+  await j.appendTx('/b', [{ refresh: { deviceId: 'author' } }], facts)
+  await j.appendTx('/x', [{ refresh: { deviceId: 'author' } }], facts)
+  const sent = await j.readOutbox(0, 10) // as the pusher sent them
+  await j.recordApplied({ seq: 5, tx: remoteRename('/b', '/c'), records: new Map() }, 0)
+  await j.ackMany(sent.map((pending, i) => ({ pending, seq: 6 + i })))
+  const left = await j.readOutbox(0, 10)
+  t.same(left.map(p => [p.tx.path, p.tx.ops]), [['/c', [{ refresh: { deviceId: 'author' } }]]], 'asked again under /c, once; /x, not moved, is done')
+  t.equal(await j.record('/b'), undefined, 'the old name gets no record')
+})
+
 t.test('an apply a crash interrupted is still noted after a reopen, until it is recorded', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
@@ -300,12 +313,14 @@ t.test('an apply a crash interrupted is still noted after a reopen, until it is 
   await j.close()
   const again = await openJournal(t, dir)
   t.same(again.applying(), ['/a', '/b'], 'the paths of the interrupted apply')
+  t.equal(again.interruptedApply(), 3, 'and its seq')
   t.same(again.pendingOn('/a'), [s1], 'and the pending change still where it was: the rename is applied again, then it follows')
   await again.recordApplied({ seq: 3, tx: remoteRename('/a', '/b'), records: new Map() }, 0)
   t.same([again.pendingOn('/a'), again.pendingOn('/b')], [[], [s1]])
   await again.close()
   const third = await openJournal(t, dir)
   t.same(third.applying(), [], 'gone once recorded')
+  t.equal(third.interruptedApply(), 0, 'its seq too')
   t.equal(third.applied(), 3)
 })
 
