@@ -101,6 +101,13 @@ export class LevelJournal implements Journal {
   /** Paths of the remote transaction being applied (beginApply), until recordApplied. */
   private applyingPaths: string[] = []
   private interruptedSeq = 0
+  /**
+   * Requests for a file whole this mount sent that the node took at a seq
+   * not applied here yet: a remote rename ordered before one moves the file
+   * away from the name it asks for (healsMoved). In memory: after a restart
+   * such a request goes unanswered, as before.
+   */
+  private readonly heals: Array<{ path: string; ops: Op[]; facts: FileFacts; seq: number }> = []
   private readonly events = new EventEmitter()
   /** Unacked conflict-checked transactions by subject, for the conflict check on apply. */
   private readonly pendingBySubject = new Map<string, Set<number>>()
@@ -830,10 +837,12 @@ export class LevelJournal implements Journal {
       // author has nothing to send, and ordered it after the rename (it is
       // not conflict-checked, so nothing refused it). Asked again under the
       // new name; the old name gets no record.
-      if (e.path !== pending.tx.path && pending.tx.ops.every(op => 'refresh' in op && op.refresh)) {
+      const refresh = pending.tx.ops.every(op => 'refresh' in op && op.refresh)
+      if (refresh && e.path !== pending.tx.path) {
         again.push({ path: e.path, ops: pending.tx.ops, facts })
         continue
       }
+      if (refresh && seq > this.appliedSeq) this.heals.push({ path: e.path, ops: pending.tx.ops, facts, seq })
       await this.moveChildRecords(pending.tx, batch)
       for (const [path, rec] of recordChanges(pending.tx, seq, facts)) {
         batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
@@ -1011,6 +1020,7 @@ export class LevelJournal implements Journal {
       batch.push(rec ? { type: 'put', key: keys.record(path), value: json(rec) } : { type: 'del', key: keys.record(path) })
     }
     const reindex = await this.followRenames(renames, batch)
+    const moved = this.healsMoved(update.seq, renames)
     await this.writeBatch(batch)
     this.counts.txApplied++
     this.counts.bytesApplied += bytes
@@ -1022,7 +1032,28 @@ export class LevelJournal implements Journal {
     this.appliedSeq = update.seq
     this.persistedApplied = update.seq
     this.applyingPaths = []
-    return reindex.length
+    for (const h of moved) {
+      await this.appendTx(h.path, h.ops, h.facts)
+      log.info({ path: h.path }, 'a request for a file whole was taken under a name a remote rename ordered before it moves: asked again under the new name')
+    }
+    return reindex.length + moved.length
+  }
+
+  /**
+   * The requests for a file whole (heals) that a remote rename at seq moves:
+   * taken by the node after it, they ask for a name the file has left. Heals
+   * at or before seq are answered before it, in order, and forgotten.
+   */
+  private healsMoved (seq: number, renames: Array<[string, string]>): Array<{ path: string; ops: Op[]; facts: FileFacts }> {
+    const moved: Array<{ path: string; ops: Op[]; facts: FileFacts }> = []
+    for (let i = this.heals.length - 1; i >= 0; i--) {
+      const h = this.heals[i]!
+      const to = h.seq > seq ? movedPath(h.path, renames) : undefined
+      if (to === h.path) continue
+      this.heals.splice(i, 1)
+      if (to !== undefined) moved.push({ path: to, ops: h.ops, facts: h.facts })
+    }
+    return moved
   }
 
   async beginApply (seq: number, paths: string[]): Promise<void> {

@@ -305,6 +305,21 @@ t.test('a request for a file whole that a remote rename moved on its way is aske
   t.equal(await j.record('/b'), undefined, 'the old name gets no record')
 })
 
+t.test('a request for a file whole taken after a remote rename not applied here yet is asked again under the new name', async t => {
+  const j = await openJournal(t, await tempDir(t))
+  const facts = { mtimeNs: 1n, size: 4, kind: 'file' as const }
+  await j.appendTx('/b', [{ refresh: { deviceId: 'author' } }], facts)
+  await j.appendTx('/x', [{ refresh: { deviceId: 'author' } }], facts)
+  const sent = await j.readOutbox(0, 10)
+  // The node took them at 10 and 11, after renames at 5 and 12 this mount applies later.
+  await j.ackMany(sent.map((pending, i) => ({ pending, seq: 10 + i })))
+  t.same(await j.readOutbox(0, 10), [], 'both acked')
+  t.equal(await j.recordApplied({ seq: 5, tx: remoteRename('/b', '/c'), records: new Map() }, 0), 1, 'the rename before it moves one')
+  t.same((await j.readOutbox(0, 10)).map(p => [p.tx.path, p.tx.ops]), [['/c', [{ refresh: { deviceId: 'author' } }]]], 'asked again under /c')
+  await j.recordApplied({ seq: 12, tx: remoteRename('/x', '/y'), records: new Map() }, 0)
+  t.same((await j.readOutbox(0, 10)).map(p => p.tx.path), ['/c'], 'a rename after a request leaves it: it was answered before')
+})
+
 t.test('an apply a crash interrupted is still noted after a reopen, until it is recorded', async t => {
   const dir = await tempDir(t)
   const j = await openJournal(t, dir)
