@@ -7,7 +7,7 @@ import path from 'node:path'
 import { Level } from 'level'
 import { type Op, OpCodec, type Transaction } from '../codec/wire.js'
 import type { AppliedUpdate, ConflictEntry, CounterName, EntryKind, FileRecord, Journal, PendingTx } from './journal.js'
-import { type FileFacts, movedPath, recordChanges, renamesOf } from './records.js'
+import { type FileFacts, isRefreshOnly, movedPath, recordChanges, renamesOf } from './records.js'
 import { isConflictChecked, subjectOf } from '../sync/conflict-policy.js'
 import { keys, readU64, u64 } from './keys.js'
 import { type PayloadRef, PayloadStore, SEGMENT_BYTES } from './payload-store.js'
@@ -837,7 +837,7 @@ export class LevelJournal implements Journal {
       // author has nothing to send, and ordered it after the rename (it is
       // not conflict-checked, so nothing refused it). Asked again under the
       // new name; the old name gets no record.
-      const refresh = pending.tx.ops.every(op => 'refresh' in op && op.refresh)
+      const refresh = isRefreshOnly(pending.tx.ops)
       if (refresh && e.path !== pending.tx.path) {
         again.push({ path: e.path, ops: pending.tx.ops, facts })
         continue

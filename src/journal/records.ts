@@ -22,6 +22,11 @@ export function isOfFile (op: Op): boolean {
     ('setAttr' in op && op.setAttr !== undefined) || ('setXattr' in op && op.setXattr !== undefined) || ('removeXattr' in op && op.removeXattr !== undefined)
 }
 
+/** Whether ops only ask for a file whole (Refresh): they change nothing, and their answer comes later. */
+export function isRefreshOnly (ops: Op[]): boolean {
+  return ops.length > 0 && ops.every(op => 'refresh' in op && op.refresh !== undefined)
+}
+
 /** Every path a transaction names: its own, and where its renames and links lead. */
 export function pathsOf (tx: Transaction): string[] {
   const paths = new Set([tx.path])

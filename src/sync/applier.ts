@@ -7,7 +7,7 @@ import path from 'node:path'
 import { type Op, opKind, type RebuildOp, type Transaction } from '../codec/wire.js'
 import { applyDelta } from '../delta/delta-engine.js'
 import { checkVolumePath, resolveInside } from '../fs/safe-path.js'
-import { type FileFacts, isOfFile, kindOf } from '../journal/records.js'
+import { type FileFacts, isOfFile, isRefreshOnly, kindOf } from '../journal/records.js'
 import { LinkNames } from '../fs/link-names.js'
 import { detachName } from '../fs/detach.js'
 import { DeltafsError, isErrno } from '../util/errors.js'
@@ -164,7 +164,7 @@ export class Applier {
     // A request for a file whole changes no name here. Its answer, if it is
     // this mount's to give, is journaled after this mount's unsent links, so
     // the others apply it after them: the links stay as they are for it.
-    const names = this.links && !tx.ops.every(op => 'refresh' in op && op.refresh) ? this.links : undefined
+    const names = this.links && !isRefreshOnly(tx.ops) ? this.links : undefined
     return names ? await names.around(pathsOf(tx), () => this.applyOrdered(tx, prebuilt, seq)) : await this.applyOrdered(tx, prebuilt, seq)
   }
 
